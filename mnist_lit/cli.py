@@ -1,0 +1,122 @@
+"""``mnist-lit``: LightningCLI over :class:`MNISTClassifier` and :class:`MNISTDataModule`.
+
+``mnist-lit fit|validate|test|predict --config configs/<name>.yaml [--key value ...]``
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import warnings
+from pathlib import Path
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger
+
+from mnist_lit.data import MNISTDataModule
+from mnist_lit.errors import MnistLitError
+from mnist_lit.models import MNISTClassifier
+
+# Giving --optimizer is how a user replaces the model's default SGD; that is not a mistake.
+warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden by")
+# The in-memory batches need no worker processes.
+warnings.filterwarnings("ignore", message=r".*does not have many workers")
+
+BEST_FILENAME = "best-epoch{epoch:02d}-acc{val/acc:.4f}"
+
+
+class MNISTLightningCLI(LightningCLI):
+    """LightningCLI with this project's defaults: best and last checkpoints by validation
+    accuracy, a CSV logger under ``logs/``, and ``--ckpt_path best|last`` that finds the
+    newest run's checkpoint also in a new process."""
+
+    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        super().__init__(
+            MNISTClassifier,
+            MNISTDataModule,
+            trainer_defaults={
+                "logger": {
+                    "class_path": "lightning.pytorch.loggers.CSVLogger",
+                    "init_args": {"save_dir": "logs", "name": "default"},
+                }
+            },
+            args=args,
+            run=run,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/acc",
+                "checkpoint.mode": "max",
+                "checkpoint.save_top_k": 1,
+                "checkpoint.save_last": True,
+                "checkpoint.filename": BEST_FILENAME,
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+
+    def before_fit(self) -> None:
+        self._resolve_ckpt_path()
+
+    def before_validate(self) -> None:
+        self._resolve_ckpt_path()
+
+    def before_test(self) -> None:
+        self._resolve_ckpt_path()
+
+    def before_predict(self) -> None:
+        self._resolve_ckpt_path()
+
+    def _resolve_ckpt_path(self) -> None:
+        """Turn ``best``/``last`` into the newest run's file, so they work in a new process."""
+        config = self.config_init[self.subcommand]
+        ckpt_path = config.get("ckpt_path")
+        if ckpt_path in ("best", "last") and not self._fitted_in_this_process():
+            config["ckpt_path"] = str(find_checkpoint(self._runs_dir(), ckpt_path))
+        elif ckpt_path not in (None, "best", "last", "hpc", "registry") and not Path(
+            ckpt_path
+        ).is_file():
+            raise MnistLitError(
+                f"--ckpt_path {ckpt_path}: no such file. Pass a .ckpt file, or `best` or `last` "
+                "for the newest run of this config."
+            )
+
+    def _fitted_in_this_process(self) -> bool:
+        callback = self.trainer.checkpoint_callback
+        return bool(callback and callback.best_model_path)
+
+    def _runs_dir(self) -> Path:
+        logger = self.trainer.logger
+        if isinstance(logger, CSVLogger):
+            return Path(logger.root_dir)
+        return Path(self.trainer.default_root_dir)
+
+
+def find_checkpoint(runs_dir: Path, which: str) -> Path:
+    """The ``best`` or ``last`` checkpoint of the newest run under ``runs_dir``."""
+    pattern = "best-*.ckpt" if which == "best" else "last*.ckpt"
+    for run in sorted(runs_dir.glob("version_*"), key=_version_number, reverse=True):
+        found = sorted((run / "checkpoints").glob(pattern), key=lambda p: p.stat().st_mtime)
+        if found:
+            return found[-1]
+    raise MnistLitError(
+        f"--ckpt_path {which}: no {which} checkpoint under {runs_dir}/version_*/checkpoints. "
+        "Run `mnist-lit fit` with the same --config first, or pass the path of a .ckpt file."
+    )
+
+
+def _version_number(path: Path) -> int:
+    match = re.fullmatch(r"version_(\d+)", path.name)
+    return int(match.group(1)) if match else -1
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console entry point: run the CLI; a user's mistake ends in one message, no traceback."""
+    try:
+        MNISTLightningCLI(args=args)
+    except MnistLitError as error:
+        print(f"mnist-lit: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,168 @@
+"""MNIST as a LightningDataModule: loaded once as uint8 tensors, batched by index."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch import Tensor
+from torchvision.datasets import MNIST
+
+from mnist_lit.data.batches import EpochOrder, InMemoryBatches
+from mnist_lit.errors import MnistLitError
+
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+TRAIN_SET_SIZE = 60_000
+RAW_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
+def download_mnist(data_dir: str | Path) -> None:
+    """Make sure ``data_dir/MNIST/raw`` holds MNIST, downloading what is missing.
+
+    torchvision skips files already there (it checks their md5), so this needs no network
+    when the four ``.gz`` files are in place.
+    """
+    try:
+        # torchvision prints one line per mirror it tries; keep only our own message.
+        with contextlib.redirect_stdout(io.StringIO()):
+            MNIST(data_dir, train=True, download=True)
+            MNIST(data_dir, train=False, download=True)
+    except (OSError, RuntimeError) as error:
+        raw = Path(data_dir).resolve() / "MNIST" / "raw"
+        raise MnistLitError(
+            f"MNIST is not in {raw} and could not be downloaded ({_first_line(error)}). "
+            f"Without internet, copy the four files {', '.join(RAW_FILES)} into {raw}/, "
+            "or point --data.data_dir at a folder that has them in MNIST/raw/."
+        ) from error
+
+
+def load_split(data_dir: str | Path, train: bool) -> tuple[Tensor, Tensor]:
+    """Return ``(images (N, 28, 28) uint8, labels (N,) int64)`` of one official split."""
+    try:
+        dataset = MNIST(data_dir, train=train, download=False)
+    except RuntimeError as error:
+        raw = Path(data_dir).resolve() / "MNIST" / "raw"
+        raise MnistLitError(
+            f"MNIST is not in {raw} ({_first_line(error)}). Run `mnist-lit fit` with "
+            "internet once to download it, or copy the four .gz files there."
+        ) from error
+    return dataset.data, dataset.targets
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """MNIST: 55,000 train / 5,000 validation images by a seeded split, and the official
+    10,000 test images, whole.
+
+    The images are held once as ``uint8`` tensors (on the GPU when training there) and
+    converted to float per batch, on the device, in :meth:`on_after_batch_transfer`.
+
+    Args:
+        data_dir: folder holding ``MNIST/raw/`` (downloaded there when missing).
+        batch_size: samples per training and evaluation batch.
+        val_size: training images held out for validation (0 for none).
+        seed: seeds the train/validation split and the shuffle of every epoch.
+        normalize: standardise pixels with MNIST's mean and std; off gives ``[0, 1]``
+            pixels, as the tutorial's ``ToTensor()`` did.
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        batch_size: int = 64,
+        val_size: int = 5_000,
+        seed: int = 42,
+        normalize: bool = False,
+    ) -> None:
+        super().__init__()
+        if batch_size <= 0:
+            raise MnistLitError(f"data.batch_size must be a positive integer, got {batch_size}.")
+        if not 0 <= val_size < TRAIN_SET_SIZE:
+            raise MnistLitError(
+                f"data.val_size must be between 0 and {TRAIN_SET_SIZE - 1}, got {val_size}."
+            )
+        self.save_hyperparameters()
+        self.data_dir = data_dir
+        self.batch_size = batch_size
+        self.val_size = val_size
+        self.seed = seed
+        self.normalize = normalize
+        self.splits: dict[str, tuple[Tensor, Tensor]] = {}
+
+    def prepare_data(self) -> None:
+        # Lightning calls this on one process per node, before setup.
+        download_mnist(self.data_dir)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        train_images, train_labels = load_split(self.data_dir, train=True)
+        generator = torch.Generator().manual_seed(self.seed)
+        order = torch.randperm(len(train_labels), generator=generator)
+        val_idx, train_idx = order[: self.val_size], order[self.val_size :]
+        splits = {
+            "train": (train_images[train_idx], train_labels[train_idx]),
+            "val": (train_images[val_idx], train_labels[val_idx]),
+            "test": load_split(self.data_dir, train=False),
+        }
+        device = self._device()
+        self.splits = {
+            name: (images.to(device), labels.to(device))
+            for name, (images, labels) in splits.items()
+        }
+
+    def _device(self) -> torch.device:
+        # On a GPU the data set (47 MB as uint8) moves there once, not batch by batch.
+        if self.trainer is not None and self.trainer.strategy.root_device.type == "cuda":
+            return self.trainer.strategy.root_device
+        return torch.device("cpu")
+
+    def _batches(self, split: str, train: bool = False) -> InMemoryBatches:
+        images, labels = self.splits[split]
+        trainer = self.trainer
+        order = EpochOrder(
+            len(labels),
+            shuffle=train,
+            seed=self.seed,
+            rank=trainer.global_rank if trainer else 0,
+            world_size=trainer.world_size if trainer else 1,
+            even_shards=train,
+        )
+        return InMemoryBatches(images, labels, self.batch_size, order)
+
+    def train_dataloader(self) -> InMemoryBatches:
+        return self._batches("train", train=True)
+
+    def val_dataloader(self) -> InMemoryBatches | list[InMemoryBatches]:
+        return self._batches("val") if self.val_size else []
+
+    def test_dataloader(self) -> InMemoryBatches:
+        return self._batches("test")
+
+    def predict_dataloader(self) -> InMemoryBatches:
+        return self._batches("test")
+
+    def preprocess(self, images: Tensor) -> Tensor:
+        """``(B, 28, 28)`` uint8 -> ``(B, 1, 28, 28)`` float, scaled and maybe normalised."""
+        x = images.unsqueeze(1).float().div_(255)
+        if self.normalize:
+            x = x.sub_(MNIST_MEAN).div_(MNIST_STD)
+        return x
+
+    def on_after_batch_transfer(
+        self, batch: tuple[Tensor, Tensor], dataloader_idx: int
+    ) -> tuple[Tensor, Tensor]:
+        images, labels = batch
+        return self.preprocess(images), labels

@@ -1,0 +1,8 @@
+"""The error type for problems a user can fix: bad data, a bad option, a wrong file.
+
+The CLI prints its message alone, without a traceback, and exits with status 2.
+"""
+
+
+class MnistLitError(Exception):
+    """A problem with the user's input; the message names the thing and the fix."""

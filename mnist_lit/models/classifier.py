@@ -1,0 +1,115 @@
+"""The LightningModule: any network, any loss, SGD by default, accuracy per split."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from mnist_lit.errors import MnistLitError
+from mnist_lit.losses import CrossEntropy
+from mnist_lit.models.nets import NUM_CLASSES, SoftmaxRegression
+
+Batch = tuple[Tensor, Tensor]
+
+
+class MNISTClassifier(L.LightningModule):
+    """Trains ``net`` with ``loss`` and reports comparable metrics for every split.
+
+    Logged per epoch: ``{train,val,test}/loss`` (the training loss), ``{train,val,test}/acc``,
+    ``val/acc_best``, and ``{val,test}/ce``, the plain cross-entropy on logits, so that runs
+    trained with different losses can be compared on one scale.
+
+    Args:
+        net: maps ``(B, 1, 28, 28)`` images to ``(B, 10)`` logits; default the tutorial's
+            :class:`SoftmaxRegression`.
+        loss: ``loss(logits, target) -> scalar``; default :class:`CrossEntropy`.
+        lr: learning rate of the default optimiser, plain SGD (the tutorial's 0.5).
+            LightningCLI's ``--optimizer`` and ``--lr_scheduler`` replace it.
+    """
+
+    def __init__(
+        self, net: nn.Module | None = None, loss: nn.Module | None = None, lr: float = 0.5
+    ) -> None:
+        super().__init__()
+        if lr <= 0:
+            raise MnistLitError(f"model.lr must be positive, got {lr}.")
+        self.save_hyperparameters(ignore=["net", "loss"])
+        self.net = net if net is not None else SoftmaxRegression()
+        self.loss = loss if loss is not None else CrossEntropy()
+        self.lr = lr
+        self.metrics = nn.ModuleDict(
+            {
+                f"{split}_{name}": metric()
+                for split in ("train", "val", "test")
+                for name, metric in (
+                    ("acc", lambda: MulticlassAccuracy(NUM_CLASSES, average="micro")),
+                    ("loss", MeanMetric),
+                    ("ce", MeanMetric),
+                )
+            }
+        )
+        self.val_acc_best = MaxMetric()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def model_step(self, batch: Batch, split: str) -> Tensor:
+        """Forward one batch, update ``split``'s metrics and return the training loss."""
+        images, target = batch
+        logits = self.net(images)
+        if logits.shape[-1] != NUM_CLASSES:
+            raise MnistLitError(
+                f"model.net must output {NUM_CLASSES} logits per image, got shape "
+                f"{tuple(logits.shape)}; set the network's last layer to {NUM_CLASSES} outputs."
+            )
+        loss = self.loss(logits, target)
+        # Metrics accumulate on the device; nothing here waits for the GPU.
+        self.metrics[f"{split}_acc"].update(logits.detach(), target)
+        self.metrics[f"{split}_loss"].update(loss.detach(), weight=len(target))
+        if split != "train":
+            ce = F.cross_entropy(logits, target)
+            self.metrics[f"{split}_ce"].update(ce, weight=len(target))
+        return loss
+
+    def log_split(self, split: str) -> None:
+        """Log ``split``'s epoch metrics once, synchronised across processes."""
+        names = ("acc", "loss") if split == "train" else ("acc", "loss", "ce")
+        for name in names:
+            self.log(f"{split}/{name}", self.metrics[f"{split}_{name}"], prog_bar=name == "acc")
+
+    def on_train_start(self) -> None:
+        # The sanity check's validation must not count as the best.
+        self.val_acc_best.reset()
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        return self.model_step(batch, "train")
+
+    def on_train_epoch_end(self) -> None:
+        self.log_split("train")
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self.model_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_acc_best.update(self.metrics["val_acc"].compute())
+        self.log_split("val")
+        self.log("val/acc_best", self.val_acc_best.compute())
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self.model_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_split("test")
+
+    def predict_step(self, batch: Batch | Tensor, batch_idx: int) -> dict[str, Tensor]:
+        """Return the predicted ``digit`` ``(B,)`` and class ``probs`` ``(B, 10)``."""
+        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        probs = self.net(images).softmax(dim=-1)
+        return {"digit": probs.argmax(dim=-1), "probs": probs}
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
