@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 import warnings
@@ -22,6 +23,18 @@ from mnist_lit.models import MNISTClassifier
 warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden by")
 # The in-memory batches need no worker processes.
 warnings.filterwarnings("ignore", message=r".*does not have many workers")
+# Lightning 2.6 against newer torch; nothing for a user to do.
+warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
+# Testing a checkpoint from an earlier run is what --ckpt_path best|last is for.
+warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
+
+
+class _NoAdverts(logging.Filter):
+    """Drop Lightning's tips that advertise cloud services."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("💡 Tip")
+
 
 BEST_FILENAME = "best-epoch{epoch:02d}-acc{val/acc:.4f}"
 
@@ -76,9 +89,10 @@ class MNISTLightningCLI(LightningCLI):
         ckpt_path = config.get("ckpt_path")
         if ckpt_path in ("best", "last") and not self._fitted_in_this_process():
             config["ckpt_path"] = str(find_checkpoint(self._runs_dir(), ckpt_path))
-        elif ckpt_path not in (None, "best", "last", "hpc", "registry") and not Path(
-            ckpt_path
-        ).is_file():
+        elif (
+            ckpt_path not in (None, "best", "last", "hpc", "registry")
+            and not Path(ckpt_path).is_file()
+        ):
             raise MnistLitError(
                 f"--ckpt_path {ckpt_path}: no such file. Pass a .ckpt file, or `best` or `last` "
                 "for the newest run of this config."
@@ -86,7 +100,7 @@ class MNISTLightningCLI(LightningCLI):
 
     def _fitted_in_this_process(self) -> bool:
         callback = self.trainer.checkpoint_callback
-        return bool(callback and callback.best_model_path)
+        return isinstance(callback, ModelCheckpoint) and bool(callback.best_model_path)
 
     def _runs_dir(self) -> Path:
         logger = self.trainer.logger
@@ -115,6 +129,8 @@ def _version_number(path: Path) -> int:
 
 def main(args: list[str] | None = None) -> None:
     """Console entry point: run the CLI; a user's mistake ends in one message, no traceback."""
+    for handler in logging.getLogger("lightning.pytorch").handlers:
+        handler.addFilter(_NoAdverts())
     try:
         MNISTLightningCLI(args=args)
     except MnistLitError as error:

@@ -46,7 +46,10 @@ class CrossEntropy(nn.Module):
 
 
 class SoftmaxTwiceCrossEntropy(nn.Module):
-    """The tutorial's cross-entropy, softmax applied twice; see :func:`softmax_twice_cross_entropy`."""
+    """The tutorial's cross-entropy, with softmax applied twice.
+
+    See :func:`softmax_twice_cross_entropy`.
+    """
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         return softmax_twice_cross_entropy(logits, target)

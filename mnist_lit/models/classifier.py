@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics import MaxMetric, MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy
 
 from mnist_lit.errors import MnistLitError
@@ -68,18 +70,21 @@ class MNISTClassifier(L.LightningModule):
             )
         loss = self.loss(logits, target)
         # Metrics accumulate on the device; nothing here waits for the GPU.
-        self.metrics[f"{split}_acc"].update(logits.detach(), target)
-        self.metrics[f"{split}_loss"].update(loss.detach(), weight=len(target))
+        self.metric(split, "acc").update(logits.detach(), target)
+        self.metric(split, "loss").update(loss.detach(), weight=len(target))
         if split != "train":
-            ce = F.cross_entropy(logits, target)
-            self.metrics[f"{split}_ce"].update(ce, weight=len(target))
+            ce = F.cross_entropy(logits.detach(), target)
+            self.metric(split, "ce").update(ce, weight=len(target))
         return loss
+
+    def metric(self, split: str, name: str) -> Metric:
+        return cast(Metric, self.metrics[f"{split}_{name}"])
 
     def log_split(self, split: str) -> None:
         """Log ``split``'s epoch metrics once, synchronised across processes."""
         names = ("acc", "loss") if split == "train" else ("acc", "loss", "ce")
         for name in names:
-            self.log(f"{split}/{name}", self.metrics[f"{split}_{name}"], prog_bar=name == "acc")
+            self.log(f"{split}/{name}", self.metric(split, name), prog_bar=name == "acc")
 
     def on_train_start(self) -> None:
         # The sanity check's validation must not count as the best.
@@ -95,7 +100,7 @@ class MNISTClassifier(L.LightningModule):
         self.model_step(batch, "val")
 
     def on_validation_epoch_end(self) -> None:
-        self.val_acc_best.update(self.metrics["val_acc"].compute())
+        self.val_acc_best.update(self.metric("val", "acc").compute())
         self.log_split("val")
         self.log("val/acc_best", self.val_acc_best.compute())
 

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.fake_mnist import write_fake_mnist
+
+REPO = Path(__file__).resolve().parents[1]
+RAW_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
+@pytest.fixture(scope="session")
+def fake_mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data_dir with 600 training and 200 test images in the IDX format."""
+    return write_fake_mnist(tmp_path_factory.mktemp("fake_mnist"))
+
+
+def _real_mnist_source() -> Path | None:
+    candidates = [os.environ.get("MNIST_DATA_DIR"), REPO / "data", REPO.parent / "shared" / "data"]
+    for candidate in candidates:
+        if candidate and all((Path(candidate) / "MNIST" / "raw" / f).is_file() for f in RAW_FILES):
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def real_mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the real MNIST files (torchvision extracts next to them)."""
+    source = _real_mnist_source()
+    if source is None:
+        pytest.skip(
+            "real MNIST not found: set MNIST_DATA_DIR to a folder with MNIST/raw/*.gz "
+            "(or put the four files in data/MNIST/raw/)"
+        )
+    copy = tmp_path_factory.mktemp("real_mnist")
+    shutil.copytree(source / "MNIST" / "raw", copy / "MNIST" / "raw")
+    for f in (copy / "MNIST" / "raw").iterdir():
+        f.chmod(0o644)
+    return copy

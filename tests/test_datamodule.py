@@ -1,0 +1,121 @@
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from mnist_lit.data import EpochOrder, InMemoryBatches, MNISTDataModule
+from mnist_lit.data.datamodule import MNIST_MEAN, MNIST_STD
+from mnist_lit.errors import MnistLitError
+
+
+@pytest.fixture
+def datamodule(fake_mnist_dir: Path) -> MNISTDataModule:
+    dm = MNISTDataModule(data_dir=str(fake_mnist_dir), batch_size=32, val_size=100, seed=3)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def _all_labels(loader: InMemoryBatches) -> torch.Tensor:
+    return torch.cat([labels for _, labels in loader])
+
+
+def test_split_sizes_and_full_test_set(datamodule: MNISTDataModule) -> None:
+    assert len(datamodule.splits["train"][1]) == 500
+    assert len(datamodule.splits["val"][1]) == 100
+    # Every test image is visited once, the last partial batch included.
+    assert len(_all_labels(datamodule.test_dataloader())) == 200
+    assert len(datamodule.test_dataloader()) == 7  # ceil(200 / 32)
+
+
+def test_batches_are_uint8_then_float_in_unit_range(datamodule: MNISTDataModule) -> None:
+    images, labels = next(iter(datamodule.train_dataloader()))
+    assert images.dtype == torch.uint8 and images.shape == (32, 28, 28)
+    assert labels.dtype == torch.int64
+    x, y = datamodule.on_after_batch_transfer((images, labels), 0)
+    assert x.dtype == torch.float32 and x.shape == (32, 1, 28, 28)
+    assert x.min() >= 0 and x.max() <= 1 and x.max() == 1
+    assert torch.equal(y, labels)
+
+
+def test_normalize_uses_mnist_mean_and_std(fake_mnist_dir: Path) -> None:
+    dm = MNISTDataModule(data_dir=str(fake_mnist_dir), normalize=True)
+    x = dm.preprocess(torch.tensor([[[0, 255]]], dtype=torch.uint8))
+    expected = torch.tensor([(0 - MNIST_MEAN) / MNIST_STD, (1 - MNIST_MEAN) / MNIST_STD])
+    torch.testing.assert_close(x.flatten(), expected)
+
+
+def test_train_and_val_are_disjoint_and_cover_the_training_set(fake_mnist_dir: Path) -> None:
+    dm = MNISTDataModule(data_dir=str(fake_mnist_dir), val_size=100, seed=3)
+    dm.setup()
+    train = {img.numpy().tobytes() for img in dm.splits["train"][0]}
+    val = {img.numpy().tobytes() for img in dm.splits["val"][0]}
+    assert not train & val
+    original = torchvision.datasets.MNIST(str(fake_mnist_dir), train=True).data
+    assert train | val == {img.numpy().tobytes() for img in original}
+
+
+def test_split_depends_on_seed(fake_mnist_dir: Path) -> None:
+    first, second, other = (MNISTDataModule(str(fake_mnist_dir), seed=s) for s in (1, 1, 2))
+    for dm in (first, second, other):
+        dm.setup()
+    assert torch.equal(first.splits["val"][0], second.splits["val"][0])
+    assert not torch.equal(first.splits["val"][0], other.splits["val"][0])
+
+
+def test_shuffle_is_reproducible_per_epoch_and_differs_across_epochs(
+    datamodule: MNISTDataModule,
+) -> None:
+    loader, again = datamodule.train_dataloader(), datamodule.train_dataloader()
+    epoch0 = _all_labels(loader)
+    assert torch.equal(epoch0, _all_labels(again))
+    loader.sampler.set_epoch(1)
+    epoch1 = _all_labels(loader)
+    assert not torch.equal(epoch0, epoch1)
+    assert torch.equal(epoch0.sort().values, epoch1.sort().values)
+
+
+def test_validation_and_test_are_not_shuffled(datamodule: MNISTDataModule) -> None:
+    loader = datamodule.val_dataloader()
+    loader.sampler.set_epoch(5)
+    assert torch.equal(_all_labels(loader), datamodule.splits["val"][1])
+
+
+@pytest.mark.parametrize("n", [10, 11])
+def test_distributed_shards_are_disjoint_and_cover_everything(n: int) -> None:
+    shards = [
+        EpochOrder(n, shuffle=True, seed=0, rank=r, world_size=2, even_shards=True).indices()
+        for r in range(2)
+    ]
+    assert len(shards[0]) == len(shards[1])  # same number of steps on every process
+    assert set(torch.cat(shards).tolist()) == set(range(n))
+    if n % 2 == 0:
+        assert not set(shards[0].tolist()) & set(shards[1].tolist())
+
+
+def test_uneven_eval_shards_visit_each_sample_once() -> None:
+    shards = [EpochOrder(11, rank=r, world_size=2).indices() for r in range(2)]
+    assert sorted(torch.cat(shards).tolist()) == list(range(11))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "option"),
+    [({"batch_size": 0}, r"data\.batch_size"), ({"val_size": -1}, r"data\.val_size")],
+)
+def test_bad_options_are_named(kwargs: dict, option: str) -> None:
+    with pytest.raises(MnistLitError, match=option):
+        MNISTDataModule(**kwargs)
+
+
+def test_missing_data_offline_says_where_files_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Port 9 (discard) refuses the connection at once: the same as no internet.
+    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    dm = MNISTDataModule(data_dir=str(tmp_path / "nowhere"))
+    with pytest.raises(MnistLitError) as error:
+        dm.prepare_data()
+    message = str(error.value)
+    assert str(tmp_path / "nowhere" / "MNIST" / "raw") in message
+    assert "train-images-idx3-ubyte.gz" in message and "--data.data_dir" in message
