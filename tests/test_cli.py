@@ -73,7 +73,7 @@ def test_user_loss_from_own_module(fake_mnist_dir: Path, tmp_path: Path) -> None
         "--data.val_size=100",
         *FAST,
         cwd=tmp_path,
-        env={"PYTHONPATH": str(tmp_path)},
+        env={"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])},
     )
     run = tmp_path / "logs" / "seed_cross_entropy" / "version_0"
     saved = (run / "config.yaml").read_text()
