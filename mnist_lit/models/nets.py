@@ -70,7 +70,7 @@ class CNN(nn.Module):
     """
 
     def __init__(
-        self, channels: tuple[int, int] = (32, 64), hidden: int = 256, dropout: float = 0.25
+        self, channels: tuple[int, int] = (16, 32), hidden: int = 128, dropout: float = 0.25
     ) -> None:
         super().__init__()
         c1, c2 = channels
