@@ -116,3 +116,11 @@ def test_bad_file_through_the_cli_is_one_line(
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert err.startswith(f"mnist-lit: error: {raw / TRAIN_LABELS} has label 12")
+
+
+def test_val_size_must_be_smaller_than_the_training_set(fake_mnist_dir: Path) -> None:
+    dm = MNISTDataModule(data_dir=str(fake_mnist_dir), val_size=600)
+    with pytest.raises(
+        MnistLitError, match=r"data.val_size must be smaller than the training set \(600"
+    ):
+        dm.setup("fit")
