@@ -12,6 +12,7 @@ from torch import Tensor
 from torchvision.datasets import MNIST
 
 from mnist_lit.data.batches import EpochOrder, InMemoryBatches
+from mnist_lit.data.own_digits import load_digits
 from mnist_lit.data.raw_files import RAW_FILES, extract_archives, raw_folder, read_split
 from mnist_lit.errors import MnistLitError
 
@@ -67,6 +68,8 @@ class MNISTDataModule(L.LightningDataModule):
         seed: seeds the train/validation split and the shuffle of every epoch.
         normalize: standardise pixels with MNIST's mean and std; off gives ``[0, 1]``
             pixels, as the tutorial's ``ToTensor()`` did.
+        predict_path: an image file or a folder of them (your own digits) for
+            ``mnist-lit predict``; default the test set.
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class MNISTDataModule(L.LightningDataModule):
         val_size: int = 5_000,
         seed: int = 42,
         normalize: bool = False,
+        predict_path: str | None = None,
     ) -> None:
         super().__init__()
         if batch_size <= 0:
@@ -90,14 +94,23 @@ class MNISTDataModule(L.LightningDataModule):
         self.val_size = val_size
         self.seed = seed
         self.normalize = normalize
+        self.predict_path = predict_path
+        # File names of the predicted images, in order (``test:<i>`` for the test set).
+        self.predict_names: list[str] = []
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
 
     def prepare_data(self) -> None:
         # Lightning calls this on one process per node, before setup.
-        download_mnist(self.data_dir)
+        if not self._predicts_own_digits():
+            download_mnist(self.data_dir)
+
+    def _predicts_own_digits(self) -> bool:
+        return (
+            self.predict_path is not None and self.trainer is not None and (self.trainer.predicting)
+        )
 
     def setup(self, stage: str | None = None) -> None:
-        if self.splits:
+        if self.splits or (stage == "predict" and self.predict_path is not None):
             return
         train_images, train_labels = load_split(self.data_dir, train=True)
         if self.val_size >= len(train_labels):
@@ -148,7 +161,12 @@ class MNISTDataModule(L.LightningDataModule):
         return self._batches("test")
 
     def predict_dataloader(self) -> InMemoryBatches:
-        return self._batches("test")
+        if self.predict_path is None:
+            self.predict_names = [f"test:{i}" for i in range(len(self.splits["test"][1]))]
+            return self._batches("test")
+        images, self.predict_names = load_digits(self.predict_path)
+        # The "labels" are the images' indices: they tie each prediction to its file.
+        return InMemoryBatches(images, torch.arange(len(images)), self.batch_size)
 
     def preprocess(self, images: Tensor) -> Tensor:
         """``(B, 28, 28)`` uint8 -> ``(B, 1, 28, 28)`` float, scaled and maybe normalised."""
