@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
+from mnist_lit.checkpointing import BestAndLastCheckpoint
 from mnist_lit.data import MNISTDataModule
 from mnist_lit.errors import MnistLitError
 from mnist_lit.models import MNISTClassifier
@@ -56,14 +57,14 @@ class MNISTLightningCLI(LightningCLI):
                     "init_args": {"save_dir": "logs", "name": "default"},
                 },
                 # A crash while saving keeps the previous checkpoint whole.
-                "plugins": {"class_path": "mnist_lit.checkpoint_io.AtomicCheckpointIO"},
+                "plugins": {"class_path": "mnist_lit.checkpointing.AtomicCheckpointIO"},
             },
             args=args,
             run=run,
         )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(BestAndLastCheckpoint, "checkpoint")
         parser.add_lightning_class_args(PredictionCSV, "predictions")
         parser.set_defaults(
             {

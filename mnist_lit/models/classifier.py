@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -60,6 +60,7 @@ class MNISTClassifier(L.LightningModule):
         # Global step of the first non-finite training loss, or -1; kept on the device.
         self.register_buffer("nonfinite_step", torch.tensor(-1), persistent=False)
         self.nonfinite_step: Tensor
+        self._rng_states_to_restore: dict[str, Any] | None = None
 
     def setup(self, stage: str) -> None:
         self.check_net_output()
@@ -114,6 +115,26 @@ class MNISTClassifier(L.LightningModule):
         names = ("acc", "loss") if split == "train" else ("acc", "loss", "ce")
         for name in names:
             self.log(f"{split}/{name}", self.metric(split, name), prog_bar=name == "acc")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning saves weights, optimizer, scheduler and loops, not the random generators;
+        # dropout draws from them, so an exact resume needs them too.
+        # Only torch's generators: nothing here draws from numpy or ``random``, and tensors
+        # keep the checkpoint loadable with ``weights_only=True``.
+        checkpoint["rng_states"] = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._rng_states_to_restore = checkpoint.get("rng_states")
+
+    def on_train_start(self) -> None:
+        # Restored here, after everything that runs between loading and training.
+        states, self._rng_states_to_restore = self._rng_states_to_restore, None
+        if states is not None:
+            torch.set_rng_state(states["cpu"])
+            if "cuda" in states and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(states["cuda"])
 
     def on_fit_start(self) -> None:
         # A new fit starts a new best; a resumed one keeps the best from its checkpoint.
