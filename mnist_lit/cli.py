@@ -77,6 +77,14 @@ class MNISTLightningCLI(LightningCLI):
             }
         )
 
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI reads an explicit --ckpt_path file while parsing, before any hook.
+        try:
+            super()._parse_ckpt_path()
+        except Exception as error:
+            ckpt_path = self.config[self.config.subcommand].get("ckpt_path")
+            raise unreadable_checkpoint(ckpt_path, error) from error
+
     def before_fit(self) -> None:
         self._resolve_ckpt_path()
 
@@ -133,10 +141,7 @@ def check_checkpoint_fits(path: Path, model: MNISTClassifier) -> None:
     try:
         state = pl_load(path, map_location="cpu")["state_dict"]
     except Exception as error:
-        raise MnistLitError(
-            f"--ckpt_path {path} is not a readable Lightning checkpoint ({_first_line(error)}). "
-            "Pass a .ckpt file written by `mnist-lit fit`."
-        ) from error
+        raise unreadable_checkpoint(path, error) from error
     saved = {k: tuple(v.shape) for k, v in state.items() if k.startswith("net.")}
     wanted = {k: tuple(v.shape) for k, v in model.state_dict().items() if k.startswith("net.")}
     if saved == wanted:
@@ -150,6 +155,13 @@ def check_checkpoint_fits(path: Path, model: MNISTClassifier) -> None:
         f"--ckpt_path {path} does not fit model.net ({type(model.net).__name__}) of this "
         f"config ({len(differences)} weights differ, e.g. {differences[0]}). Use the --config "
         "that trained it (its run folder has a config.yaml), or a checkpoint of this network."
+    )
+
+
+def unreadable_checkpoint(path: str | Path, error: BaseException) -> MnistLitError:
+    return MnistLitError(
+        f"--ckpt_path {path} is not a readable Lightning checkpoint ({_first_line(error)}). "
+        "Pass a .ckpt file written by `mnist-lit fit`."
     )
 
 

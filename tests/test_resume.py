@@ -146,3 +146,35 @@ def test_a_fit_killed_mid_epoch_resumes_from_last_and_finishes(
     assert resumed.returncode == 0, resumed.stderr
     assert "version_0/checkpoints/last.ckpt" in resumed.stderr
     assert _checkpoint_epoch(_run(tmp_path, version=1) / "checkpoints" / "last.ckpt") == 2
+
+
+def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(
+    fake_mnist_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Epoch 0 trains at lr 0.1; then the scheduler multiplies it by 1e30 and the MLP diverges.
+    diverging = ["--model.net=mnist_lit.models.MLP", "--model.loss=mnist_lit.losses.CrossEntropy",
+                 "--data.normalize=true", "--optimizer=torch.optim.SGD", "--optimizer.lr=0.1",
+                 "--lr_scheduler=torch.optim.lr_scheduler.StepLR",
+                 "--lr_scheduler.step_size=1", "--lr_scheduler.gamma=1e30"]  # fmt: skip
+    old = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["fit", "--config", TUTORIAL, f"--data.data_dir={fake_mnist_dir}",
+                  "--data.val_size=100", "--trainer.max_epochs=3", *FAST, *diverging])  # fmt: skip
+    finally:
+        os.chdir(old)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert (
+        "mnist-lit: error: the training loss became non-finite (nan or inf) in epoch 1 at step"
+        in err
+    )
+    checkpoints = _run(tmp_path) / "checkpoints"
+    assert _checkpoint_epoch(checkpoints / "last.ckpt") == 0
+    assert all(w.isfinite().all() for w in _weights(checkpoints / "last.ckpt").values())
+    assert sorted(p.name for p in checkpoints.iterdir()) == [
+        "best-epoch00-acc1.0000.ckpt",
+        "last.ckpt",
+    ]
