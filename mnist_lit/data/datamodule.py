@@ -105,12 +105,12 @@ class MNISTDataModule(L.LightningDataModule):
             download_mnist(self.data_dir)
 
     def _predicts_own_digits(self) -> bool:
-        return (
-            self.predict_path is not None and self.trainer is not None and (self.trainer.predicting)
-        )
+        """Predicting images from ``predict_path``: MNIST itself is not needed."""
+        predicting = self.trainer is not None and self.trainer.predicting
+        return predicting and self.predict_path is not None
 
     def setup(self, stage: str | None = None) -> None:
-        if self.splits or (stage == "predict" and self.predict_path is not None):
+        if self.splits or self._predicts_own_digits():
             return
         train_images, train_labels = load_split(self.data_dir, train=True)
         if self.val_size >= len(train_labels):
