@@ -63,6 +63,7 @@ class MNISTClassifier(L.LightningModule):
         self._rng_states_to_restore: dict[str, Any] | None = None
 
     def setup(self, stage: str) -> None:
+        # Every stage (fit, validate, test, predict) passes here before its first batch.
         self.check_net_output()
 
     def check_net_output(self) -> None:
@@ -92,12 +93,7 @@ class MNISTClassifier(L.LightningModule):
     def model_step(self, batch: Batch, split: str) -> Tensor:
         """Forward one batch, update ``split``'s metrics and return the training loss."""
         images, target = batch
-        logits = self.net(images)
-        if logits.shape[-1] != NUM_CLASSES:
-            raise MnistLitError(
-                f"model.net must output {NUM_CLASSES} logits per image, got shape "
-                f"{tuple(logits.shape)}; set the network's last layer to {NUM_CLASSES} outputs."
-            )
+        logits = self.net(images)  # (B, 10): checked once in setup
         loss = self.loss(logits, target)
         # Metrics accumulate on the device; nothing here waits for the GPU.
         self.metric(split, "acc").update(logits.detach(), target)
