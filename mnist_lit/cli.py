@@ -11,13 +11,16 @@ import sys
 import warnings
 from pathlib import Path
 
+from lightning.fabric.utilities.cloud_io import _load as pl_load
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
+from mnist_lit.checkpointing import BestAndLastCheckpoint
 from mnist_lit.data import MNISTDataModule
 from mnist_lit.errors import MnistLitError
 from mnist_lit.models import MNISTClassifier
+from mnist_lit.prediction_csv import PredictionCSV
 
 # Giving --optimizer is how a user replaces the model's default SGD; that is not a mistake.
 warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden by")
@@ -52,14 +55,17 @@ class MNISTLightningCLI(LightningCLI):
                 "logger": {
                     "class_path": "lightning.pytorch.loggers.CSVLogger",
                     "init_args": {"save_dir": "logs", "name": "default"},
-                }
+                },
+                # A crash while saving keeps the previous checkpoint whole.
+                "plugins": {"class_path": "mnist_lit.checkpointing.AtomicCheckpointIO"},
             },
             args=args,
             run=run,
         )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(BestAndLastCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(PredictionCSV, "predictions")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/acc",
@@ -70,6 +76,14 @@ class MNISTLightningCLI(LightningCLI):
                 "checkpoint.auto_insert_metric_name": False,
             }
         )
+
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI reads an explicit --ckpt_path file while parsing, before any hook.
+        try:
+            super()._parse_ckpt_path()
+        except Exception as error:
+            ckpt_path = self.config[self.config.subcommand].get("ckpt_path")
+            raise unreadable_checkpoint(ckpt_path, error) from error
 
     def before_fit(self) -> None:
         self._resolve_ckpt_path()
@@ -88,15 +102,15 @@ class MNISTLightningCLI(LightningCLI):
         config = self.config_init[self.subcommand]
         ckpt_path = config.get("ckpt_path")
         if ckpt_path in ("best", "last") and not self._fitted_in_this_process():
-            config["ckpt_path"] = str(find_checkpoint(self._runs_dir(), ckpt_path))
-        elif (
-            ckpt_path not in (None, "best", "last", "hpc", "registry")
-            and not Path(ckpt_path).is_file()
-        ):
+            config["ckpt_path"] = ckpt_path = str(find_checkpoint(self._runs_dir(), ckpt_path))
+        if ckpt_path in (None, "best", "last", "hpc", "registry"):
+            return
+        if not Path(ckpt_path).is_file():
             raise MnistLitError(
                 f"--ckpt_path {ckpt_path}: no such file. Pass a .ckpt file, or `best` or `last` "
                 "for the newest run of this config."
             )
+        check_checkpoint_fits(Path(ckpt_path), self.model)
 
     def _fitted_in_this_process(self) -> bool:
         callback = self.trainer.checkpoint_callback
@@ -120,6 +134,39 @@ def find_checkpoint(runs_dir: Path, which: str) -> Path:
         f"--ckpt_path {which}: no {which} checkpoint under {runs_dir}/version_*/checkpoints. "
         "Run `mnist-lit fit` with the same --config first, or pass the path of a .ckpt file."
     )
+
+
+def check_checkpoint_fits(path: Path, model: MNISTClassifier) -> None:
+    """Fail with one message if the checkpoint's network weights do not fit ``model.net``."""
+    try:
+        state = pl_load(path, map_location="cpu")["state_dict"]
+    except Exception as error:
+        raise unreadable_checkpoint(path, error) from error
+    saved = {k: tuple(v.shape) for k, v in state.items() if k.startswith("net.")}
+    wanted = {k: tuple(v.shape) for k, v in model.state_dict().items() if k.startswith("net.")}
+    if saved == wanted:
+        return
+    differences = [
+        f"{key}: {saved.get(key, 'absent')} in the checkpoint, {wanted.get(key, 'absent')} here"
+        for key in sorted(saved.keys() | wanted.keys())
+        if saved.get(key) != wanted.get(key)
+    ]
+    raise MnistLitError(
+        f"--ckpt_path {path} does not fit model.net ({type(model.net).__name__}) of this "
+        f"config ({len(differences)} weights differ, e.g. {differences[0]}). Use the --config "
+        "that trained it (its run folder has a config.yaml), or a checkpoint of this network."
+    )
+
+
+def unreadable_checkpoint(path: str | Path, error: BaseException) -> MnistLitError:
+    return MnistLitError(
+        f"--ckpt_path {path} is not a readable Lightning checkpoint ({_first_line(error)}). "
+        "Pass a .ckpt file written by `mnist-lit fit`."
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def _version_number(path: Path) -> int:

@@ -58,10 +58,26 @@ def test_predict_returns_digits_and_probabilities(datamodule: MNISTDataModule) -
     assert torch.equal(probs.argmax(dim=1), digits)
 
 
+class _CountingBatches(nn.Module):
+    """Wraps a network and records the batch size of every forward call."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.batch_sizes: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.batch_sizes.append(len(x))
+        return self.net(x)
+
+
 def test_network_with_wrong_number_of_outputs_is_named(datamodule: MNISTDataModule) -> None:
-    model = MNISTClassifier(net=nn.Sequential(nn.Flatten(), nn.Linear(784, 7)))
+    net = _CountingBatches(nn.Sequential(nn.Flatten(), nn.Linear(784, 7)))
+    model = MNISTClassifier(net=net)
     with pytest.raises(MnistLitError, match=r"model\.net must output 10 logits"):
-        _trainer(fast_dev_run=True).fit(model, datamodule)
+        _trainer(max_epochs=1).fit(model, datamodule)
+    # Rejected on a dummy batch of 2 images, before any real batch (of 32) was seen.
+    assert net.batch_sizes == [2]
 
 
 def test_learning_rate_must_be_positive() -> None:

@@ -57,7 +57,9 @@ def test_train_and_val_are_disjoint_and_cover_the_training_set(fake_mnist_dir: P
 
 
 def test_split_depends_on_seed(fake_mnist_dir: Path) -> None:
-    first, second, other = (MNISTDataModule(str(fake_mnist_dir), seed=s) for s in (1, 1, 2))
+    first, second, other = (
+        MNISTDataModule(str(fake_mnist_dir), val_size=100, seed=s) for s in (1, 1, 2)
+    )
     for dm in (first, second, other):
         dm.setup()
     assert torch.equal(first.splits["val"][0], second.splits["val"][0])

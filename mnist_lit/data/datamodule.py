@@ -12,32 +12,32 @@ from torch import Tensor
 from torchvision.datasets import MNIST
 
 from mnist_lit.data.batches import EpochOrder, InMemoryBatches
+from mnist_lit.data.own_digits import load_digits
+from mnist_lit.data.raw_files import RAW_FILES, extract_archives, raw_folder, read_split
 from mnist_lit.errors import MnistLitError
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
 TRAIN_SET_SIZE = 60_000
-RAW_FILES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
 
 
 def download_mnist(data_dir: str | Path) -> None:
-    """Make sure ``data_dir/MNIST/raw`` holds MNIST, downloading what is missing.
+    """Make sure ``data_dir/MNIST/raw`` holds MNIST's four IDX files.
 
-    torchvision skips files already there (it checks their md5), so this needs no network
-    when the four ``.gz`` files are in place.
+    ``.gz`` files already there are extracted safely (see :func:`extract_archives`), so no
+    network is needed when they are in place; what is still missing is downloaded.
     """
+    raw = raw_folder(data_dir)
+    if raw.is_dir():
+        extract_archives(raw)
+    if all((raw / name.removesuffix(".gz")).is_file() for name in RAW_FILES):
+        return
     try:
         # torchvision prints one line per mirror it tries; keep only our own message.
         with contextlib.redirect_stdout(io.StringIO()):
             MNIST(data_dir, train=True, download=True)
             MNIST(data_dir, train=False, download=True)
     except (OSError, RuntimeError) as error:
-        raw = Path(data_dir).resolve() / "MNIST" / "raw"
         raise MnistLitError(
             f"MNIST is not in {raw} and could not be downloaded ({_first_line(error)}). "
             f"Without internet, copy the four files {', '.join(RAW_FILES)} into {raw}/, "
@@ -47,15 +47,7 @@ def download_mnist(data_dir: str | Path) -> None:
 
 def load_split(data_dir: str | Path, train: bool) -> tuple[Tensor, Tensor]:
     """Return ``(images (N, 28, 28) uint8, labels (N,) int64)`` of one official split."""
-    try:
-        dataset = MNIST(data_dir, train=train, download=False)
-    except RuntimeError as error:
-        raw = Path(data_dir).resolve() / "MNIST" / "raw"
-        raise MnistLitError(
-            f"MNIST is not in {raw} ({_first_line(error)}). Run `mnist-lit fit` with "
-            "internet once to download it, or copy the four .gz files there."
-        ) from error
-    return dataset.data, dataset.targets
+    return read_split(data_dir, train)
 
 
 def _first_line(error: BaseException) -> str:
@@ -76,6 +68,8 @@ class MNISTDataModule(L.LightningDataModule):
         seed: seeds the train/validation split and the shuffle of every epoch.
         normalize: standardise pixels with MNIST's mean and std; off gives ``[0, 1]``
             pixels, as the tutorial's ``ToTensor()`` did.
+        predict_path: an image file or a folder of them (your own digits) for
+            ``mnist-lit predict``; default the test set.
     """
 
     def __init__(
@@ -85,6 +79,7 @@ class MNISTDataModule(L.LightningDataModule):
         val_size: int = 5_000,
         seed: int = 42,
         normalize: bool = False,
+        predict_path: str | None = None,
     ) -> None:
         super().__init__()
         if batch_size <= 0:
@@ -99,16 +94,30 @@ class MNISTDataModule(L.LightningDataModule):
         self.val_size = val_size
         self.seed = seed
         self.normalize = normalize
+        self.predict_path = predict_path
+        # File names of the predicted images, in order (``test:<i>`` for the test set).
+        self.predict_names: list[str] = []
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
 
     def prepare_data(self) -> None:
         # Lightning calls this on one process per node, before setup.
-        download_mnist(self.data_dir)
+        if not self._predicts_own_digits():
+            download_mnist(self.data_dir)
+
+    def _predicts_own_digits(self) -> bool:
+        """Predicting images from ``predict_path``: MNIST itself is not needed."""
+        predicting = self.trainer is not None and self.trainer.predicting
+        return predicting and self.predict_path is not None
 
     def setup(self, stage: str | None = None) -> None:
-        if self.splits:
+        if self.splits or self._predicts_own_digits():
             return
         train_images, train_labels = load_split(self.data_dir, train=True)
+        if self.val_size >= len(train_labels):
+            raise MnistLitError(
+                f"data.val_size must be smaller than the training set ({len(train_labels)} "
+                f"images in {self.data_dir}), got {self.val_size}."
+            )
         generator = torch.Generator().manual_seed(self.seed)
         order = torch.randperm(len(train_labels), generator=generator)
         val_idx, train_idx = order[: self.val_size], order[self.val_size :]
@@ -152,7 +161,12 @@ class MNISTDataModule(L.LightningDataModule):
         return self._batches("test")
 
     def predict_dataloader(self) -> InMemoryBatches:
-        return self._batches("test")
+        if self.predict_path is None:
+            self.predict_names = [f"test:{i}" for i in range(len(self.splits["test"][1]))]
+            return self._batches("test")
+        images, self.predict_names = load_digits(self.predict_path)
+        # The "labels" are the images' indices: they tie each prediction to its file.
+        return InMemoryBatches(images, torch.arange(len(images)), self.batch_size)
 
     def preprocess(self, images: Tensor) -> Tensor:
         """``(B, 28, 28)`` uint8 -> ``(B, 1, 28, 28)`` float, scaled and maybe normalised."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -55,6 +55,37 @@ class MNISTClassifier(L.LightningModule):
             }
         )
         self.val_acc_best = MaxMetric()
+        # Saved in checkpoints, so that a resumed run knows the best accuracy so far.
+        self.val_acc_best.persistent(True)
+        # Global step of the first non-finite training loss, or -1; kept on the device.
+        self.register_buffer("nonfinite_step", torch.tensor(-1), persistent=False)
+        self.nonfinite_step: Tensor
+        self._rng_states_to_restore: dict[str, Any] | None = None
+
+    def setup(self, stage: str) -> None:
+        # Every stage (fit, validate, test, predict) passes here before its first batch.
+        self.check_net_output()
+
+    def check_net_output(self) -> None:
+        """Fail before any training if ``net`` does not map an image to 10 logits."""
+        was_training = self.net.training
+        self.net.eval()  # no dropout, no batch-norm statistics from this dummy batch
+        try:
+            with torch.no_grad():
+                logits = self.net(torch.zeros(2, 1, 28, 28, device=self.device))
+        except RuntimeError as error:
+            raise MnistLitError(
+                f"model.net ({type(self.net).__name__}) fails on a batch of 28x28 images: "
+                f"{str(error).splitlines()[0]}"
+            ) from error
+        finally:
+            self.net.train(was_training)
+        if logits.shape != (2, NUM_CLASSES):
+            raise MnistLitError(
+                f"model.net must output {NUM_CLASSES} logits per image, got shape "
+                f"{tuple(logits.shape)} for 2 images from {type(self.net).__name__}; set the "
+                f"network's last layer to {NUM_CLASSES} outputs."
+            )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -62,12 +93,7 @@ class MNISTClassifier(L.LightningModule):
     def model_step(self, batch: Batch, split: str) -> Tensor:
         """Forward one batch, update ``split``'s metrics and return the training loss."""
         images, target = batch
-        logits = self.net(images)
-        if logits.shape[-1] != NUM_CLASSES:
-            raise MnistLitError(
-                f"model.net must output {NUM_CLASSES} logits per image, got shape "
-                f"{tuple(logits.shape)}; set the network's last layer to {NUM_CLASSES} outputs."
-            )
+        logits = self.net(images)  # (B, 10): checked once in setup
         loss = self.loss(logits, target)
         # Metrics accumulate on the device; nothing here waits for the GPU.
         self.metric(split, "acc").update(logits.detach(), target)
@@ -86,23 +112,73 @@ class MNISTClassifier(L.LightningModule):
         for name in names:
             self.log(f"{split}/{name}", self.metric(split, name), prog_bar=name == "acc")
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning saves weights, optimizer, scheduler and loops, not the random generators;
+        # dropout draws from them, so an exact resume needs them too.
+        # Only torch's generators: nothing here draws from numpy or ``random``, and tensors
+        # keep the checkpoint loadable with ``weights_only=True``.
+        checkpoint["rng_states"] = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._rng_states_to_restore = checkpoint.get("rng_states")
+
     def on_train_start(self) -> None:
-        # The sanity check's validation must not count as the best.
-        self.val_acc_best.reset()
+        # Restored here, after everything that runs between loading and training.
+        states, self._rng_states_to_restore = self._rng_states_to_restore, None
+        if states is not None:
+            torch.set_rng_state(states["cpu"])
+            if "cuda" in states and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(states["cuda"])
+
+    def on_fit_start(self) -> None:
+        # A new fit starts a new best; a resumed one keeps the best from its checkpoint.
+        if self.trainer.ckpt_path is None:
+            self.val_acc_best.reset()
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        return self.model_step(batch, "train")
+        loss = self.model_step(batch, "train")
+        # Remember the first non-finite loss without waiting for the device.
+        first = ~torch.isfinite(loss.detach()) & (self.nonfinite_step < 0)
+        self.nonfinite_step = torch.where(first, self.global_step, self.nonfinite_step)
+        return loss
+
+    def on_train_batch_end(self, outputs: object, batch: Batch, batch_idx: int) -> None:
+        # Reading the flag makes the host wait for the device: free on the CPU, so every
+        # step there; on a GPU every 50 steps, and always before a checkpoint can be saved.
+        if self.device.type == "cpu" or batch_idx % 50 == 0:
+            self.raise_if_loss_was_nonfinite()
+
+    def raise_if_loss_was_nonfinite(self) -> None:
+        step = int(self.nonfinite_step)
+        if step >= 0:
+            raise MnistLitError(
+                f"the training loss became non-finite (nan or inf) in epoch {self.current_epoch}"
+                f" at step {step}; training stopped, checkpoints saved before are kept. "
+                "Lower model.lr (or the optimizer's lr), or normalise the data (data.normalize)."
+            )
 
     def on_train_epoch_end(self) -> None:
+        self.raise_if_loss_was_nonfinite()
         self.log_split("train")
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self.model_step(batch, "val")
 
+    def on_validation_epoch_start(self) -> None:
+        # Checkpoints are saved after validation: never save weights from a diverged run.
+        if not self.trainer.sanity_checking:
+            self.raise_if_loss_was_nonfinite()
+
     def on_validation_epoch_end(self) -> None:
-        self.val_acc_best.update(self.metric("val", "acc").compute())
         self.log_split("val")
-        self.log("val/acc_best", self.val_acc_best.compute())
+        # The sanity check's validation must not count as the best.
+        if not self.trainer.sanity_checking:
+            self.val_acc_best.update(self.metric("val", "acc").compute())
+            # Every process holds the same synchronised value; sync_dist only silences
+            # Lightning's warning about epoch-level values under DDP.
+            self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self.model_step(batch, "test")

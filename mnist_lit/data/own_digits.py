@@ -1,0 +1,84 @@
+"""Your own digit images, prepared as MNIST's were: grayscale, light digit on a dark
+background, cropped, fitted into 20x20 and centred by mass in 28x28."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+from mnist_lit.errors import MnistLitError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+BOX = 20  # MNIST fitted each digit into 20x20 pixels, keeping its aspect ratio
+SIDE = 28
+
+
+def mnist_style(image: Image.Image) -> Tensor:
+    """One image of any size and polarity -> ``(28, 28)`` uint8, light digit on black."""
+    gray = np.asarray(image.convert("L"), dtype=np.float32) / 255
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > 0.5:  # dark ink on light paper: MNIST is the other way round
+        gray, border = 1 - gray, 1 - border
+    gray = np.clip(gray - np.median(border), 0, 1)  # grey paper becomes black
+    if gray.max() < 0.1:
+        raise ValueError("no digit found, the image is blank")
+    ink = gray > 0.3 * gray.max()  # the crop ignores faint specks
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    crop = gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    scale = BOX / max(crop.shape)
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    digit = Image.fromarray((crop * 255).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS)
+    return _centre_by_mass(np.asarray(digit, dtype=np.float32))
+
+
+def _centre_by_mass(digit: np.ndarray) -> Tensor:
+    """Paste ``digit`` into a 28x28 black canvas with its centre of mass at the centre."""
+    height, width = digit.shape
+    ys, xs = np.indices(digit.shape)
+    mass = digit.sum()
+    cy, cx = (ys * digit).sum() / mass, (xs * digit).sum() / mass
+    top = int(np.clip(round(SIDE / 2 - 0.5 - cy), 0, SIDE - height))
+    left = int(np.clip(round(SIDE / 2 - 0.5 - cx), 0, SIDE - width))
+    canvas = np.zeros((SIDE, SIDE), dtype=np.float32)
+    canvas[top : top + height, left : left + width] = digit
+    return torch.from_numpy(canvas.round().clip(0, 255).astype(np.uint8))
+
+
+def image_files(path: str | Path) -> list[Path]:
+    """``path`` itself if a file, else the files in the folder ``path`` (not recursive)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    raise MnistLitError(
+        f"--data.predict_path {path}: no such file or folder. Pass an image file or a folder "
+        "of images (PNG, JPG, ...)."
+    )
+
+
+def load_digits(path: str | Path) -> tuple[Tensor, list[str]]:
+    """All readable images under ``path`` as ``(N, 28, 28)`` uint8, and their file names.
+
+    A file that is not an image or cannot be read is named on stderr and skipped.
+    """
+    digits, names = [], []
+    for file in image_files(path):
+        try:
+            with Image.open(file) as image:
+                digits.append(mnist_style(image))
+            names.append(str(file))
+        except (UnidentifiedImageError, OSError, ValueError) as error:
+            reason = "not an image" if isinstance(error, UnidentifiedImageError) else str(error)
+            print(f"mnist-lit: skipped {file}: {reason}", file=sys.stderr)
+    if not digits:
+        raise MnistLitError(
+            f"--data.predict_path {path}: no readable image (PNG, JPG, ...) there; see the "
+            "files skipped above."
+        )
+    return torch.stack(digits), names

@@ -1,0 +1,119 @@
+"""MNIST's four IDX files: extracted from their ``.gz`` safely and read with checks, so that
+a missing, truncated or wrong file gives one message naming it and the fix."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mnist_lit.errors import MnistLitError
+
+IMAGE_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
+LABEL_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
+IMAGE_SIDE = 28
+NUM_CLASSES = 10
+RAW_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
+def raw_folder(data_dir: str | Path) -> Path:
+    return Path(data_dir).resolve() / "MNIST" / "raw"
+
+
+def _redo(path: Path) -> str:
+    return (
+        f"Delete {path} (and {path.name}.gz next to it, if any) so that the next run "
+        "downloads it again, or copy a good file there."
+    )
+
+
+def extract_archives(raw: Path) -> None:
+    """Extract every ``.gz`` in ``raw`` whose ``-ubyte`` file is missing.
+
+    The file is written under a temporary name and renamed when complete, so a truncated
+    archive or a crash never leaves a half-extracted file for the next run to trip on.
+    """
+    for name in RAW_FILES:
+        archive, target = raw / name, raw / name.removesuffix(".gz")
+        if target.is_file() or not archive.is_file():
+            continue
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            with gzip.open(archive, "rb") as source, open(partial, "wb") as out:
+                shutil.copyfileobj(source, out)
+            os.replace(partial, target)
+        except (OSError, EOFError, zlib.error) as error:
+            raise MnistLitError(
+                f"{archive} is truncated or not a gzip file ({error}). Delete it so that the "
+                "next run downloads it again, or copy a good file there."
+            ) from error
+        finally:
+            partial.unlink(missing_ok=True)
+
+
+def read_idx(path: Path, magic: int) -> Tensor:
+    """Read one uint8 IDX file, checking its magic number, shape and length."""
+    if not path.is_file():
+        raise MnistLitError(
+            f"{path} is missing. Run `mnist-lit fit` with internet once to download MNIST, "
+            f"or copy the four files {', '.join(RAW_FILES)} into {path.parent}/."
+        )
+    data = path.read_bytes()
+    dims = magic & 0xFF
+    header = 4 + 4 * dims
+    if len(data) < header:
+        raise MnistLitError(f"{path} is truncated: {len(data)} bytes, no IDX header. {_redo(path)}")
+    (found,) = struct.unpack(">I", data[:4])
+    if found != magic:
+        raise MnistLitError(
+            f"{path} has IDX magic number {found:#010x}, expected {magic:#010x}: it is not an "
+            f"MNIST {'images' if dims == 3 else 'labels'} file. {_redo(path)}"
+        )
+    shape = struct.unpack(f">{dims}I", data[4:header])
+    expected = int(np.prod(shape))
+    if len(data) - header != expected:
+        raise MnistLitError(
+            f"{path} holds {len(data) - header} bytes of data, but its header promises "
+            f"{'x'.join(map(str, shape))} = {expected}: the file is truncated or corrupt. "
+            f"{_redo(path)}"
+        )
+    array = np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+    return torch.from_numpy(array.copy())
+
+
+def read_split(data_dir: str | Path, train: bool) -> tuple[Tensor, Tensor]:
+    """``(images (N, 28, 28) uint8, labels (N,) int64)`` of one split, every file checked."""
+    raw = raw_folder(data_dir)
+    prefix = "train" if train else "t10k"
+    images_path = raw / f"{prefix}-images-idx3-ubyte"
+    labels_path = raw / f"{prefix}-labels-idx1-ubyte"
+    images = read_idx(images_path, IMAGE_MAGIC)
+    labels = read_idx(labels_path, LABEL_MAGIC).long()
+    if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+        raise MnistLitError(
+            f"{images_path} holds images of {images.shape[1]}x{images.shape[2]} pixels; MNIST "
+            f"images are {IMAGE_SIDE}x{IMAGE_SIDE}. {_redo(images_path)}"
+        )
+    if len(images) != len(labels):
+        raise MnistLitError(
+            f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} "
+            f"labels: the two files do not belong together. {_redo(labels_path)}"
+        )
+    if len(labels) and int(labels.max()) >= NUM_CLASSES:
+        raise MnistLitError(
+            f"{labels_path} has label {int(labels.max())}; MNIST labels are 0-9. "
+            f"{_redo(labels_path)}"
+        )
+    return images, labels
