@@ -258,29 +258,30 @@ def _series(rows: Sequence[dict[str, object]], loss: str, epoch: int, column: st
     ]
 
 
-def _mean_std(values: Sequence[float], digits: int) -> str:
+def _mean_std(values: Sequence[float], spec: str) -> str:
     std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{digits}f} ± {std:.{digits}f}"
+    return f"{statistics.mean(values):{spec}} ± {std:{spec}}"
 
 
 def summary_table(rows: Sequence[dict[str, object]], losses: Sequence[str], epochs: int) -> str:
     """Markdown: per loss, mean ± std over seeds at the start, after epoch 1 and at the end."""
     n_seeds = len(_series(rows, losses[0], 0, "test_acc"))
     columns = [
-        ("test acc, epoch 1", 1, "test_acc", 4),
-        (f"test acc, epoch {epochs}", epochs, "test_acc", 4),
-        (f"val CE, epoch {epochs}", epochs, "val_ce", 4),
-        (f"test ECE, epoch {epochs}", epochs, "test_ece", 4),
-        ("dC/dz, start", 0, "dcdz", 5),
-        ("dC/dz, epoch 1", 1, "dcdz", 5),
-        ("saturated, start", 0, "saturated", 3),
+        ("test acc, epoch 1", 1, "test_acc", ".4f"),
+        (f"test acc, epoch {epochs}", epochs, "test_acc", ".4f"),
+        (f"val CE, epoch {epochs}", epochs, "val_ce", ".4f"),
+        (f"test ECE, epoch {epochs}", epochs, "test_ece", ".4f"),
+        ("dC/dz, start", 0, "dcdz", ".2e"),
+        ("dC/dz, epoch 1", 1, "dcdz", ".2e"),
+        ("saturated, start", 0, "saturated", ".3f"),
     ]
+    columns = list({title: (title, *rest) for title, *rest in columns}.values())  # epochs == 1
     lines = [
         "| loss | " + " | ".join(title for title, *_ in columns) + " |",
         "|---" * (len(columns) + 1) + "|",
     ]
     for loss in losses:
-        cells = [_mean_std(_series(rows, loss, e, c), d) for _, e, c, d in columns]
+        cells = [_mean_std(_series(rows, loss, e, c), spec) for _, e, c, spec in columns]
         lines.append(f"| {loss} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(f"Mean ± standard deviation over {n_seeds} seed(s).")
