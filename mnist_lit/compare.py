@@ -175,8 +175,7 @@ class EpochRecorder(Callback):
         assert isinstance(pl_module, MNISTClassifier)
         # Runs before the module logs (and resets) its epoch metrics.
         diagnostics = {
-            name: pl_module.metric("train", name).compute().item()
-            for name in ("dcdz", "saturated")
+            name: pl_module.metric("train", name).compute().item() for name in ("dcdz", "saturated")
         }
         self.record(pl_module, trainer.current_epoch + 1, diagnostics)
 
@@ -275,7 +274,7 @@ def summary_table(rows: Sequence[dict[str, object]], losses: Sequence[str], epoc
         ("dC/dz, epoch 1", 1, "dcdz", ".2e"),
         ("saturated, start", 0, "saturated", ".3f"),
     ]
-    columns = list({title: (title, *rest) for title, *rest in columns}.values())  # epochs == 1
+    columns = list({column[0]: column for column in columns}.values())  # epochs == 1
     lines = [
         "| loss | " + " | ".join(title for title, *_ in columns) + " |",
         "|---" * (len(columns) + 1) + "|",
