@@ -6,6 +6,7 @@ import torch
 
 from mnist_lit.cli import main
 from mnist_lit.compare import PRESETS, saturated_sigmoid_mlp
+from mnist_lit.losses import BinaryCrossEntropy, SigmoidQuadratic
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -68,8 +69,12 @@ def test_seeds_change_the_initial_weights(fake_mnist_dir: Path, tmp_path: Path) 
 def test_nielsen_start_is_saturated_and_quadratic_gradient_is_tiny() -> None:
     torch.manual_seed(0)
     net = saturated_sigmoid_mlp()
-    logits = net(torch.rand(64, 1, 28, 28)).detach()
+    logits = net(torch.rand(64, 1, 28, 28)).detach().requires_grad_()
     assert (logits.sigmoid() > 0.99).float().mean() > 0.9
+    target = torch.randint(0, 10, (64,))
+    (quadratic_grad,) = torch.autograd.grad(SigmoidQuadratic()(logits, target), logits)
+    (bce_grad,) = torch.autograd.grad(BinaryCrossEntropy()(logits, target), logits)
+    assert quadratic_grad.abs().mean() * 1000 < bce_grad.abs().mean()
     preset = PRESETS["nielsen"]
     assert preset.losses == ("sigmoid_quadratic", "bce")
     assert (preset.lr, preset.batch_size) == (0.5, 10)
@@ -100,3 +105,19 @@ def test_missing_data_gets_one_message(tmp_path: Path, capsys, monkeypatch) -> N
         main(["compare", "--data-dir", str(tmp_path / "none"), "--output-dir", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "mnist-lit: error: MNIST is not in" in capsys.readouterr().err
+
+
+@pytest.mark.real_data
+def test_nielsen_slowdown_on_real_mnist(real_mnist_dir: Path, tmp_path: Path) -> None:
+    # The acceptance criterion: from the saturated start the quadratic cost is
+    # clearly behind after one epoch, and its dC/dz starts at least 10 times smaller.
+    out = tmp_path / "nielsen"
+    main(["compare", "--preset", "nielsen", "--epochs", "1", "--data-dir", str(real_mnist_dir),
+          "--output-dir", str(out)])  # fmt: skip
+    rows = {(r["loss"], r["epoch"]): r for r in _rows(out / "metrics.csv")}
+    quadratic, bce = rows[("sigmoid_quadratic", "1")], rows[("bce", "1")]
+    assert float(quadratic["test_acc"]) < float(bce["test_acc"]) - 0.2
+    start_ratio = float(rows[("bce", "0")]["dcdz"]) / float(
+        rows[("sigmoid_quadratic", "0")]["dcdz"]
+    )
+    assert start_ratio > 10
