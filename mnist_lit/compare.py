@@ -334,16 +334,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--preset",
         choices=sorted(PRESETS),
         default="tutorial",
-        help="tutorial: "
-        + PRESETS["tutorial"].description
-        + "; nielsen: "
-        + PRESETS["nielsen"].description,
+        help="; ".join(f"{name}: {preset.description}" for name, preset in PRESETS.items())
+        + " (default: tutorial)",
     )
     parser.add_argument(
         "--losses",
         nargs="+",
         choices=sorted(LOSSES),
-        help="losses to compare (default: the preset's)",
+        metavar="LOSS",
+        help=f"losses to compare, of {', '.join(LOSSES)} (default: the preset's)",
     )
     parser.add_argument("--epochs", type=int, help="epochs per run (default: the preset's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="default: 0")
