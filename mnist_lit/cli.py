@@ -178,7 +178,12 @@ def main(args: list[str] | None = None) -> None:
     """Console entry point: run the CLI; a user's mistake ends in one message, no traceback."""
     for handler in logging.getLogger("lightning.pytorch").handlers:
         handler.addFilter(_NoAdverts())
+    argv = sys.argv[1:] if args is None else args
     try:
+        if argv[:1] == ["compare"]:
+            from mnist_lit.compare import main as compare  # only this command needs matplotlib
+
+            return compare(argv[1:])
         MNISTLightningCLI(args=args)
     except MnistLitError as error:
         print(f"mnist-lit: error: {error}", file=sys.stderr)

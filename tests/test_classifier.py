@@ -7,6 +7,8 @@ from torch import nn
 
 from mnist_lit import MNISTClassifier, MNISTDataModule, Quadratic, SoftmaxRegression
 from mnist_lit.errors import MnistLitError
+from mnist_lit.losses import SigmoidQuadratic
+from mnist_lit.models.classifier import output_probabilities, saturated_share
 
 
 def _trainer(**kwargs) -> L.Trainer:
@@ -83,3 +85,40 @@ def test_network_with_wrong_number_of_outputs_is_named(datamodule: MNISTDataModu
 def test_learning_rate_must_be_positive() -> None:
     with pytest.raises(MnistLitError, match=r"model\.lr"):
         MNISTClassifier(lr=0)
+
+
+def test_logs_dcdz_saturation_and_calibration(fake_mnist_dir: Path) -> None:
+    # One batch per epoch and a learning rate too small to move anything: the logged dC/dz
+    # must be the per-sample gradient at the initial weights, computed here by hand.
+    datamodule = MNISTDataModule(data_dir=str(fake_mnist_dir), batch_size=1000, val_size=100)
+    L.seed_everything(0)
+    model = MNISTClassifier(SoftmaxRegression(), SigmoidQuadratic(), lr=1e-12)
+    initial = [p.detach().clone() for p in model.parameters()]
+    trainer = _trainer(max_epochs=1)
+    trainer.fit(model, datamodule)
+    images, labels = datamodule.splits["train"]
+    net = SoftmaxRegression()
+    with torch.no_grad():
+        for param, value in zip(net.parameters(), initial, strict=True):
+            param.copy_(value)
+    logits = net(datamodule.preprocess(images)).detach().requires_grad_()
+    (grad,) = torch.autograd.grad(SigmoidQuadratic()(logits, labels), logits)
+    logged = trainer.callback_metrics
+    expected_dcdz = grad.abs().mean() * len(labels)
+    torch.testing.assert_close(logged["train/dcdz"], expected_dcdz, rtol=1e-4, atol=0)
+    sigmoid = logits.detach().sigmoid()
+    expected_saturated = ((sigmoid < 0.01) | (sigmoid > 0.99)).float().mean()
+    torch.testing.assert_close(logged["train/saturated"], expected_saturated)
+    assert 0 < logged["val/ece"] < 1
+    (result,) = trainer.test(model, datamodule, verbose=False)
+    assert 0 < result["test/ece"] < 1
+
+
+def test_saturation_is_read_through_the_losss_activation() -> None:
+    logits = torch.tensor([[8.0, -8.0, 0.0]])
+    # Sigmoid: 8 and -8 saturate, 0 does not. Softmax: 0.9997, 3e-7 and 3e-4 all saturate.
+    sigmoid = MNISTClassifier(loss=SigmoidQuadratic())
+    assert sigmoid.output_activation == "sigmoid"
+    assert saturated_share(output_probabilities(logits, "sigmoid")).item() == pytest.approx(2 / 3)
+    assert MNISTClassifier(loss=Quadratic()).output_activation == "softmax"
+    assert saturated_share(output_probabilities(logits, "softmax")).item() == 1.0

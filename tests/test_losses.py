@@ -76,3 +76,129 @@ def test_softmax_twice_has_a_floor_above_zero() -> None:
     value = SoftmaxTwiceCrossEntropy()(confident, torch.tensor([3])).item()
     assert value == pytest.approx(floor, rel=1e-5)
     assert CrossEntropy()(confident, torch.tensor([3])).item() < 1e-6
+
+
+# --- the rest of the family --------------------------------------------------------------
+
+from mnist_lit.losses import (  # noqa: E402
+    BinaryCrossEntropy,
+    FocalLoss,
+    LabelSmoothingCrossEntropy,
+    SigmoidQuadratic,
+)
+
+
+def _sigmoid(v: float) -> float:
+    return 1 / (1 + math.exp(-v))
+
+
+def test_sigmoid_quadratic_by_hand() -> None:
+    total = 0.0
+    for row, y in zip(LOGITS.tolist(), TARGET.tolist(), strict=True):
+        total += sum((_sigmoid(z) - (k == y)) ** 2 for k, z in enumerate(row)) / 2
+    assert SigmoidQuadratic()(LOGITS, TARGET).item() == pytest.approx(total / 2, rel=1e-6)
+
+
+def test_binary_cross_entropy_by_hand() -> None:
+    total = 0.0
+    for row, y in zip(LOGITS.tolist(), TARGET.tolist(), strict=True):
+        for k, z in enumerate(row):
+            a = _sigmoid(z)
+            total -= math.log(a) if k == y else math.log(1 - a)
+    assert BinaryCrossEntropy()(LOGITS, TARGET).item() == pytest.approx(total / 2, rel=1e-6)
+
+
+def test_label_smoothing_by_hand() -> None:
+    eps, total = 0.2, 0.0
+    for row, y in zip(LOGITS.tolist(), TARGET.tolist(), strict=True):
+        p = _hand_softmax(row)
+        total += (1 - eps) * -math.log(p[y]) + eps * sum(-math.log(pk) for pk in p) / 3
+    value = LabelSmoothingCrossEntropy(eps)(LOGITS, TARGET).item()
+    assert value == pytest.approx(total / 2, rel=1e-6)
+
+
+def test_focal_by_hand() -> None:
+    gamma, total = 2.0, 0.0
+    for row, y in zip(LOGITS.tolist(), TARGET.tolist(), strict=True):
+        p = _hand_softmax(row)[y]
+        total += -((1 - p) ** gamma) * math.log(p)
+    assert FocalLoss(gamma)(LOGITS, TARGET).item() == pytest.approx(total / 2, rel=1e-6)
+
+
+def _focal_reference(z: torch.Tensor, y: torch.Tensor, gamma: float) -> torch.Tensor:
+    # PyTorch has no softmax focal loss: write it the long way from softmax probabilities.
+    p = torch.softmax(z, 1)[torch.arange(len(y)), y]
+    return (-((1 - p) ** gamma) * torch.log(p)).mean()
+
+
+@pytest.mark.parametrize(
+    ("loss", "reference"),
+    [
+        pytest.param(
+            SigmoidQuadratic(),
+            lambda z, y: (
+                F.mse_loss(torch.sigmoid(z), F.one_hot(y, 10).float(), reduction="sum")
+                / (2 * len(y))
+            ),
+            id="sigmoid-quadratic",
+        ),
+        pytest.param(
+            BinaryCrossEntropy(),
+            lambda z, y: (
+                F.binary_cross_entropy(torch.sigmoid(z), F.one_hot(y, 10).float(), reduction="sum")
+                / len(y)
+            ),
+            id="bce-one-vs-rest",
+        ),
+        pytest.param(
+            LabelSmoothingCrossEntropy(0.1),
+            lambda z, y: F.cross_entropy(z, y, label_smoothing=0.1),
+            id="label-smoothing",
+        ),
+        pytest.param(FocalLoss(0.0), F.cross_entropy, id="focal-gamma0-is-ce"),
+        pytest.param(FocalLoss(2.0), lambda z, y: _focal_reference(z, y, 2.0), id="focal"),
+    ],
+)
+def test_family_matches_reference_with_gradients(loss, reference) -> None:
+    test_matches_torch_reference_with_gradients(loss, reference)
+
+
+def test_sigmoid_losses_gradients_differ_by_the_sigmoid_slope() -> None:
+    # Nielsen's point, exactly: dC/dz of the quadratic cost is BCE's times sigma'(z).
+    logits = torch.tensor([[4.0, -3.0, 0.5], [6.0, 2.0, -5.0]], requires_grad=True)
+    target = torch.tensor([1, 0])
+    (quadratic_grad,) = torch.autograd.grad(SigmoidQuadratic()(logits, target), logits)
+    (bce_grad,) = torch.autograd.grad(BinaryCrossEntropy()(logits, target), logits)
+    a = logits.detach().sigmoid()
+    torch.testing.assert_close(quadratic_grad, bce_grad * a * (1 - a))
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: LabelSmoothingCrossEntropy(1.0), "smoothing"),
+        (lambda: LabelSmoothingCrossEntropy(-0.1), "smoothing"),
+        (lambda: FocalLoss(-1.0), "gamma"),
+    ],
+)
+def test_bad_hyperparameters_are_named(make, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize(
+    "loss", [CrossEntropy(), Quadratic(), SigmoidQuadratic(), BinaryCrossEntropy(), FocalLoss()]
+)
+def test_bad_shapes_are_named(loss) -> None:
+    with pytest.raises(ValueError, match="target must have shape"):
+        loss(torch.zeros(4, 10), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="logits must have shape"):
+        loss(torch.zeros(10), torch.zeros(1, dtype=torch.long))
+    with pytest.raises(ValueError, match="integer class indices"):
+        loss(torch.zeros(4, 10), torch.zeros(4))
+
+
+def test_every_loss_declares_its_output_activation() -> None:
+    softmax = [CrossEntropy, SoftmaxTwiceCrossEntropy, Quadratic, LabelSmoothingCrossEntropy]
+    assert all(cls.activation == "softmax" for cls in [*softmax, FocalLoss])
+    assert SigmoidQuadratic.activation == BinaryCrossEntropy.activation == "sigmoid"

@@ -11,6 +11,14 @@ from nbclient import NotebookClient
 from tests.fake_mnist import write_fake_mnist
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+# What each notebook must print, beyond running without errors.
+EXPECTED_TEXT = {
+    "00_quickstart": "test accuracy",
+    "01_entropy_and_cross_entropy": "0.9163 nats = 1.3219 bits",
+    "02_loss_comparison": "test accuracy",
+}
+# Notebooks whose plots must render (as PNG outputs), and how many at least.
+EXPECTED_PLOTS = {"01_entropy_and_cross_entropy": 3, "02_loss_comparison": 4}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -18,6 +26,7 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     # The notebooks hold out the default 5,000 validation images: leave 600 to train on.
     monkeypatch.setenv("MNIST_LIT_DATA_DIR", str(write_fake_mnist(tmp_path, n_train=5_600)))
     monkeypatch.setenv("MNIST_LIT_EPOCHS", "1")
+    monkeypatch.setenv("MNIST_LIT_VAL_SIZE", "100")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(
@@ -25,7 +34,13 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     ).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
-    assert any("test accuracy" in o.get("text", "") for o in outputs)
+    assert any(EXPECTED_TEXT[path.stem] in o.get("text", "") for o in outputs)
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) >= EXPECTED_PLOTS.get(path.stem, 0)
+
+
+def test_every_notebook_is_checked() -> None:
+    assert {path.stem for path in NOTEBOOKS} == set(EXPECTED_TEXT)
 
 
 def test_notebooks_are_committed_without_outputs() -> None:

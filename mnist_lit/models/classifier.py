@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric, Metric
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
 from mnist_lit.errors import MnistLitError
 from mnist_lit.losses import CrossEntropy
@@ -17,13 +17,43 @@ from mnist_lit.models.nets import NUM_CLASSES, SoftmaxRegression
 
 Batch = tuple[Tensor, Tensor]
 
+# An output counts as saturated when its activation is this close to 0 or 1: there the
+# sigmoid's slope a(1 - a) is below 0.0099, under 4% of its maximum 0.25.
+SATURATION_MARGIN = 0.01
+
+
+def output_probabilities(logits: Tensor, activation: str) -> Tensor:
+    """The loss's view of the outputs: ``softmax`` over classes or ``sigmoid`` per class."""
+    if activation == "sigmoid":
+        return logits.sigmoid()
+    if activation == "softmax":
+        return logits.softmax(dim=-1)
+    raise ValueError(f"activation must be 'softmax' or 'sigmoid', got {activation!r}")
+
+
+def saturated_share(probs: Tensor, margin: float = SATURATION_MARGIN) -> Tensor:
+    """Fraction of output activations within ``margin`` of 0 or 1."""
+    return ((probs < margin) | (probs > 1 - margin)).float().mean()
+
 
 class MNISTClassifier(L.LightningModule):
-    """Trains ``net`` with ``loss`` and reports comparable metrics for every split.
+    r"""Trains ``net`` with ``loss`` and reports comparable metrics for every split.
 
     Logged per epoch: ``{train,val,test}/loss`` (the training loss), ``{train,val,test}/acc``,
     ``val/acc_best``, and ``{val,test}/ce``, the plain cross-entropy on logits, so that runs
     trained with different losses can be compared on one scale.
+
+    The loss study's diagnostics, also per epoch:
+
+    - ``train/dcdz``: mean absolute gradient of the loss with respect to the output
+      pre-activations (logits), per sample, :math:`|\partial C_x / \partial z_k|` averaged
+      over samples and outputs. The quadratic cost's carries :math:`\sigma'(z)` and
+      vanishes when outputs saturate; cross-entropy's does not.
+    - ``train/saturated``: share of output activations within 0.01 of 0 or 1, taken
+      through the loss's own output activation (``loss.activation``: ``"softmax"`` or
+      ``"sigmoid"``; softmax when the loss does not say).
+    - ``{val,test}/ece``: expected calibration error (15 bins, L1) of the softmax of
+      the logits, the same probabilities for every loss.
 
     Args:
         net: maps ``(B, 1, 28, 28)`` images to ``(B, 10)`` logits; default the tutorial's
@@ -42,6 +72,7 @@ class MNISTClassifier(L.LightningModule):
         self.save_hyperparameters(ignore=["net", "loss"])
         self.net = net if net is not None else SoftmaxRegression()
         self.loss = loss if loss is not None else CrossEntropy()
+        self.output_activation = str(getattr(self.loss, "activation", "softmax"))
         self.lr = lr
         self.metrics = nn.ModuleDict(
             {
@@ -52,6 +83,15 @@ class MNISTClassifier(L.LightningModule):
                     ("loss", MeanMetric),
                     ("ce", MeanMetric),
                 )
+            }
+        )
+        # "disable": MeanMetric's NaN check reads the value on the host, a sync per step.
+        self.metrics.update(
+            {
+                "train_dcdz": MeanMetric(nan_strategy="disable"),
+                "train_saturated": MeanMetric(nan_strategy="disable"),
+                "val_ece": MulticlassCalibrationError(NUM_CLASSES, n_bins=15),
+                "test_ece": MulticlassCalibrationError(NUM_CLASSES, n_bins=15),
             }
         )
         self.val_acc_best = MaxMetric()
@@ -98,17 +138,42 @@ class MNISTClassifier(L.LightningModule):
         # Metrics accumulate on the device; nothing here waits for the GPU.
         self.metric(split, "acc").update(logits.detach(), target)
         self.metric(split, "loss").update(loss.detach(), weight=len(target))
-        if split != "train":
+        if split == "train":
+            self.record_output_diagnostics(logits)
+        else:
             ce = F.cross_entropy(logits.detach(), target)
             self.metric(split, "ce").update(ce, weight=len(target))
+            self.metric(split, "ece").update(logits.detach().softmax(dim=-1), target)
         return loss
+
+    def record_output_diagnostics(self, logits: Tensor) -> None:
+        """Accumulate dC/dz and the saturated share of this batch, on the device.
+
+        The hook receives dC/dz during the backward pass Lightning runs anyway, so this
+        costs one small reduction per step and never waits for the device (no ``.item()``).
+        """
+        probs = output_probabilities(logits.detach(), self.output_activation)
+        self.metric("train", "saturated").update(saturated_share(probs), weight=len(logits))
+        if logits.requires_grad:
+            batch_size = len(logits)
+
+            def record(grad: Tensor) -> None:
+                # The loss averages over the batch; times B gives the per-sample dC_x/dz.
+                dcdz = grad.abs().mean() * batch_size
+                self.metric("train", "dcdz").update(dcdz, weight=batch_size)
+
+            logits.register_hook(record)
 
     def metric(self, split: str, name: str) -> Metric:
         return cast(Metric, self.metrics[f"{split}_{name}"])
 
     def log_split(self, split: str) -> None:
         """Log ``split``'s epoch metrics once, synchronised across processes."""
-        names = ("acc", "loss") if split == "train" else ("acc", "loss", "ce")
+        names = (
+            ("acc", "loss", "dcdz", "saturated")
+            if split == "train"
+            else ("acc", "loss", "ce", "ece")
+        )
         for name in names:
             self.log(f"{split}/{name}", self.metric(split, name), prog_bar=name == "acc")
 

@@ -1,0 +1,123 @@
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnist_lit.cli import main
+from mnist_lit.compare import PRESETS, saturated_sigmoid_mlp
+from mnist_lit.losses import BinaryCrossEntropy, SigmoidQuadratic
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as file:
+        return list(csv.DictReader(file))
+
+
+def test_compare_writes_csv_png_and_table(
+    fake_mnist_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cmp"
+    main(
+        [
+            "compare",
+            "--losses",
+            "ce",
+            "quadratic",
+            "--epochs",
+            "2",
+            "--seeds",
+            "0",
+            "1",
+            "--data-dir",
+            str(fake_mnist_dir),
+            "--val-size",
+            "100",
+            "--output-dir",
+            str(out),
+        ]
+    )
+    rows = _rows(out / "metrics.csv")
+    # 2 losses x 2 seeds x (initial + 2 epochs)
+    assert len(rows) == 12
+    assert {(r["loss"], r["seed"]) for r in rows} == {
+        (loss, seed) for loss in ("ce", "quadratic") for seed in ("0", "1")
+    }
+    for seed in ("0", "1"):
+        # Same initial weights for every loss within a seed.
+        starts = [r for r in rows if r["epoch"] == "0" and r["seed"] == seed]
+        assert starts[0]["val_acc"] == starts[1]["val_acc"]
+        assert starts[0]["val_ce"] == starts[1]["val_ce"]
+    last = [r for r in rows if r["epoch"] == "2"]
+    assert all(float(r["test_acc"]) > 0.5 for r in last)
+    assert all(float(r["dcdz"]) > 0 and 0 <= float(r["saturated"]) <= 1 for r in rows)
+    assert (out / "curves.png").stat().st_size > 10_000
+    table = capsys.readouterr().out
+    assert "| ce |" in table and "| quadratic |" in table and " ± " in table
+    assert (out / "summary.md").read_text().strip() == table[table.index("| loss") :].strip()
+
+
+def test_seeds_change_the_initial_weights(fake_mnist_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cmp"
+    args = ["--epochs", "1", "--data-dir", str(fake_mnist_dir), "--val-size", "100"]
+    args += ["--output-dir", str(out)]
+    main(["compare", "--losses", "ce", "--seeds", "3", "4", *args])
+    starts = [r for r in _rows(out / "metrics.csv") if r["epoch"] == "0"]
+    assert starts[0]["val_ce"] != starts[1]["val_ce"]
+
+
+def test_nielsen_start_is_saturated_and_quadratic_gradient_is_tiny() -> None:
+    torch.manual_seed(0)
+    net = saturated_sigmoid_mlp()
+    logits = net(torch.rand(64, 1, 28, 28)).detach().requires_grad_()
+    assert (logits.sigmoid() > 0.99).float().mean() > 0.9
+    target = torch.randint(0, 10, (64,))
+    (quadratic_grad,) = torch.autograd.grad(SigmoidQuadratic()(logits, target), logits)
+    (bce_grad,) = torch.autograd.grad(BinaryCrossEntropy()(logits, target), logits)
+    assert quadratic_grad.abs().mean() * 1000 < bce_grad.abs().mean()
+    preset = PRESETS["nielsen"]
+    assert preset.losses == ("sigmoid_quadratic", "bce")
+    assert (preset.lr, preset.batch_size) == (0.5, 10)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--losses", "hinge"], "invalid choice: 'hinge'"),
+        (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--preset", "lecun"], "invalid choice: 'lecun'"),
+        (["--seeds", "1", "1"], "--seeds must be distinct"),
+        (["--val-size", "0"], "--val-size must be at least 1"),
+    ],
+)
+def test_bad_options_get_one_message(argv, message, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_missing_data_gets_one_message(tmp_path: Path, capsys, monkeypatch) -> None:
+    # No internet: torchvision's download fails and the CLI names the folder.
+    monkeypatch.setattr("torchvision.datasets.MNIST.mirrors", ["http://127.0.0.1:9/"])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "--data-dir", str(tmp_path / "none"), "--output-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "mnist-lit: error: MNIST is not in" in capsys.readouterr().err
+
+
+@pytest.mark.real_data
+def test_nielsen_slowdown_on_real_mnist(real_mnist_dir: Path, tmp_path: Path) -> None:
+    # The acceptance criterion: from the saturated start the quadratic cost is
+    # clearly behind after one epoch, and its dC/dz starts at least 10 times smaller.
+    out = tmp_path / "nielsen"
+    main(["compare", "--preset", "nielsen", "--epochs", "1", "--data-dir", str(real_mnist_dir),
+          "--output-dir", str(out)])  # fmt: skip
+    rows = {(r["loss"], r["epoch"]): r for r in _rows(out / "metrics.csv")}
+    quadratic, bce = rows[("sigmoid_quadratic", "1")], rows[("bce", "1")]
+    assert float(quadratic["test_acc"]) < float(bce["test_acc"]) - 0.2
+    start_ratio = float(rows[("bce", "0")]["dcdz"]) / float(
+        rows[("sigmoid_quadratic", "0")]["dcdz"]
+    )
+    assert start_ratio > 10
