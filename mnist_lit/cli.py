@@ -10,9 +10,11 @@ import re
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 from lightning.fabric.utilities.cloud_io import _load as pl_load
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
@@ -40,6 +42,7 @@ class _NoAdverts(logging.Filter):
 
 
 BEST_FILENAME = "best-epoch{epoch:02d}-acc{val/acc:.4f}"
+PROGRESS_BAR_STEPS = 20
 
 
 class MNISTLightningCLI(LightningCLI):
@@ -76,6 +79,20 @@ class MNISTLightningCLI(LightningCLI):
                 "checkpoint.auto_insert_metric_name": False,
             }
         )
+
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        # Lightning's bar redraws after every step, which costs more than a step of the
+        # tutorial's model; redrawn every PROGRESS_BAR_STEPS it stays live and a notebook's
+        # output stays short. A bar of the user's own, or none, is left alone.
+        config = (self.config_init[self.subcommand] if self.subcommand else self.config_init)[
+            "trainer"
+        ]
+        callbacks = config.get("callbacks") or []
+        callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
+        wants_bar = config.get("enable_progress_bar") is not False
+        if wants_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
+            kwargs["callbacks"] = [*callbacks, TQDMProgressBar(refresh_rate=PROGRESS_BAR_STEPS)]
+        return super().instantiate_trainer(**kwargs)
 
     def _parse_ckpt_path(self) -> None:
         # LightningCLI reads an explicit --ckpt_path file while parsing, before any hook.

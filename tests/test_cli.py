@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torchvision
 
-from mnist_lit.cli import main
+from mnist_lit.cli import MNISTLightningCLI, main
 
 REPO = Path(__file__).resolve().parents[1]
 TUTORIAL = str(REPO / "configs" / "seed_cross_entropy.yaml")
@@ -139,3 +139,15 @@ def test_bad_option_value_names_the_option(
     monkeypatch.chdir(tmp_path)
     err = _run_main(["fit", "--config", TUTORIAL, "--data.batch_size=0"], capsys)
     assert "data.batch_size must be a positive integer, got 0" in err
+
+
+@pytest.mark.parametrize(("flag", "refresh_rate"), [("true", 20), ("false", None)])
+def test_progress_bar_redraws_every_20_steps_or_is_off(
+    flag: str, refresh_rate: int | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    cli = MNISTLightningCLI(
+        args=["--config", TUTORIAL, f"--trainer.enable_progress_bar={flag}"], run=False
+    )
+    bar = cli.trainer.progress_bar_callback
+    assert (bar.refresh_rate if bar else None) == refresh_rate

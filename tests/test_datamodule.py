@@ -11,7 +11,9 @@ from mnist_lit.errors import MnistLitError
 
 @pytest.fixture
 def datamodule(fake_mnist_dir: Path) -> MNISTDataModule:
-    dm = MNISTDataModule(data_dir=str(fake_mnist_dir), batch_size=32, val_size=100, seed=3)
+    dm = MNISTDataModule(
+        data_dir=str(fake_mnist_dir), batch_size=32, eval_batch_size=32, val_size=100, seed=3
+    )
     dm.prepare_data()
     dm.setup("fit")
     return dm
@@ -121,3 +123,10 @@ def test_missing_data_offline_says_where_files_go(
     message = str(error.value)
     assert str(tmp_path / "nowhere" / "MNIST" / "raw") in message
     assert "train-images-idx3-ubyte.gz" in message and "--data.data_dir" in message
+
+
+def test_evaluation_takes_larger_batches_than_training(fake_mnist_dir: Path) -> None:
+    dm = MNISTDataModule(str(fake_mnist_dir), batch_size=16, eval_batch_size=64, val_size=100)
+    dm.setup()
+    assert [len(labels) for _, labels in dm.val_dataloader()] == [64, 36]
+    assert len(next(iter(dm.train_dataloader()))[1]) == 16

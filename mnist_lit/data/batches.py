@@ -93,4 +93,5 @@ class InMemoryBatches:
             return
         indices = order.indices().to(self.labels.device)
         for batch in indices.split(self.batch_size):
-            yield self.images[batch], self.labels[batch]
+            # index_select is several times faster than advanced indexing for a gather.
+            yield self.images.index_select(0, batch), self.labels.index_select(0, batch)
