@@ -40,7 +40,12 @@ def run_process(command: list[str], log: Path) -> tuple[float, float]:
     """Run ``command``; return (wall seconds, peak resident MiB) of that process alone."""
     start = time.perf_counter()
     with open(log, "w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        # PYTHONPATH: the console script must find benchmarks.fit_timer.
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        }
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
         _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
