@@ -191,7 +191,8 @@ def train_one(
 ) -> list[dict[str, object]]:
     """Train ``net`` with one loss; return its rows, epoch 0 (untrained) included."""
     preset = PRESETS[preset_name]
-    model = MNISTClassifier(net, LOSSES[loss_name](), lr=preset.lr)
+    # The study measures dC/dz on every batch, not on a sample.
+    model = MNISTClassifier(net, LOSSES[loss_name](), lr=preset.lr, diagnostics_every=1)
     recorder = EpochRecorder(datamodule, {"preset": preset_name, "loss": loss_name, "seed": seed})
     recorder.record(model, 0, initial_diagnostics(model, datamodule))
     trainer = L.Trainer(

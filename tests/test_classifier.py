@@ -122,3 +122,35 @@ def test_saturation_is_read_through_the_losss_activation() -> None:
     assert saturated_share(output_probabilities(logits, "sigmoid")).item() == pytest.approx(2 / 3)
     assert MNISTClassifier(loss=Quadratic()).output_activation == "softmax"
     assert saturated_share(output_probabilities(logits, "softmax")).item() == 1.0
+
+
+def test_compile_option_compiles_the_network_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled = []
+    monkeypatch.setattr(nn.Module, "compile", lambda self, *a, **k: compiled.append(self))
+    model = MNISTClassifier(compile=True)
+    assert compiled == [model.net]
+    assert "net.linear.weight" in model.state_dict()  # checkpoint keys unchanged
+    MNISTClassifier()
+    assert len(compiled) == 1
+
+
+def test_bf16_mixed_precision_trains_on_cpu(datamodule: MNISTDataModule) -> None:
+    model = MNISTClassifier()
+    _trainer(fast_dev_run=2, precision="bf16-mixed").fit(model, datamodule)
+    assert model.net.linear.weight.dtype == torch.float32  # master weights stay float32
+
+
+def test_diagnostics_are_measured_on_every_nth_batch(
+    fake_mnist_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    datamodule = MNISTDataModule(data_dir=str(fake_mnist_dir), batch_size=100, val_size=100)
+    model = MNISTClassifier(diagnostics_every=2)
+    diagnosed: list[int] = []
+    monkeypatch.setattr(model, "record_output_diagnostics", lambda logits: diagnosed.append(1))
+    _trainer(max_epochs=1).fit(model, datamodule)
+    assert len(diagnosed) == 3  # batches 0, 2 and 4 of 5
+
+
+def test_diagnostics_every_must_be_positive() -> None:
+    with pytest.raises(MnistLitError, match=r"model\.diagnostics_every"):
+        MNISTClassifier(diagnostics_every=0)
