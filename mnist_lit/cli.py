@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from mnist_lit.checkpointing import BestAndLastCheckpoint
 from mnist_lit.data import MNISTDataModule
-from mnist_lit.errors import MnistLitError
+from mnist_lit.errors import MnistLitError, first_line
 from mnist_lit.models import MNISTClassifier
 from mnist_lit.prediction_csv import PredictionCSV
 
@@ -177,13 +177,9 @@ def check_checkpoint_fits(path: Path, model: MNISTClassifier) -> None:
 
 def unreadable_checkpoint(path: str | Path, error: BaseException) -> MnistLitError:
     return MnistLitError(
-        f"--ckpt_path {path} is not a readable Lightning checkpoint ({_first_line(error)}). "
+        f"--ckpt_path {path} is not a readable Lightning checkpoint ({first_line(error)}). "
         "Pass a .ckpt file written by `mnist-lit fit`."
     )
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def _version_number(path: Path) -> int:

@@ -6,3 +6,9 @@ The CLI prints its message alone, without a traceback, and exits with status 2.
 
 class MnistLitError(Exception):
     """A problem with the user's input; the message names the thing and the fix."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (or its type), to quote inside ours."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

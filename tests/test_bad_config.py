@@ -7,19 +7,7 @@ from pathlib import Path
 import pytest
 
 from mnist_lit.cli import main
-
-REPO = Path(__file__).resolve().parents[1]
-TUTORIAL = str(REPO / "configs" / "seed_cross_entropy.yaml")
-FAST = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
-
-
-def _error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return err
+from tests.cli_helpers import FAST, TUTORIAL, cli_error
 
 
 @pytest.mark.parametrize(
@@ -44,7 +32,7 @@ def test_bad_option_is_rejected_before_training(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     data = [f"--data.data_dir={fake_mnist_dir}", "--data.val_size=100", *FAST]
-    err = _error(["fit", "--config", TUTORIAL, *data, option],
+    err = cli_error(["fit", "--config", TUTORIAL, *data, option],
                  capsys)  # fmt: skip
     assert expected in err
     assert not list(tmp_path.glob("logs/*/version_*/checkpoints/*"))  # nothing was trained
@@ -60,7 +48,7 @@ def test_checkpoint_of_another_network_is_named(
     data = [f"--data.data_dir={fake_mnist_dir}", "--data.val_size=100", *FAST]
     main(["fit", "--config", TUTORIAL, "--trainer.max_epochs=1", *data])
     (best,) = tmp_path.glob("logs/seed_cross_entropy/version_0/checkpoints/best-*.ckpt")
-    err = _error(
+    err = cli_error(
         ["test", "--config", TUTORIAL, "--model.net=mnist_lit.models.MLP", "--ckpt_path=best",
          *data],
         capsys,
@@ -76,5 +64,5 @@ def test_file_that_is_not_a_checkpoint_is_named(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notes.ckpt").write_text("not a checkpoint")
-    err = _error(["test", "--config", TUTORIAL, "--ckpt_path=notes.ckpt"], capsys)
+    err = cli_error(["test", "--config", TUTORIAL, "--ckpt_path=notes.ckpt"], capsys)
     assert "--ckpt_path notes.ckpt is not a readable Lightning checkpoint" in err

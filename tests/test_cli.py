@@ -11,11 +11,8 @@ from pathlib import Path
 import pytest
 import torchvision
 
-from mnist_lit.cli import MNISTLightningCLI, main
-
-REPO = Path(__file__).resolve().parents[1]
-TUTORIAL = str(REPO / "configs" / "seed_cross_entropy.yaml")
-FAST = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+from mnist_lit.cli import MNISTLightningCLI
+from tests.cli_helpers import FAST, TUTORIAL, cli_error
 
 
 def mnist_lit(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -94,21 +91,12 @@ def test_python_dash_m_is_the_same_command(tmp_path: Path) -> None:
     assert "lr: 0.5" in result.stdout
 
 
-def _run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return err
-
-
 def test_missing_data_offline_is_one_clear_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
     monkeypatch.chdir(tmp_path)
-    err = _run_main(["fit", "--config", TUTORIAL, f"--data.data_dir={tmp_path}/empty"], capsys)
+    err = cli_error(["fit", "--config", TUTORIAL, f"--data.data_dir={tmp_path}/empty"], capsys)
     assert err.startswith("mnist-lit: error: MNIST is not in")
     assert f"{tmp_path}/empty/MNIST/raw" in err
 
@@ -128,7 +116,7 @@ def test_best_without_a_previous_fit_is_explained(
         "best",
         f"--data.data_dir={fake_mnist_dir}",
     ]
-    err = _run_main(args, capsys)
+    err = cli_error(args, capsys)
     assert "no best checkpoint under logs/seed_cross_entropy" in err
     assert "Run `mnist-lit fit` with the same --config first" in err
 
@@ -137,7 +125,7 @@ def test_bad_option_value_names_the_option(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    err = _run_main(["fit", "--config", TUTORIAL, "--data.batch_size=0"], capsys)
+    err = cli_error(["fit", "--config", TUTORIAL, "--data.batch_size=0"], capsys)
     assert "data.batch_size must be a positive integer, got 0" in err
 
 

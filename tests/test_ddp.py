@@ -11,11 +11,9 @@ from pathlib import Path
 import pytest
 
 from mnist_lit.cli import main
+from tests.cli_helpers import FAST, REPO, TUTORIAL
 
-REPO = Path(__file__).resolve().parents[1]
-TUTORIAL = str(REPO / "configs" / "seed_cross_entropy.yaml")
 DDP_CPU = str(REPO / "configs" / "trainer" / "ddp_cpu.yaml")
-FAST = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
 
 
 def _metrics(cwd: Path) -> list[dict[str, float]]:

@@ -12,10 +12,7 @@ from PIL import Image, ImageDraw
 
 from mnist_lit.cli import main
 from mnist_lit.data.own_digits import load_digits, mnist_style
-
-REPO = Path(__file__).resolve().parents[1]
-TUTORIAL = str(REPO / "configs" / "seed_cross_entropy.yaml")
-FAST = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+from tests.cli_helpers import FAST, TUTORIAL
 
 
 def draw_one(size: tuple[int, int], dark_on_light: bool, at: float = 0.3) -> Image.Image:

@@ -13,10 +13,8 @@ import pytest
 import torch
 
 from mnist_lit.cli import main
+from tests.cli_helpers import FAST, REPO, TUTORIAL
 
-REPO = Path(__file__).resolve().parents[1]
-TUTORIAL = str(REPO / "configs" / "seed_cross_entropy.yaml")
-FAST = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
 # A small CNN with dropout (random draws every step), momentum and a decaying learning rate
 # (optimizer and scheduler state): all of it must come back from a checkpoint.
 STATEFUL = [

@@ -14,7 +14,7 @@ from torchvision.datasets import MNIST
 from mnist_lit.data.batches import EpochOrder, InMemoryBatches
 from mnist_lit.data.own_digits import load_digits
 from mnist_lit.data.raw_files import RAW_FILES, extract_archives, raw_folder, read_split
-from mnist_lit.errors import MnistLitError
+from mnist_lit.errors import MnistLitError, first_line
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
@@ -39,7 +39,7 @@ def download_mnist(data_dir: str | Path) -> None:
             MNIST(data_dir, train=False, download=True)
     except (OSError, RuntimeError) as error:
         raise MnistLitError(
-            f"MNIST is not in {raw} and could not be downloaded ({_first_line(error)}). "
+            f"MNIST is not in {raw} and could not be downloaded ({first_line(error)}). "
             f"Without internet, copy the four files {', '.join(RAW_FILES)} into {raw}/, "
             "or point --data.data_dir at a folder that has them in MNIST/raw/."
         ) from error
@@ -48,10 +48,6 @@ def download_mnist(data_dir: str | Path) -> None:
 def load_split(data_dir: str | Path, train: bool) -> tuple[Tensor, Tensor]:
     """Return ``(images (N, 28, 28) uint8, labels (N,) int64)`` of one official split."""
     return read_split(data_dir, train)
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 class MNISTDataModule(L.LightningDataModule):
