@@ -21,3 +21,13 @@ def cli_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     err = capsys.readouterr().err
     assert "Traceback" not in err
     return err
+
+
+def fake_data(data_dir: Path) -> list[str]:
+    """Options that point a run at the fake data, quietly."""
+    return [f"--data.data_dir={data_dir}", "--data.val_size=100", *FAST]
+
+
+def fit_one_epoch(data_dir: Path) -> None:
+    """Fit the tutorial's config for one epoch in the current folder (logs/ goes there)."""
+    main(["fit", "--config", TUTORIAL, "--trainer.max_epochs=1", *fake_data(data_dir)])

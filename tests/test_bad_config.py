@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_lit.cli import main
-from tests.cli_helpers import FAST, TUTORIAL, cli_error
+from tests.cli_helpers import TUTORIAL, cli_error, fake_data, fit_one_epoch
 
 
 @pytest.mark.parametrize(
@@ -31,9 +30,7 @@ def test_bad_option_is_rejected_before_training(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    data = [f"--data.data_dir={fake_mnist_dir}", "--data.val_size=100", *FAST]
-    err = cli_error(["fit", "--config", TUTORIAL, *data, option],
-                 capsys)  # fmt: skip
+    err = cli_error(["fit", "--config", TUTORIAL, *fake_data(fake_mnist_dir), option], capsys)
     assert expected in err
     assert not list(tmp_path.glob("logs/*/version_*/checkpoints/*"))  # nothing was trained
 
@@ -45,12 +42,11 @@ def test_checkpoint_of_another_network_is_named(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    data = [f"--data.data_dir={fake_mnist_dir}", "--data.val_size=100", *FAST]
-    main(["fit", "--config", TUTORIAL, "--trainer.max_epochs=1", *data])
+    fit_one_epoch(fake_mnist_dir)
     (best,) = tmp_path.glob("logs/seed_cross_entropy/version_0/checkpoints/best-*.ckpt")
     err = cli_error(
         ["test", "--config", TUTORIAL, "--model.net=mnist_lit.models.MLP", "--ckpt_path=best",
-         *data],
+         *fake_data(fake_mnist_dir)],
         capsys,
     )  # fmt: skip
     assert err.startswith(f"mnist-lit: error: --ckpt_path {best.relative_to(tmp_path)} does not "

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 
 from mnist_lit.cli import main
 from mnist_lit.data.own_digits import load_digits, mnist_style
-from tests.cli_helpers import FAST, TUTORIAL
+from tests.cli_helpers import TUTORIAL, fake_data, fit_one_epoch
 
 
 def draw_one(size: tuple[int, int], dark_on_light: bool, at: float = 0.3) -> Image.Image:
@@ -90,15 +90,14 @@ def test_predict_a_folder_writes_a_csv(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    data = [f"--data.data_dir={fake_mnist_dir}", "--data.val_size=100", *FAST]
-    main(["fit", "--config", TUTORIAL, "--trainer.max_epochs=1", *data])
+    fit_one_epoch(fake_mnist_dir)
     digits = tmp_path / "my_digits"
     digits.mkdir()
     draw_one((100, 150), dark_on_light=True).save(digits / "one.png")
     draw_zero((90, 90)).save(digits / "zero.jpg")
     (digits / "broken.png").write_text("no pixels here")
     main(["predict", "--config", TUTORIAL, "--ckpt_path=best", f"--data.predict_path={digits}",
-          "--predictions.path=out/predictions.csv", *data])  # fmt: skip
+          "--predictions.path=out/predictions.csv", *fake_data(fake_mnist_dir)])  # fmt: skip
     captured = capsys.readouterr()
     assert f"mnist-lit: skipped {digits / 'broken.png'}: not an image" in captured.err
     assert "Predictions for 2 images written to out/predictions.csv" in captured.out
