@@ -6,15 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from mnist_lit.mnist import RAW_FILES
 from tests.fake_mnist import write_fake_mnist
 
 REPO = Path(__file__).resolve().parents[1]
-RAW_FILES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
 
 
 @pytest.fixture(scope="session")

@@ -12,10 +12,10 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from mnist_lit.errors import MnistLitError
+from mnist_lit.mnist import IMAGE_SIDE
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 BOX = 20  # MNIST fitted each digit into 20x20 pixels, keeping its aspect ratio
-SIDE = 28
 
 
 def mnist_style(image: Image.Image) -> Tensor:
@@ -42,9 +42,9 @@ def _centre_by_mass(digit: np.ndarray) -> Tensor:
     ys, xs = np.indices(digit.shape)
     mass = digit.sum()
     cy, cx = (ys * digit).sum() / mass, (xs * digit).sum() / mass
-    top = int(np.clip(round(SIDE / 2 - 0.5 - cy), 0, SIDE - height))
-    left = int(np.clip(round(SIDE / 2 - 0.5 - cx), 0, SIDE - width))
-    canvas = np.zeros((SIDE, SIDE), dtype=np.float32)
+    top = int(np.clip(round(IMAGE_SIDE / 2 - 0.5 - cy), 0, IMAGE_SIDE - height))
+    left = int(np.clip(round(IMAGE_SIDE / 2 - 0.5 - cx), 0, IMAGE_SIDE - width))
+    canvas = np.zeros((IMAGE_SIDE, IMAGE_SIDE), dtype=np.float32)
     canvas[top : top + height, left : left + width] = digit
     return torch.from_numpy(canvas.round().clip(0, 255).astype(np.uint8))
 

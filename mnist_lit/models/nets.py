@@ -10,8 +10,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-NUM_CLASSES = 10
-IMAGE_PIXELS = 28 * 28
+from mnist_lit.mnist import IMAGE_PIXELS, NUM_CLASSES
 
 
 class SoftmaxRegression(nn.Module):

@@ -1,0 +1,44 @@
+r"""The loss study's measurements of a batch of outputs, written once for the classifier
+and for ``mnist-lit compare``.
+
+- :func:`output_probabilities`: the outputs as the loss sees them (softmax or sigmoid).
+- :func:`saturated_share`: how many of those sit within a margin of 0 or 1.
+- :func:`per_sample_dcdz`: the mean :math:`|\partial C_x / \partial z_k|` of one sample,
+  from the gradient of a batch-averaged loss with respect to the logits.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+# An output counts as saturated when its activation is this close to 0 or 1: there the
+# sigmoid's slope a(1 - a) is below 0.0099, under 4% of its maximum 0.25.
+SATURATION_MARGIN = 0.01
+
+
+def output_probabilities(logits: Tensor, activation: str) -> Tensor:
+    """The loss's view of the outputs: ``softmax`` over classes or ``sigmoid`` per class."""
+    if activation == "sigmoid":
+        return logits.sigmoid()
+    if activation == "softmax":
+        return logits.softmax(dim=-1)
+    raise ValueError(f"activation must be 'softmax' or 'sigmoid', got {activation!r}")
+
+
+def saturated_share(probs: Tensor, margin: float = SATURATION_MARGIN) -> Tensor:
+    """Fraction of output activations within ``margin`` of 0 or 1."""
+    return ((probs < margin) | (probs > 1 - margin)).float().mean()
+
+
+def per_sample_dcdz(grad: Tensor) -> Tensor:
+    r"""Mean absolute per-sample gradient :math:`|\partial C_x / \partial z_k|`.
+
+    ``grad`` is the gradient ``(B, C)`` of a loss that averages over the batch, so each
+    entry is :math:`\partial C_x / \partial z_k` divided by ``B``; times ``B`` undoes it.
+
+    Example:
+        >>> import torch
+        >>> round(per_sample_dcdz(torch.tensor([[0.1, -0.1], [0.2, 0.0]])).item(), 4)
+        0.2
+    """
+    return grad.abs().mean() * len(grad)
