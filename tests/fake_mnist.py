@@ -15,11 +15,16 @@ IMAGE_MAGIC = 0x00000803
 LABEL_MAGIC = 0x00000801
 
 
+def square(label: int) -> tuple[slice, slice]:
+    """Where the bright square of ``label`` sits: 10 squares on a 3x4 grid."""
+    row, col = divmod(label, 4)
+    return slice(2 + 8 * row, 10 + 8 * row), slice(1 + 7 * col, 7 + 7 * col)
+
+
 def make_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     images = rng.integers(0, 60, size=(len(labels), 28, 28), dtype=np.uint8)
     for i, label in enumerate(labels):
-        row, col = divmod(int(label), 4)  # 10 squares on a 3x4 grid
-        images[i, 2 + 8 * row : 10 + 8 * row, 1 + 7 * col : 7 + 7 * col] = 255
+        images[i][square(int(label))] = 255
     return images
 
 

@@ -15,17 +15,10 @@ import torch
 from torch import Tensor
 
 from mnist_lit.errors import MnistLitError
+from mnist_lit.mnist import IMAGE_SIDE, NUM_CLASSES, RAW_FILES
 
 IMAGE_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 LABEL_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
-IMAGE_SIDE = 28
-NUM_CLASSES = 10
-RAW_FILES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
 
 
 def raw_folder(data_dir: str | Path) -> Path:
@@ -54,10 +47,16 @@ def extract_archives(raw: Path) -> None:
             with gzip.open(archive, "rb") as source, open(partial, "wb") as out:
                 shutil.copyfileobj(source, out)
             os.replace(partial, target)
-        except (OSError, EOFError, zlib.error) as error:
+        except (EOFError, zlib.error, gzip.BadGzipFile) as error:
             raise MnistLitError(
                 f"{archive} is truncated or not a gzip file ({error}). Delete it so that the "
                 "next run downloads it again, or copy a good file there."
+            ) from error
+        except OSError as error:  # a read-only folder, a full disk, ...
+            raise MnistLitError(
+                f"cannot extract {archive} into {raw}/ ({error.filename}: "
+                f"{error.strerror or error}). Make that folder writable, or copy the four .gz "
+                "files into a writable folder and pass it as --data.data_dir."
             ) from error
         finally:
             partial.unlink(missing_ok=True)
