@@ -1,4 +1,4 @@
-from mnist_lit.data.batches import EpochOrder, InMemoryBatches
+from mnist_lit.data.batches import EpochOrder, InMemoryBatches, PredictBatch
 from mnist_lit.data.datamodule import MNISTDataModule
 
-__all__ = ["EpochOrder", "InMemoryBatches", "MNISTDataModule"]
+__all__ = ["EpochOrder", "InMemoryBatches", "MNISTDataModule", "PredictBatch"]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -13,11 +14,10 @@ class EpochOrder:
     """The order in which one process visits ``n`` samples, epoch by epoch.
 
     Shuffled orders are drawn from ``seed + epoch``: the same for the same seed and epoch
-    in every run and every process, different across epochs. Lightning calls
-    :meth:`set_epoch` at the start of each epoch (it looks for ``loader.sampler``).
-    Under distributed training each of ``world_size`` processes takes every
-    ``world_size``-th index, as ``DistributedSampler`` does; ``even_shards`` first pads the
-    order by repeating samples, so that every process runs the same number of steps.
+    in every run and every process, different across epochs. Under distributed training
+    each of ``world_size`` processes takes every ``world_size``-th index, as
+    ``DistributedSampler`` does; ``even_shards`` first pads the order by repeating samples,
+    so that every process runs the same number of steps.
     """
 
     def __init__(
@@ -35,15 +35,11 @@ class EpochOrder:
         self.rank = rank
         self.world_size = world_size
         self.even_shards = even_shards
-        self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def indices(self) -> Tensor:
-        """This process's indices for the current epoch."""
+    def indices(self, epoch: int = 0) -> Tensor:
+        """This process's indices in ``epoch``."""
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            generator = torch.Generator().manual_seed(self.seed + epoch)
             order = torch.randperm(self.n, generator=generator)
         else:
             order = torch.arange(self.n)
@@ -58,8 +54,16 @@ class EpochOrder:
         return len(range(self.rank, self.n, self.world_size))
 
 
+class PredictBatch(NamedTuple):
+    """A batch to predict, with each image's identity: its position and its name."""
+
+    images: Tensor  # (B, 28, 28) uint8, (B, 1, 28, 28) float once prepared
+    indices: Tensor  # (B,) positions in the predicted set
+    names: list[str]  # the file, or ``test:<i>`` for the test set
+
+
 class InMemoryBatches:
-    """An iterable of ``(images, labels)`` batches taken by index from in-memory tensors.
+    """An iterable of batches taken by index from in-memory tensors.
 
     Lightning accepts any sized iterable as a dataloader. The whole split is already a
     ``uint8`` tensor (on the training device when that is a GPU), so a batch is one
@@ -69,29 +73,56 @@ class InMemoryBatches:
         images: ``(N, 28, 28)`` uint8.
         labels: ``(N,)`` int64.
         batch_size: samples per batch; the last batch may be smaller.
-        sampler: the order of the samples; default all of them, in stored order.
+        order: the order of the samples; default all of them, in stored order.
+        epoch: returns the current epoch when an iteration starts (the trainer's), so
+            that a shuffled order changes from epoch to epoch.
+        names: one name per sample; when given, batches are :class:`PredictBatch` and the
+            labels are taken as the samples' indices.
     """
 
     def __init__(
-        self, images: Tensor, labels: Tensor, batch_size: int, sampler: EpochOrder | None = None
+        self,
+        images: Tensor,
+        labels: Tensor,
+        batch_size: int,
+        order: EpochOrder | None = None,
+        epoch: Callable[[], int] = lambda: 0,
+        names: Sequence[str] | None = None,
     ) -> None:
         self.images = images
         self.labels = labels
         self.batch_size = batch_size
-        self.sampler = sampler if sampler is not None else EpochOrder(len(labels))
-        self.batch_sampler = None  # Lightning inspects these two as on a DataLoader.
+        self.order = order if order is not None else EpochOrder(len(labels))
+        self.epoch = epoch
+        self.names = names
 
     def __len__(self) -> int:
-        return math.ceil(len(self.sampler) / self.batch_size)
+        return math.ceil(len(self.order) / self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        order = self.sampler
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor] | PredictBatch]:
+        for batch in self._index_batches():
+            images, labels = self._take(batch)
+            if self.names is None:
+                yield images, labels
+            else:
+                yield PredictBatch(images, labels, self._names_of(batch))
+
+    def _index_batches(self) -> Iterator[Tensor | slice]:
+        order = self.order
         if not order.shuffle and order.world_size == 1:
             for start in range(0, order.n, self.batch_size):
-                stop = start + self.batch_size
-                yield self.images[start:stop], self.labels[start:stop]
+                yield slice(start, start + self.batch_size)
             return
-        indices = order.indices().to(self.labels.device)
-        for batch in indices.split(self.batch_size):
-            # index_select is several times faster than advanced indexing for a gather.
-            yield self.images.index_select(0, batch), self.labels.index_select(0, batch)
+        yield from order.indices(self.epoch()).to(self.labels.device).split(self.batch_size)
+
+    def _names_of(self, batch: Tensor | slice) -> list[str]:
+        assert self.names is not None
+        if isinstance(batch, slice):
+            return list(self.names[batch])
+        return [self.names[i] for i in batch.tolist()]
+
+    def _take(self, batch: Tensor | slice) -> tuple[Tensor, Tensor]:
+        if isinstance(batch, slice):  # a view, no copy
+            return self.images[batch], self.labels[batch]
+        # index_select is several times faster than advanced indexing for a gather.
+        return self.images.index_select(0, batch), self.labels.index_select(0, batch)

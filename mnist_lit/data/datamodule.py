@@ -11,14 +11,11 @@ import torch
 from torch import Tensor
 from torchvision.datasets import MNIST
 
-from mnist_lit.data.batches import EpochOrder, InMemoryBatches
+from mnist_lit.data.batches import EpochOrder, InMemoryBatches, PredictBatch
 from mnist_lit.data.own_digits import load_digits
-from mnist_lit.data.raw_files import RAW_FILES, extract_archives, raw_folder, read_split
+from mnist_lit.data.raw_files import extract_archives, raw_folder, read_split
 from mnist_lit.errors import MnistLitError, first_line
-
-MNIST_MEAN = 0.1307
-MNIST_STD = 0.3081
-TRAIN_SET_SIZE = 60_000
+from mnist_lit.mnist import PIXEL_MEAN, PIXEL_STD, RAW_FILES, TRAIN_SET_SIZE
 
 
 def download_mnist(data_dir: str | Path) -> None:
@@ -43,11 +40,6 @@ def download_mnist(data_dir: str | Path) -> None:
             f"Without internet, copy the four files {', '.join(RAW_FILES)} into {raw}/, "
             "or point --data.data_dir at a folder that has them in MNIST/raw/."
         ) from error
-
-
-def load_split(data_dir: str | Path, train: bool) -> tuple[Tensor, Tensor]:
-    """Return ``(images (N, 28, 28) uint8, labels (N,) int64)`` of one official split."""
-    return read_split(data_dir, train)
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -97,8 +89,6 @@ class MNISTDataModule(L.LightningDataModule):
         self.seed = seed
         self.normalize = normalize
         self.predict_path = predict_path
-        # File names of the predicted images, in order (``test:<i>`` for the test set).
-        self.predict_names: list[str] = []
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
 
     def prepare_data(self) -> None:
@@ -114,7 +104,7 @@ class MNISTDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits or self._predicts_own_digits():
             return
-        train_images, train_labels = load_split(self.data_dir, train=True)
+        train_images, train_labels = read_split(self.data_dir, train=True)
         if self.val_size >= len(train_labels):
             raise MnistLitError(
                 f"data.val_size must be smaller than the training set ({len(train_labels)} "
@@ -126,7 +116,7 @@ class MNISTDataModule(L.LightningDataModule):
         splits = {
             "train": (train_images[train_idx], train_labels[train_idx]),
             "val": (train_images[val_idx], train_labels[val_idx]),
-            "test": load_split(self.data_dir, train=False),
+            "test": read_split(self.data_dir, train=False),
         }
         device = self._device()
         self.splits = {
@@ -140,8 +130,9 @@ class MNISTDataModule(L.LightningDataModule):
             return self.trainer.strategy.root_device
         return torch.device("cpu")
 
-    def _batches(self, split: str, train: bool = False) -> InMemoryBatches:
-        images, labels = self.splits[split]
+    def _batches(
+        self, images: Tensor, labels: Tensor, train: bool = False, names: list[str] | None = None
+    ) -> InMemoryBatches:
         trainer = self.trainer
         order = EpochOrder(
             len(labels),
@@ -152,34 +143,41 @@ class MNISTDataModule(L.LightningDataModule):
             even_shards=train,
         )
         batch_size = self.batch_size if train else self.eval_batch_size
-        return InMemoryBatches(images, labels, batch_size, order)
+        return InMemoryBatches(images, labels, batch_size, order, self._current_epoch, names)
+
+    def _current_epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer else 0
 
     def train_dataloader(self) -> InMemoryBatches:
-        return self._batches("train", train=True)
+        return self._batches(*self.splits["train"], train=True)
 
     def val_dataloader(self) -> InMemoryBatches | list[InMemoryBatches]:
-        return self._batches("val") if self.val_size else []
+        return self._batches(*self.splits["val"]) if self.val_size else []
 
     def test_dataloader(self) -> InMemoryBatches:
-        return self._batches("test")
+        return self._batches(*self.splits["test"])
 
     def predict_dataloader(self) -> InMemoryBatches:
+        """Batches of :class:`PredictBatch`: your own digits, or else the test set."""
         if self.predict_path is None:
-            self.predict_names = [f"test:{i}" for i in range(len(self.splits["test"][1]))]
-            return self._batches("test")
-        images, self.predict_names = load_digits(self.predict_path)
-        # The "labels" are the images' indices: they tie each prediction to its file.
-        return InMemoryBatches(images, torch.arange(len(images)), self.eval_batch_size)
+            images = self.splits["test"][0]
+            names = [f"test:{i}" for i in range(len(images))]
+        else:
+            images, names = load_digits(self.predict_path)
+        # Each process predicts its own share; the index ties each row to its image.
+        return self._batches(images, torch.arange(len(images), device=images.device), names=names)
 
     def preprocess(self, images: Tensor) -> Tensor:
         """``(B, 28, 28)`` uint8 -> ``(B, 1, 28, 28)`` float, scaled and maybe normalised."""
         x = images.unsqueeze(1).float().div_(255)
         if self.normalize:
-            x = x.sub_(MNIST_MEAN).div_(MNIST_STD)
+            x = x.sub_(PIXEL_MEAN).div_(PIXEL_STD)
         return x
 
     def on_after_batch_transfer(
-        self, batch: tuple[Tensor, Tensor], dataloader_idx: int
-    ) -> tuple[Tensor, Tensor]:
+        self, batch: tuple[Tensor, Tensor] | PredictBatch, dataloader_idx: int
+    ) -> tuple[Tensor, Tensor] | PredictBatch:
+        if isinstance(batch, PredictBatch):
+            return batch._replace(images=self.preprocess(batch.images))
         images, labels = batch
         return self.preprocess(images), labels
