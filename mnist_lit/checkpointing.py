@@ -1,22 +1,42 @@
-"""Checkpoints written whole or not at all, and a ``last.ckpt`` that is the latest epoch."""
+"""Checkpoints: written whole or not at all, named, found again, and checked before use.
+
+Every ``mnist-lit fit`` writes two files per run folder: the best epoch by validation
+accuracy (``best-epochEE-accA.AAAA.ckpt``) and ``last.ckpt``, rewritten after every epoch
+by a second ``ModelCheckpoint``. ``--ckpt_path best|last`` finds them again in a new
+process (:func:`find_checkpoint`).
+"""
 
 from __future__ import annotations
 
+import io
 import os
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from jsonargparse import Namespace
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from torch import nn
+
+from mnist_lit.errors import MnistLitError, first_line
+
+BEST_FILENAME = "best-epoch{epoch:02d}-acc{val/acc:.4f}"
+LAST_FILENAME = "last"
+_PATTERNS = {"best": "best-*.ckpt", "last": f"{LAST_FILENAME}*.ckpt"}
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Save to a hidden temporary file in the same folder, then rename it over the target.
+    """Write a checkpoint whole or not at all, and make it durable.
 
-    A rename within one folder is atomic, so a crash or ``SIGKILL`` while saving leaves the
-    previous checkpoint whole (the target is only ever replaced by a complete file).
+    The checkpoint is serialised in memory first, so a failure or a kill while it is being
+    built touches no file. The bytes then go to a hidden file in the target's folder, are
+    flushed to disk, and the file is renamed over the target: a rename within one folder is
+    atomic, so the target is only ever replaced by a complete file and a crash keeps the
+    previous checkpoint whole. (Lightning's default writer stages in the system's temporary
+    folder, which can sit on another disk, where the move becomes a copy, and does not
+    flush.)
     """
 
     def save_checkpoint(
@@ -25,37 +45,115 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} does not take storage_options.")
         target = Path(path)
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
         target.parent.mkdir(parents=True, exist_ok=True)
+        # A name of its own per target: a partial file left by a kill is overwritten here.
         partial = target.with_name(f".{target.name}.partial")
         try:
-            with open(partial, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+            with open(partial, "wb") as file:
+                file.write(buffer.getbuffer())
+                file.flush()
+                os.fsync(file.fileno())  # the bytes are on disk before the name points at them
             os.replace(partial, target)
+            _fsync_folder(target.parent)  # and so is the new name
         finally:
             partial.unlink(missing_ok=True)
 
 
-class BestAndLastCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` whose ``last.ckpt`` follows every epoch.
+def _fsync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
-    Since Lightning 2.6, ``save_last`` only writes when a top-k checkpoint was written at
-    the same step, so an epoch that does not improve the monitored metric left ``last.ckpt``
-    behind, and a resume from it repeated epochs.
+
+def checkpoint_folders(config: Namespace) -> tuple[list[Path], str]:
+    """Where runs of a subcommand's ``config`` keep their checkpoints, the newest run
+    first, and a description of that place for messages; as Lightning places them."""
+    dirpath = config.get("checkpoint.dirpath")
+    if dirpath:
+        return [Path(dirpath)], str(dirpath)
+    root = Path(config.get("trainer.default_root_dir") or ".")
+    logger = config.get("trainer.logger")
+    logger = logger[0] if isinstance(logger, list) and logger else logger
+    if logger is False:  # no logger: no run folders
+        return [root / "checkpoints"], str(root / "checkpoints")
+    if isinstance(logger, Namespace) and logger.get("init_args.save_dir"):
+        runs = Path(logger["init_args.save_dir"]) / (logger.get("init_args.name") or "")
+    else:
+        runs = root / "lightning_logs"
+    return run_checkpoint_folders(runs), f"{runs}/version_*/checkpoints"
+
+
+def run_checkpoint_folders(runs_dir: Path) -> list[Path]:
+    """``runs_dir/version_*/checkpoints``, the newest run first."""
+    runs = sorted(runs_dir.glob("version_*"), key=_version_number, reverse=True)
+    return [run / "checkpoints" for run in runs]
+
+
+def find_checkpoint(which: str, folders: Sequence[Path], where: str) -> Path:
+    """The ``best`` or ``last`` checkpoint in the first of ``folders`` that has one.
+
+    ``where`` names the folders searched, for the message when there is none.
     """
+    for folder in folders:
+        found = sorted(folder.glob(_PATTERNS[which]), key=lambda p: p.stat().st_mtime)
+        if found:
+            return found[-1]
+    raise MnistLitError(
+        f"--ckpt_path {which}: no {which} checkpoint under {where}. Run `mnist-lit fit` with "
+        "the same --config first, or pass the path of a .ckpt file."
+    )
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):
-            self._save_last_if_behind(trainer)
 
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_validation_end(trainer, pl_module)
-        if not self._should_save_on_train_epoch_end(trainer):
-            self._save_last_if_behind(trainer)
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a Lightning checkpoint on the CPU, or fail with one message naming the file.
 
-    def _save_last_if_behind(self, trainer: L.Trainer) -> None:
-        # Skipped when the parent saved at this step (then last.ckpt is already current).
-        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+    Only tensors and plain values are unpickled (``weights_only``), as a checkpoint from
+    elsewhere may not be trusted.
+    """
+    if not Path(path).is_file():
+        raise MnistLitError(
+            f"--ckpt_path {path}: no such file. Pass a .ckpt file, or `best` or `last` for "
+            "the newest run of this config."
+        )
+    try:
+        # Onto the CPU (the default map_location), whatever device saved it.
+        checkpoint = AtomicCheckpointIO().load_checkpoint(path, weights_only=True)
+    except Exception as error:  # torch reports a bad file as many kinds of error
+        raise unreadable_checkpoint(path, first_line(error)) from error
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise unreadable_checkpoint(path, "it holds no state_dict")
+    return checkpoint
+
+
+def unreadable_checkpoint(path: str | Path, reason: str) -> MnistLitError:
+    return MnistLitError(
+        f"--ckpt_path {path} is not a readable Lightning checkpoint ({reason}). Pass a .ckpt "
+        "file written by `mnist-lit fit`."
+    )
+
+
+def check_checkpoint_fits(path: str | Path, checkpoint: dict[str, Any], net: nn.Module) -> None:
+    """Fail with one message if the checkpoint's network weights do not fit ``net``."""
+    saved = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+    wanted = {f"net.{k}": tuple(v.shape) for k, v in net.state_dict().items()}
+    if saved == wanted:
+        return
+    differences = [
+        f"{key}: {saved.get(key, 'absent')} in the checkpoint, {wanted.get(key, 'absent')} here"
+        for key in sorted(saved.keys() | wanted.keys())
+        if saved.get(key) != wanted.get(key)
+    ]
+    raise MnistLitError(
+        f"--ckpt_path {path} does not fit model.net ({type(net).__name__}) of this config "
+        f"({len(differences)} weights differ, e.g. {differences[0]}). Use the --config that "
+        "trained it (its run folder has a config.yaml), or a checkpoint of this network."
+    )
+
+
+def _version_number(path: Path) -> int:
+    match = re.fullmatch(r"version_(\d+)", path.name)
+    return int(match.group(1)) if match else -1

@@ -1,56 +1,73 @@
-"""``mnist-lit``: LightningCLI over :class:`MNISTClassifier` and :class:`MNISTDataModule`.
+"""``mnist-lit``: LightningCLI over :class:`MNISTClassifier` and :class:`MNISTDataModule`,
+plus this project's own subcommands.
 
 ``mnist-lit fit|validate|test|predict --config configs/<name>.yaml [--key value ...]``
+``mnist-lit compare [--preset ...]``
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import re
 import sys
+import traceback
 import warnings
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
-from lightning.fabric.utilities.cloud_io import _load as pl_load
+import torch
+from jsonargparse import ActionSubCommands, ArgumentParser, Namespace
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, TQDMProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, instantiate_class
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from mnist_lit.checkpointing import BestAndLastCheckpoint
+from mnist_lit.checkpointing import (
+    BEST_FILENAME,
+    LAST_FILENAME,
+    check_checkpoint_fits,
+    checkpoint_folders,
+    find_checkpoint,
+    read_checkpoint,
+)
+from mnist_lit.compare import command as compare
 from mnist_lit.data import MNISTDataModule
-from mnist_lit.errors import MnistLitError, first_line
+from mnist_lit.errors import MnistLitError, OneMessageParser, first_line
 from mnist_lit.models import MNISTClassifier
-from mnist_lit.prediction_csv import PredictionCSV
+from mnist_lit.prediction_writer import PredictionCSV
 
-# Giving --optimizer is how a user replaces the model's default SGD; that is not a mistake.
-warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden by")
-# The in-memory batches need no worker processes.
-warnings.filterwarnings("ignore", message=r".*does not have many workers")
-# Lightning 2.6 against newer torch; nothing for a user to do.
-warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
-# Testing a checkpoint from an earlier run is what --ckpt_path best|last is for.
-warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
-
-
-class _NoAdverts(logging.Filter):
-    """Drop Lightning's tips that advertise cloud services."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("💡 Tip")
-
-
-BEST_FILENAME = "best-epoch{epoch:02d}-acc{val/acc:.4f}"
 PROGRESS_BAR_STEPS = 20
 
 
-class MNISTLightningCLI(LightningCLI):
-    """LightningCLI with this project's defaults: best and last checkpoints by validation
-    accuracy, a CSV logger under ``logs/``, and ``--ckpt_path best|last`` that finds the
-    newest run's checkpoint also in a new process."""
+@dataclass(frozen=True)
+class Command:
+    """A subcommand of this project's own, beside LightningCLI's fit/validate/test/predict."""
 
-    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+    help: str
+    parser: Callable[[], ArgumentParser]
+    run: Callable[[Sequence[str]], None]
+
+
+COMMANDS = {"compare": Command(compare.HELP, compare.build_parser, compare.main)}
+
+
+class MNISTArgumentParser(OneMessageParser, LightningArgumentParser):
+    """LightningCLI's parser, with one-message errors and this project's subcommands."""
+
+    def add_subcommands(self, *args: Any, **kwargs: Any) -> ActionSubCommands:
+        subcommands = super().add_subcommands(*args, **kwargs)
+        self.subcommand_action = subcommands  # so that the CLI can add its own commands
+        return subcommands
+
+
+class MNISTLightningCLI(LightningCLI):
+    """LightningCLI with this project's defaults: best and last checkpoints, a CSV logger
+    under ``logs/``, ``--ckpt_path best|last`` for the newest run's files, and every
+    mistake in the options reported as one message naming the option."""
+
+    def __init__(self, args: Sequence[str] | None = None, run: bool = True) -> None:
+        self._checkpoint: tuple[str, dict[str, Any]] | None = None
         super().__init__(
             MNISTClassifier,
             MNISTDataModule,
@@ -62,142 +79,231 @@ class MNISTLightningCLI(LightningCLI):
                 # A crash while saving keeps the previous checkpoint whole.
                 "plugins": {"class_path": "mnist_lit.checkpointing.AtomicCheckpointIO"},
             },
-            args=args,
+            parser_class=MNISTArgumentParser,
+            parser_kwargs={
+                "description": "MNIST with PyTorch Lightning: train, evaluate, "
+                "predict, and compare the losses of a classifier."
+            },
+            args=None if args is None else list(args),
             run=run,
         )
 
+    def setup_parser(
+        self, add_subcommands: bool, main_kwargs: dict[str, Any], subparser_kwargs: Any
+    ) -> None:
+        super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
+        if add_subcommands:  # listed in `mnist-lit --help`; main() runs them
+            assert isinstance(self.parser, MNISTArgumentParser)
+            for name, command in COMMANDS.items():
+                self.parser.subcommand_action.add_subcommand(
+                    name, command.parser(), help=command.help
+                )
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(BestAndLastCheckpoint, "checkpoint")
+        # The best epoch by validation accuracy, and last.ckpt after every epoch.
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
+        parser.link_arguments("checkpoint.dirpath", "last_checkpoint.dirpath")
         parser.add_lightning_class_args(PredictionCSV, "predictions")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/acc",
                 "checkpoint.mode": "max",
                 "checkpoint.save_top_k": 1,
-                "checkpoint.save_last": True,
                 "checkpoint.filename": BEST_FILENAME,
                 "checkpoint.auto_insert_metric_name": False,
+                "last_checkpoint.filename": LAST_FILENAME,
+                "last_checkpoint.enable_version_counter": False,  # overwrite, don't number
             }
         )
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if subcommand in COMMANDS:
+            raise MnistLitError(f"put `{subcommand}` first: mnist-lit {subcommand} [options]")
+        if subcommand:
+            self._resolve_ckpt_path(self.config[subcommand])
+
+    def _resolve_ckpt_path(self, config: Namespace) -> None:
+        """Turn ``best``/``last`` into the newest run's file and read the file once.
+
+        Done while parsing, so that LightningCLI then reads the checkpoint's
+        hyperparameters into the config the same way whichever way it was named.
+        """
+        ckpt_path = config.get("ckpt_path")
+        if ckpt_path in ("best", "last"):
+            folders, where = checkpoint_folders(config)
+            config["ckpt_path"] = ckpt_path = str(find_checkpoint(ckpt_path, folders, where))
+        if ckpt_path is None or ckpt_path in ("hpc", "registry"):
+            return
+        checkpoint = read_checkpoint(ckpt_path)
+        hyperparameters = set(checkpoint.get("hyper_parameters", {})) - {"_instantiator"}
+        unknown = hyperparameters - set(vars(config["model"]))
+        if unknown:
+            raise MnistLitError(
+                f"--ckpt_path {ckpt_path} was not written by MNISTClassifier: its "
+                f"hyperparameters name {', '.join(sorted(unknown))}. Pass a checkpoint "
+                "written by `mnist-lit fit`."
+            )
+        self._checkpoint = (ckpt_path, checkpoint)
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config.get(str(self.subcommand), self.config)
+        try_optimizer_and_scheduler(config)
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except (MnistLitError, MisconfigurationException):
+            raise
+        except Exception as error:
+            # jsonargparse reports a nested class's error without the option it came from.
+            failed = _failed_init(error)
+            config = self.config.get(str(self.subcommand), self.config)
+            option = _option_of(config, failed[0]) if failed else None
+            if failed is None or option is None:  # not a class the user chose: a bug
+                raise
+            class_type, cause = failed
+            raise MnistLitError(
+                f"{option} ({class_type.__name__}): {first_line(cause)}. Fix {option}'s "
+                "init_args, or choose another class."
+            ) from error
+
+    def after_instantiate_classes(self) -> None:
+        if self._checkpoint is not None:
+            check_checkpoint_fits(*self._checkpoint, self.model.net)
+
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        trainer = config["trainer"]
+        if trainer.get("enable_checkpointing") is False:
+            # No checkpoints wanted: the two checkpoint callbacks step aside.
+            config["checkpoint"] = config["last_checkpoint"] = Callback()
         # Lightning's bar redraws after every step, which costs more than a step of the
         # tutorial's model; redrawn every PROGRESS_BAR_STEPS it stays live and a notebook's
         # output stays short. A bar of the user's own, or none, is left alone.
-        config = (self.config_init[self.subcommand] if self.subcommand else self.config_init)[
-            "trainer"
-        ]
-        callbacks = config.get("callbacks") or []
+        callbacks = trainer.get("callbacks") or []
         callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
-        wants_bar = config.get("enable_progress_bar") is not False
+        wants_bar = trainer.get("enable_progress_bar") is not False
         if wants_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
             kwargs["callbacks"] = [*callbacks, TQDMProgressBar(refresh_rate=PROGRESS_BAR_STEPS)]
         return super().instantiate_trainer(**kwargs)
 
-    def _parse_ckpt_path(self) -> None:
-        # LightningCLI reads an explicit --ckpt_path file while parsing, before any hook.
+
+def try_optimizer_and_scheduler(config: Namespace) -> None:
+    """Build ``--optimizer`` and ``--lr_scheduler`` once on a dummy parameter, so that a bad
+    init argument is named before anything runs (LightningCLI builds them later)."""
+    optimizer: Any = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    for key, target in (("optimizer", "params"), ("lr_scheduler", "optimizer")):
+        init = config.get(key)
+        if not isinstance(init, Namespace):
+            continue
+        arguments = [torch.nn.Parameter(torch.zeros(1))] if target == "params" else optimizer
         try:
-            super()._parse_ckpt_path()
+            built = instantiate_class(arguments, init.as_dict())
         except Exception as error:
-            ckpt_path = self.config[self.config.subcommand].get("ckpt_path")
-            raise unreadable_checkpoint(ckpt_path, error) from error
-
-    def before_fit(self) -> None:
-        self._resolve_ckpt_path()
-
-    def before_validate(self) -> None:
-        self._resolve_ckpt_path()
-
-    def before_test(self) -> None:
-        self._resolve_ckpt_path()
-
-    def before_predict(self) -> None:
-        self._resolve_ckpt_path()
-
-    def _resolve_ckpt_path(self) -> None:
-        """Turn ``best``/``last`` into the newest run's file, so they work in a new process."""
-        config = self.config_init[self.subcommand]
-        ckpt_path = config.get("ckpt_path")
-        if ckpt_path in ("best", "last") and not self._fitted_in_this_process():
-            config["ckpt_path"] = ckpt_path = str(find_checkpoint(self._runs_dir(), ckpt_path))
-        if ckpt_path in (None, "best", "last", "hpc", "registry"):
-            return
-        if not Path(ckpt_path).is_file():
+            name = str(init.class_path).rsplit(".", 1)[-1]
             raise MnistLitError(
-                f"--ckpt_path {ckpt_path}: no such file. Pass a .ckpt file, or `best` or `last` "
-                "for the newest run of this config."
-            )
-        check_checkpoint_fits(Path(ckpt_path), self.model)
-
-    def _fitted_in_this_process(self) -> bool:
-        callback = self.trainer.checkpoint_callback
-        return isinstance(callback, ModelCheckpoint) and bool(callback.best_model_path)
-
-    def _runs_dir(self) -> Path:
-        logger = self.trainer.logger
-        if isinstance(logger, CSVLogger):
-            return Path(logger.root_dir)
-        return Path(self.trainer.default_root_dir)
+                f"{key} ({name}): {first_line(error)}. Fix --{key}'s init_args."
+            ) from error
+        if key == "optimizer":
+            optimizer = built
 
 
-def find_checkpoint(runs_dir: Path, which: str) -> Path:
-    """The ``best`` or ``last`` checkpoint of the newest run under ``runs_dir``."""
-    pattern = "best-*.ckpt" if which == "best" else "last*.ckpt"
-    for run in sorted(runs_dir.glob("version_*"), key=_version_number, reverse=True):
-        found = sorted((run / "checkpoints").glob(pattern), key=lambda p: p.stat().st_mtime)
-        if found:
-            return found[-1]
-    raise MnistLitError(
-        f"--ckpt_path {which}: no {which} checkpoint under {runs_dir}/version_*/checkpoints. "
-        "Run `mnist-lit fit` with the same --config first, or pass the path of a .ckpt file."
-    )
+def _failed_init(error: BaseException) -> tuple[type, BaseException] | None:
+    """The class whose ``__init__`` raised the first exception behind ``error``, and that
+    exception; ``None`` if it was not raised by a constructor."""
+    cause = error
+    while (cause.__cause__ or cause.__context__) is not None:
+        cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
+    for frame, _ in traceback.walk_tb(cause.__traceback__):
+        in_jsonargparse = frame.f_globals.get("__name__", "").startswith("jsonargparse")
+        if frame.f_code.co_name == "__init__" and "self" in frame.f_locals and not in_jsonargparse:
+            return type(frame.f_locals["self"]), cause
+    return None
 
 
-def check_checkpoint_fits(path: Path, model: MNISTClassifier) -> None:
-    """Fail with one message if the checkpoint's network weights do not fit ``model.net``."""
-    try:
-        state = pl_load(path, map_location="cpu")["state_dict"]
-    except Exception as error:
-        raise unreadable_checkpoint(path, error) from error
-    saved = {k: tuple(v.shape) for k, v in state.items() if k.startswith("net.")}
-    wanted = {k: tuple(v.shape) for k, v in model.state_dict().items() if k.startswith("net.")}
-    if saved == wanted:
-        return
-    differences = [
-        f"{key}: {saved.get(key, 'absent')} in the checkpoint, {wanted.get(key, 'absent')} here"
-        for key in sorted(saved.keys() | wanted.keys())
-        if saved.get(key) != wanted.get(key)
-    ]
-    raise MnistLitError(
-        f"--ckpt_path {path} does not fit model.net ({type(model.net).__name__}) of this "
-        f"config ({len(differences)} weights differ, e.g. {differences[0]}). Use the --config "
-        "that trained it (its run folder has a config.yaml), or a checkpoint of this network."
-    )
+def _option_of(config: Any, class_type: type, key: str = "") -> str | None:
+    """The dotted option in ``config`` whose ``class_path`` names ``class_type``."""
+    if isinstance(config, Namespace):
+        class_path = config.get("class_path")
+        if isinstance(class_path, str) and class_path.rsplit(".", 1)[-1] == class_type.__name__:
+            return key
+        children = [
+            (f"{key}.{name}" if key else name, value) for name, value in vars(config).items()
+        ]
+    elif isinstance(config, list):
+        children = [(key, value) for value in config]
+    else:
+        return None
+    for child_key, value in children:
+        found = _option_of(value, class_type, child_key)
+        if found is not None:
+            return found
+    return None
 
 
-def unreadable_checkpoint(path: str | Path, error: BaseException) -> MnistLitError:
-    return MnistLitError(
-        f"--ckpt_path {path} is not a readable Lightning checkpoint ({first_line(error)}). "
-        "Pass a .ckpt file written by `mnist-lit fit`."
-    )
+class _NoAdverts(logging.Filter):
+    """Drop Lightning's tips that advertise cloud services."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("💡 Tip")
 
 
-def _version_number(path: Path) -> int:
-    match = re.fullmatch(r"version_(\d+)", path.name)
-    return int(match.group(1)) if match else -1
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Silence what is noise for this command line, and only while it runs."""
+    no_adverts = _NoAdverts()
+    handlers = logging.getLogger("lightning.pytorch").handlers
+    for handler in handlers:
+        handler.addFilter(no_adverts)
+    with warnings.catch_warnings():
+        # Giving --optimizer is how a user replaces the model's default SGD.
+        warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden by")
+        # Testing or resuming a checkpoint from an earlier run is what --ckpt_path is for.
+        warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
+        # Each prediction carries its image's index itself (PredictionCSV).
+        warnings.filterwarnings("ignore", message=r"Couldn't infer the batch indices")
+        # Lightning 2.6 against newer torch; nothing for a user to do.
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
+        try:
+            yield
+        finally:
+            for handler in handlers:
+                handler.removeFilter(no_adverts)
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: Sequence[str] | None = None) -> None:
     """Console entry point: run the CLI; a user's mistake ends in one message, no traceback."""
-    for handler in logging.getLogger("lightning.pytorch").handlers:
-        handler.addFilter(_NoAdverts())
-    argv = sys.argv[1:] if args is None else args
-    try:
-        if argv[:1] == ["compare"]:
-            from mnist_lit.compare import main as compare  # only this command needs matplotlib
+    argv = sys.argv[1:] if args is None else list(args)
+    with _quiet_lightning():
+        try:
+            command = COMMANDS.get(argv[0]) if argv else None
+            if command is not None:
+                command.run(argv[1:])
+            else:
+                MNISTLightningCLI(args=args)
+        except MnistLitError as error:
+            _fail(str(error))
+        except MisconfigurationException as error:
+            _fail(_trainer_problem(error))
+        except OSError as error:
+            if error.filename is None:  # not about a file the user named: a bug, show it
+                raise
+            _fail(f"{error.filename}: {error.strerror}. Check the path and its permissions.")
 
-            return compare(argv[1:])
-        MNISTLightningCLI(args=args)
-    except MnistLitError as error:
-        print(f"mnist-lit: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+
+def _trainer_problem(error: MisconfigurationException) -> str:
+    message = first_line(error)
+    if "gpu" in message.lower() and not torch.cuda.is_available():
+        message += (
+            " This machine has no usable GPU: leave out configs/trainer/gpu*.yaml or "
+            "pass --trainer.accelerator=cpu."
+        )
+    return f"the trainer's options do not work here: {message}"
+
+
+def _fail(message: str) -> None:
+    print(f"mnist-lit: error: {message}", file=sys.stderr)
+    raise SystemExit(2) from None

@@ -1,7 +1,10 @@
-"""What the CLI tests share: the tutorial's config, quiet-run flags, and a failed run's message."""
+"""What the CLI tests share: the tutorial's config, quiet-run flags, and ways to run the CLI."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from mnist_lit.cli import main
 REPO = Path(__file__).resolve().parents[1]
 TUTORIAL = str(REPO / "configs" / "seed_cross_entropy.yaml")
 FAST = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+CONSOLE_SCRIPT = str(Path(sys.executable).with_name("mnist-lit"))
 
 
 def cli_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -21,6 +25,33 @@ def cli_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     err = capsys.readouterr().err
     assert "Traceback" not in err
     return err
+
+
+def console(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script ``mnist-lit`` as a user does, in a new process."""
+    return subprocess.run(
+        [CONSOLE_SCRIPT, *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def console_error(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    """Run the console script; it must fail as a user's mistake. Return its stderr."""
+    result = console(*args, cwd=cwd, env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.stderr
+
+
+def with_pythonpath(folder: Path) -> dict[str, str]:
+    """The environment for a run that imports a module the test wrote into ``folder``."""
+    return {"PYTHONPATH": os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])}
 
 
 def fake_data(data_dir: Path) -> list[str]:

@@ -3,12 +3,14 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from mnist_lit import MNISTClassifier, MNISTDataModule, Quadratic, SoftmaxRegression
+from mnist_lit.diagnostics import output_probabilities, saturated_share
 from mnist_lit.errors import MnistLitError
 from mnist_lit.losses import SigmoidQuadratic
-from mnist_lit.models.classifier import output_probabilities, saturated_share
+from tests.fake_mnist import square
 
 
 def _trainer(**kwargs) -> L.Trainer:
@@ -42,12 +44,46 @@ def test_learns_the_fake_digits_and_logs_every_split(datamodule: MNISTDataModule
     assert result["test/ce"] != pytest.approx(result["test/loss"])
 
 
+def _perfect_net() -> SoftmaxRegression:
+    """Softmax regression that reads the fake digits' squares: 100% accurate on them."""
+    net = SoftmaxRegression()
+    with torch.no_grad():
+        net.linear.bias.zero_()
+        for label in range(10):
+            mask = torch.zeros(28, 28)
+            mask[square(label)] = 1.0
+            net.linear.weight[label] = mask.flatten()
+    return net
+
+
+class _MislabelOnTrainStart(Callback):
+    """Records the accuracy the sanity check saw, then, when training starts, shifts every
+    class's weights to the next class: each digit is now read as its neighbour."""
+
+    sanity_acc = 0.0
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            assert isinstance(pl_module, MNISTClassifier)
+            self.sanity_acc = float(pl_module.metric("val", "acc").compute())
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        weight = pl_module.net.linear.weight
+        with torch.no_grad():
+            weight.copy_(weight.roll(1, dims=0))
+
+
 def test_best_accuracy_ignores_the_sanity_check(datamodule: MNISTDataModule) -> None:
-    model = MNISTClassifier(lr=1e-9)  # learns nothing: best stays at the epoch's accuracy
-    trainer = _trainer(max_epochs=1, num_sanity_val_steps=-1)
-    model.val_acc_best.update(torch.tensor(1.0))  # as if the sanity check had scored 100%
+    # Perfect during the sanity check, then wrong about every digit and hardly trained:
+    # the best accuracy must be the epoch's, not the sanity check's 100%.
+    model = MNISTClassifier(_perfect_net(), lr=1e-12)
+    mislabel = _MislabelOnTrainStart()
+    trainer = _trainer(max_epochs=1, num_sanity_val_steps=-1, callbacks=[mislabel])
     trainer.fit(model, datamodule)
-    assert trainer.callback_metrics["val/acc_best"] < 1.0
+    assert mislabel.sanity_acc == 1.0
+    logged = trainer.callback_metrics
+    assert logged["val/acc"] < 0.2
+    assert logged["val/acc_best"] == logged["val/acc"]
 
 
 def test_predict_returns_digits_and_probabilities(datamodule: MNISTDataModule) -> None:

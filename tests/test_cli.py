@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import torchvision
+import yaml
 
-from mnist_lit.cli import MNISTLightningCLI
-from tests.cli_helpers import FAST, TUTORIAL, cli_error
+from mnist_lit.cli import MNISTLightningCLI, main
+from tests.cli_helpers import FAST, TUTORIAL, console, fake_data, with_pythonpath
 
 
 def mnist_lit(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
     """Run the installed console script; fail the test with its output if it fails."""
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("mnist-lit")), *args],
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = console(*args, cwd=cwd, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
 
@@ -70,7 +62,7 @@ def test_user_loss_from_own_module(fake_mnist_dir: Path, tmp_path: Path) -> None
         "--data.val_size=100",
         *FAST,
         cwd=tmp_path,
-        env={"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])},
+        env=with_pythonpath(tmp_path),
     )
     run = tmp_path / "logs" / "seed_cross_entropy" / "version_0"
     saved = (run / "config.yaml").read_text()
@@ -91,44 +83,6 @@ def test_python_dash_m_is_the_same_command(tmp_path: Path) -> None:
     assert "lr: 0.5" in result.stdout
 
 
-def test_missing_data_offline_is_one_clear_message(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
-    monkeypatch.chdir(tmp_path)
-    err = cli_error(["fit", "--config", TUTORIAL, f"--data.data_dir={tmp_path}/empty"], capsys)
-    assert err.startswith("mnist-lit: error: MNIST is not in")
-    assert f"{tmp_path}/empty/MNIST/raw" in err
-
-
-def test_best_without_a_previous_fit_is_explained(
-    tmp_path: Path,
-    fake_mnist_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    args = [
-        "test",
-        "--config",
-        TUTORIAL,
-        "--ckpt_path",
-        "best",
-        f"--data.data_dir={fake_mnist_dir}",
-    ]
-    err = cli_error(args, capsys)
-    assert "no best checkpoint under logs/seed_cross_entropy" in err
-    assert "Run `mnist-lit fit` with the same --config first" in err
-
-
-def test_bad_option_value_names_the_option(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    err = cli_error(["fit", "--config", TUTORIAL, "--data.batch_size=0"], capsys)
-    assert "data.batch_size must be a positive integer, got 0" in err
-
-
 @pytest.mark.parametrize(("flag", "refresh_rate"), [("true", 20), ("false", None)])
 def test_progress_bar_redraws_every_20_steps_or_is_off(
     flag: str, refresh_rate: int | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -139,3 +93,40 @@ def test_progress_bar_redraws_every_20_steps_or_is_off(
     )
     bar = cli.trainer.progress_bar_callback
     assert (bar.refresh_rate if bar else None) == refresh_rate
+
+
+def test_best_and_the_file_it_names_give_the_same_model_and_options(
+    fake_mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # diagnostics_every is saved among the checkpoint's hyperparameters, and the test runs
+    # below do not give it: the checkpoint's value must come back however it is named.
+    monkeypatch.chdir(tmp_path)
+    data = fake_data(fake_mnist_dir)
+    main(["fit", "--config", TUTORIAL, "--trainer.max_epochs=1", "--model.diagnostics_every=3",
+          *data])  # fmt: skip
+    (best,) = Path("logs/seed_cross_entropy/version_0/checkpoints").glob("best-*.ckpt")
+    for name in ("best", str(best)):
+        main(["test", "--config", TUTORIAL, f"--ckpt_path={name}", *data])
+    runs = [Path(f"logs/seed_cross_entropy/version_{v}") for v in (1, 2)]
+    by_name, by_file = (yaml.safe_load((run / "config.yaml").read_text()) for run in runs)
+    assert by_name["model"] == by_file["model"]
+    assert by_name["model"]["diagnostics_every"] == 3
+    assert by_name["ckpt_path"] == by_file["ckpt_path"] == str(best)
+    assert _metrics(runs[0]) == _metrics(runs[1])
+
+
+def test_help_lists_every_subcommand(tmp_path: Path) -> None:
+    out = mnist_lit("--help", cwd=tmp_path)
+    for subcommand in ("fit", "validate", "test", "predict", "compare"):
+        assert f"    {subcommand} " in out, subcommand
+    assert "Train several losses" in mnist_lit("compare", "--help", cwd=tmp_path)
+
+
+def test_checkpointing_can_be_turned_off(
+    fake_mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "--config", TUTORIAL, "--trainer.max_epochs=1",
+          "--trainer.enable_checkpointing=false", *fake_data(fake_mnist_dir)])  # fmt: skip
+    run = tmp_path / "logs" / "seed_cross_entropy" / "version_0"
+    assert _metrics(run) and not (run / "checkpoints").exists()

@@ -80,24 +80,6 @@ def test_nielsen_start_is_saturated_and_quadratic_gradient_is_tiny() -> None:
     assert (preset.lr, preset.batch_size) == (0.5, 10)
 
 
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["--losses", "hinge"], "invalid choice: 'hinge'"),
-        (["--epochs", "0"], "--epochs must be at least 1"),
-        (["--preset", "lecun"], "invalid choice: 'lecun'"),
-        (["--seeds", "1", "1"], "--seeds must be distinct"),
-        (["--val-size", "0"], "--val-size must be at least 1"),
-    ],
-)
-def test_bad_options_get_one_message(argv, message, capsys) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["compare", *argv])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
-
-
 def test_missing_data_gets_one_message(tmp_path: Path, capsys, monkeypatch) -> None:
     # No internet: torchvision's download fails and the CLI names the folder.
     monkeypatch.setattr("torchvision.datasets.MNIST.mirrors", ["http://127.0.0.1:9/"])

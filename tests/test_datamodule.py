@@ -1,12 +1,16 @@
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import pytest
 import torch
 import torchvision
+from lightning.pytorch.callbacks import Callback
 
+from mnist_lit import MNISTClassifier
 from mnist_lit.data import EpochOrder, InMemoryBatches, MNISTDataModule
-from mnist_lit.data.datamodule import MNIST_MEAN, MNIST_STD
 from mnist_lit.errors import MnistLitError
+from mnist_lit.mnist import PIXEL_MEAN, PIXEL_STD
 
 
 @pytest.fixture
@@ -44,7 +48,7 @@ def test_batches_are_uint8_then_float_in_unit_range(datamodule: MNISTDataModule)
 def test_normalize_uses_mnist_mean_and_std(fake_mnist_dir: Path) -> None:
     dm = MNISTDataModule(data_dir=str(fake_mnist_dir), normalize=True)
     x = dm.preprocess(torch.tensor([[[0, 255]]], dtype=torch.uint8))
-    expected = torch.tensor([(0 - MNIST_MEAN) / MNIST_STD, (1 - MNIST_MEAN) / MNIST_STD])
+    expected = torch.tensor([(0 - PIXEL_MEAN) / PIXEL_STD, (1 - PIXEL_MEAN) / PIXEL_STD])
     torch.testing.assert_close(x.flatten(), expected)
 
 
@@ -74,15 +78,45 @@ def test_shuffle_is_reproducible_per_epoch_and_differs_across_epochs(
     loader, again = datamodule.train_dataloader(), datamodule.train_dataloader()
     epoch0 = _all_labels(loader)
     assert torch.equal(epoch0, _all_labels(again))
-    loader.sampler.set_epoch(1)
+    loader.epoch = lambda: 1
     epoch1 = _all_labels(loader)
     assert not torch.equal(epoch0, epoch1)
     assert torch.equal(epoch0.sort().values, epoch1.sort().values)
 
 
+class _RecordLabels(Callback):
+    """Records the labels of every training batch, epoch by epoch."""
+
+    def __init__(self) -> None:
+        self.epochs: list[list[torch.Tensor]] = []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.epochs.append([])
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self.epochs[-1].append(batch[1])
+
+
+def test_a_real_fit_visits_a_new_order_every_epoch(datamodule: MNISTDataModule) -> None:
+    recorder = _RecordLabels()
+    trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0, callbacks=[recorder])  # fmt: skip
+    trainer.fit(MNISTClassifier(), datamodule)
+    labels = datamodule.splits["train"][1]
+    visited = [torch.cat(epoch) for epoch in recorder.epochs]
+    # Each epoch is the order EpochOrder draws for that epoch, so all three differ.
+    order = EpochOrder(len(labels), shuffle=True, seed=datamodule.seed)
+    for epoch, seen in enumerate(visited):
+        assert torch.equal(seen, labels[order.indices(epoch)])
+    assert not torch.equal(visited[0], visited[1]) and not torch.equal(visited[1], visited[2])
+
+
 def test_validation_and_test_are_not_shuffled(datamodule: MNISTDataModule) -> None:
     loader = datamodule.val_dataloader()
-    loader.sampler.set_epoch(5)
+    loader.epoch = lambda: 5
     assert torch.equal(_all_labels(loader), datamodule.splits["val"][1])
 
 

@@ -1,4 +1,5 @@
-"""``mnist-lit fit`` with DDP on two CPU processes (gloo) matches one process."""
+"""DDP on two CPU processes (gloo): ``fit`` matches one process, ``predict`` writes every
+row once and in order."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from mnist_lit.cli import main
-from tests.cli_helpers import FAST, REPO, TUTORIAL
+from tests.cli_helpers import FAST, REPO, TUTORIAL, console, fake_data, fit_one_epoch
+from tests.digit_images import draw_one, draw_zero
 
 DDP_CPU = str(REPO / "configs" / "trainer" / "ddp_cpu.yaml")
 
@@ -49,3 +51,32 @@ def test_two_processes_match_one_with_the_same_global_batch(
     for ddp_row, single_row in zip(ddp_rows, single_rows, strict=True):
         for key, value in single_row.items():
             assert ddp_row[key] == pytest.approx(value, abs=1e-4), key
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_predict_with_two_processes_writes_every_row_once_in_order(
+    fake_mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    fit_one_epoch(fake_mnist_dir)
+    # Five images: three for one process, two for the other.
+    digits = tmp_path / "digits"
+    digits.mkdir()
+    for i in range(5):
+        image = draw_zero((60 + 10 * i, 70)) if i % 2 else draw_one((80, 90), i < 3, 0.2 + i / 10)
+        image.save(digits / f"{i}.png")
+    predict = ["predict", "--config", TUTORIAL, "--ckpt_path=best", f"--data.predict_path={digits}",
+               *fake_data(fake_mnist_dir)]  # fmt: skip
+    result = console(*predict, "--config", DDP_CPU, "--predictions.path=ddp.csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Starting with 2 processes" in result.stderr + result.stdout
+    main([*predict, "--predictions.path=single.csv"])
+
+    ddp, single = _rows(tmp_path / "ddp.csv"), _rows(tmp_path / "single.csv")
+    assert [row["file"] for row in ddp] == [str(digits / f"{i}.png") for i in range(5)]
+    assert ddp == single

@@ -8,32 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from mnist_lit.cli import main
 from mnist_lit.data.own_digits import load_digits, mnist_style
 from tests.cli_helpers import TUTORIAL, fake_data, fit_one_epoch
-
-
-def draw_one(size: tuple[int, int], dark_on_light: bool, at: float = 0.3) -> Image.Image:
-    """A thick vertical stroke, a "1", off-centre at ``at`` of the width."""
-    paper, ink = (255, 0) if dark_on_light else (0, 255)
-    image = Image.new("L", size, paper)
-    x, height = int(size[0] * at), size[1]
-    ImageDraw.Draw(image).line(
-        [(x, height // 5), (x, 4 * height // 5)], fill=ink, width=size[0] // 12
-    )
-    return image
-
-
-def draw_zero(size: tuple[int, int]) -> Image.Image:
-    """A dark ellipse on white, in colour (RGB)."""
-    image = Image.new("RGB", size, "white")
-    w, h = size
-    ImageDraw.Draw(image).ellipse(
-        [w // 4, h // 8, 3 * w // 4, 7 * h // 8], outline="black", width=w // 15
-    )
-    return image
+from tests.digit_images import draw_one, draw_zero
 
 
 def _centre_of_mass(digit: torch.Tensor) -> tuple[float, float]:
@@ -108,13 +88,3 @@ def test_predict_a_folder_writes_a_csv(
         probs = np.array([float(row[f"p{k}"]) for k in range(10)])
         assert probs.sum() == pytest.approx(1, abs=1e-3)
         assert int(row["digit"]) == probs.argmax()
-
-
-def test_predict_path_that_does_not_exist_is_named(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit):
-        main(["predict", "--config", TUTORIAL, "--data.predict_path=nowhere"])
-    err = capsys.readouterr().err
-    assert "mnist-lit: error: --data.predict_path nowhere: no such file or folder" in err

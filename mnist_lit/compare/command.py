@@ -1,0 +1,91 @@
+"""``mnist-lit compare``: its options, and the run from data to report."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from jsonargparse import Namespace
+
+from mnist_lit.compare.experiment import LOSSES, PRESETS, run_comparison
+from mnist_lit.compare.report import plot_curves, summary_table, write_csv
+from mnist_lit.errors import MnistLitError, OneMessageParser
+
+HELP = "Train several losses on the same data and weights; compare them epoch by epoch."
+
+
+def build_parser() -> OneMessageParser:
+    parser = OneMessageParser(
+        prog="mnist-lit compare",
+        description=HELP + " Writes metrics.csv, curves.png and summary.md.",
+        formatter_class=argparse.HelpFormatter,  # the defaults are in the help texts
+    )
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="tutorial",
+        help="; ".join(f"{name}: {preset.description}" for name, preset in PRESETS.items())
+        + " (default: tutorial)",
+    )
+    parser.add_argument(
+        "--losses",
+        nargs="+",
+        choices=sorted(LOSSES),
+        metavar="LOSS",
+        help=f"losses to compare, of {', '.join(LOSSES)} (default: the preset's)",
+    )
+    parser.add_argument("--epochs", type=int, help="epochs per run (default: the preset's)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="(default: 0)")
+    parser.add_argument(
+        "--data-dir", default="data", help="folder holding MNIST/raw/ (default: data)"
+    )
+    parser.add_argument(
+        "--val-size", type=int, default=5_000, help="training images held out (default: 5000)"
+    )
+    parser.add_argument("--output-dir", help="(default: outputs/compare/<preset>)")
+    parser.add_argument(
+        "--accelerator", choices=["cpu", "gpu", "auto"], default="cpu", help="(default: cpu)"
+    )
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> Namespace:
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
+    if args.val_size < 1:
+        parser.error(f"--val-size must be at least 1, got {args.val_size}")
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds must be distinct, got {args.seeds}")
+    if args.accelerator == "gpu" and not torch.cuda.is_available():
+        raise MnistLitError("--accelerator gpu: this machine has no usable GPU; use cpu or auto.")
+    return args
+
+
+def main(argv: Sequence[str]) -> None:
+    """Run ``mnist-lit compare``; a user's mistake ends in a :class:`MnistLitError`."""
+    args = parse_args(argv)
+    preset = PRESETS[args.preset]
+    losses = args.losses or list(preset.losses)
+    epochs = args.epochs or preset.epochs
+    output_dir = Path(args.output_dir or Path("outputs") / "compare" / args.preset)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise MnistLitError(f"--output-dir {output_dir}: cannot create it ({error}).") from None
+    # The Trainer's notices about devices are noise here.
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    rows = run_comparison(
+        args.preset, losses, epochs, args.seeds, args.data_dir, args.val_size, args.accelerator
+    )
+    write_csv(rows, output_dir / "metrics.csv")
+    title = f"{args.preset}: {preset.description}; {len(args.seeds)} seed(s)"
+    plot_curves(rows, losses, epochs, title, output_dir / "curves.png")
+    table = summary_table(rows, losses, epochs)
+    (output_dir / "summary.md").write_text(table + "\n")
+    print(f"\nwrote {output_dir / 'metrics.csv'}, {output_dir / 'curves.png'}\n")
+    print(table)

@@ -1,0 +1,209 @@
+"""Running the loss study: several losses trained on the same data, network, seed and
+initial weights, measured epoch by epoch."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+from torch import Tensor, nn
+from torchmetrics.functional.classification import multiclass_calibration_error
+
+from mnist_lit.data import MNISTDataModule
+from mnist_lit.diagnostics import output_probabilities, per_sample_dcdz, saturated_share
+from mnist_lit.losses import (
+    BinaryCrossEntropy,
+    CrossEntropy,
+    FocalLoss,
+    LabelSmoothingCrossEntropy,
+    Quadratic,
+    SigmoidQuadratic,
+    SoftmaxTwiceCrossEntropy,
+)
+from mnist_lit.mnist import NUM_CLASSES
+from mnist_lit.models import MLP, MNISTClassifier, SoftmaxRegression
+
+LOSSES: dict[str, Callable[[], nn.Module]] = {
+    "ce": CrossEntropy,
+    "softmax_twice": SoftmaxTwiceCrossEntropy,
+    "quadratic": Quadratic,
+    "sigmoid_quadratic": SigmoidQuadratic,
+    "bce": BinaryCrossEntropy,
+    "label_smoothing": LabelSmoothingCrossEntropy,
+    "focal": FocalLoss,
+}
+
+# Nielsen's saturated start: every output neuron begins near 1, wrong for nine digits out
+# of ten, like his neuron that starts at 0.98 and should output 0. A sigmoid output with
+# bias 10 sits at sigma(10) = 0.99995, where sigma' = 4.5e-5.
+SATURATED_OUTPUT_BIAS = 10.0
+
+Row = dict[str, object]
+
+
+def saturated_sigmoid_mlp() -> nn.Module:
+    """Nielsen's 784-30-10 sigmoid network with its output layer pushed into saturation."""
+    net = MLP(hidden_sizes=[30], activation="sigmoid")
+    output_layer = net.layers[-1]
+    assert isinstance(output_layer, nn.Linear)
+    with torch.no_grad():
+        output_layer.bias.fill_(SATURATED_OUTPUT_BIAS)
+    return net
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One experiment: the network, the losses compared and how they are trained."""
+
+    description: str
+    make_net: Callable[[], nn.Module]
+    losses: tuple[str, ...]
+    epochs: int
+    lr: float
+    batch_size: int
+
+
+PRESETS = {
+    "tutorial": Preset(
+        "the tutorial: softmax regression, SGD lr 0.5, batch 64, pixels in [0, 1]",
+        SoftmaxRegression,
+        ("softmax_twice", "ce", "quadratic"),
+        epochs=10,
+        lr=0.5,
+        batch_size=64,
+    ),
+    "nielsen": Preset(
+        "Nielsen ch. 3: 784-30-10 sigmoid MLP, outputs saturated near 1 at the start, "
+        "SGD lr 0.5, mini-batch 10",
+        saturated_sigmoid_mlp,
+        ("sigmoid_quadratic", "bce"),
+        epochs=2,
+        lr=0.5,
+        batch_size=10,
+    ),
+}
+
+
+@torch.no_grad()
+def _logits(net: nn.Module, images: Tensor, datamodule: MNISTDataModule) -> Tensor:
+    device = next(net.parameters()).device
+    chunks = [net(datamodule.preprocess(chunk.to(device))) for chunk in images.split(5_000)]
+    return torch.cat(chunks).float()
+
+
+def evaluate(model: MNISTClassifier, datamodule: MNISTDataModule, split: str) -> dict[str, float]:
+    """Accuracy, cross-entropy on logits and calibration error of ``model`` on ``split``."""
+    images, labels = datamodule.splits[split]
+    was_training = model.training
+    model.eval()
+    logits = _logits(model.net, images, datamodule)
+    model.train(was_training)
+    labels = labels.to(logits.device)
+    ece = multiclass_calibration_error(logits.softmax(-1), labels, NUM_CLASSES, n_bins=15)
+    return {
+        f"{split}_acc": (logits.argmax(-1) == labels).float().mean().item(),
+        f"{split}_ce": F.cross_entropy(logits, labels).item(),
+        f"{split}_ece": ece.item(),
+    }
+
+
+def initial_diagnostics(model: MNISTClassifier, datamodule: MNISTDataModule) -> dict[str, float]:
+    """dC/dz and the saturated share at the initial weights, on the validation set."""
+    images, labels = datamodule.splits["val"]
+    logits = _logits(model.net, images, datamodule).requires_grad_()
+    labels = labels.to(logits.device)
+    (grad,) = torch.autograd.grad(model.loss(logits, labels), logits)
+    probs = output_probabilities(logits.detach(), model.output_activation)
+    return {"dcdz": per_sample_dcdz(grad).item(), "saturated": saturated_share(probs).item()}
+
+
+class EpochRecorder(Callback):
+    """Appends one row per epoch: validation and test metrics, and the epoch's dC/dz."""
+
+    def __init__(self, datamodule: MNISTDataModule, labels: Row) -> None:
+        self.datamodule = datamodule
+        self.labels = labels
+        self.rows: list[Row] = []
+
+    def record(self, model: MNISTClassifier, epoch: int, diagnostics: dict[str, float]) -> None:
+        row: Row = {**self.labels, "epoch": epoch, **diagnostics}
+        for split in ("val", "test"):
+            row.update(evaluate(model, self.datamodule, split))
+        self.rows.append(row)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        assert isinstance(pl_module, MNISTClassifier)
+        # Runs before the module logs (and resets) its epoch metrics.
+        diagnostics = {
+            name: pl_module.metric("train", name).compute().item() for name in ("dcdz", "saturated")
+        }
+        self.record(pl_module, trainer.current_epoch + 1, diagnostics)
+
+
+def train_one(
+    net: nn.Module,
+    loss_name: str,
+    preset_name: str,
+    seed: int,
+    epochs: int,
+    datamodule: MNISTDataModule,
+    accelerator: str,
+) -> list[Row]:
+    """Train ``net`` with one loss; return its rows, epoch 0 (untrained) included."""
+    preset = PRESETS[preset_name]
+    # The study measures dC/dz on every batch, not on a sample.
+    model = MNISTClassifier(net, LOSSES[loss_name](), lr=preset.lr, diagnostics_every=1)
+    recorder = EpochRecorder(datamodule, {"preset": preset_name, "loss": loss_name, "seed": seed})
+    recorder.record(model, 0, initial_diagnostics(model, datamodule))
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator=accelerator,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[recorder],
+    )
+    trainer.fit(model, datamodule)
+    return recorder.rows
+
+
+def run_comparison(
+    preset_name: str,
+    losses: Sequence[str],
+    epochs: int,
+    seeds: Sequence[int],
+    data_dir: str,
+    val_size: int = 5_000,
+    accelerator: str = "cpu",
+) -> list[Row]:
+    """Every loss for every seed; within a seed all losses share data order and weights."""
+    preset = PRESETS[preset_name]
+    rows: list[Row] = []
+    for seed in seeds:
+        L.seed_everything(seed, verbose=False)
+        initial_net = preset.make_net()
+        datamodule = MNISTDataModule(
+            data_dir, batch_size=preset.batch_size, val_size=val_size, seed=seed
+        )
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        for loss_name in losses:
+            L.seed_everything(seed, verbose=False)
+            net = copy.deepcopy(initial_net)
+            new = train_one(net, loss_name, preset_name, seed, epochs, datamodule, accelerator)
+            print(
+                f"{preset_name} seed {seed} {loss_name}: test acc {new[-1]['test_acc']:.4f} "
+                f"after {epochs} epochs",
+                flush=True,
+            )
+            rows += new
+    return rows

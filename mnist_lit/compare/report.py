@@ -1,0 +1,105 @@
+"""Reporting the loss study: the CSV of every epoch, the Markdown summary and the curves."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+
+from mnist_lit.compare.experiment import Row
+
+COLUMNS = (
+    "preset",
+    "loss",
+    "seed",
+    "epoch",
+    "val_acc",
+    "test_acc",
+    "val_ce",
+    "test_ce",
+    "val_ece",
+    "test_ece",
+    "dcdz",
+    "saturated",
+)
+
+
+def write_csv(rows: Sequence[Row], path: Path) -> None:
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _series(rows: Sequence[Row], loss: str, epoch: int, column: str) -> list[float]:
+    return [
+        float(str(r[column])) for r in rows if r["loss"] == loss and int(str(r["epoch"])) == epoch
+    ]
+
+
+def _mean_std(values: Sequence[float], spec: str) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):{spec}} ± {std:{spec}}"
+
+
+def summary_table(rows: Sequence[Row], losses: Sequence[str], epochs: int) -> str:
+    """Markdown: per loss, mean ± std over seeds at the start, after epoch 1 and at the end."""
+    n_seeds = len(_series(rows, losses[0], 0, "test_acc"))
+    columns = [
+        ("test acc, epoch 1", 1, "test_acc", ".4f"),
+        (f"test acc, epoch {epochs}", epochs, "test_acc", ".4f"),
+        (f"val CE, epoch {epochs}", epochs, "val_ce", ".4f"),
+        (f"test ECE, epoch {epochs}", epochs, "test_ece", ".4f"),
+        ("dC/dz, start", 0, "dcdz", ".2e"),
+        ("dC/dz, epoch 1", 1, "dcdz", ".2e"),
+        ("saturated, start", 0, "saturated", ".3f"),
+    ]
+    columns = list({column[0]: column for column in columns}.values())  # epochs == 1
+    lines = [
+        "| loss | " + " | ".join(title for title, *_ in columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
+    for loss in losses:
+        cells = [_mean_std(_series(rows, loss, e, c), spec) for _, e, c, spec in columns]
+        lines.append(f"| {loss} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"Mean ± standard deviation over {n_seeds} seed(s).")
+    return "\n".join(lines)
+
+
+def plot_curves(
+    rows: Sequence[Row], losses: Sequence[str], epochs: int, title: str, path: Path
+) -> None:
+    """Validation accuracy and cross-entropy, training dC/dz and test ECE against epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [
+        ("val_acc", "validation accuracy", "linear"),
+        ("val_ce", "validation cross-entropy", "log"),
+        ("dcdz", "mean |dC/dz| (training)", "log"),
+        ("test_ece", "test calibration error (ECE)", "linear"),
+    ]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    x = list(range(epochs + 1))
+    for ax, (column, label, scale) in zip(axes, panels, strict=True):
+        for loss in losses:
+            stats = [_series(rows, loss, e, column) for e in x]
+            mean = [statistics.mean(s) for s in stats]
+            std = [statistics.stdev(s) if len(s) > 1 else 0.0 for s in stats]
+            ax.plot(x, mean, marker="o", markersize=3, label=loss)
+            low = [m - s for m, s in zip(mean, std, strict=True)]
+            high = [m + s for m, s in zip(mean, std, strict=True)]
+            ax.fill_between(x, low, high, alpha=0.25)
+        ax.set_yscale(scale)
+        ax.set_xlabel("epoch (0 = initial weights)")
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

@@ -1,0 +1,198 @@
+"""Every mistake a user can make ends in one message: run through the installed console
+script, each must exit with status 2, print ``mnist-lit: error:`` and no traceback, and
+train nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.cli_helpers import REPO, TUTORIAL, console_error, fake_data, fit_one_epoch
+
+MLP = str(REPO / "configs" / "mlp.yaml")
+NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+# Any download goes to a closed port and fails at once: the same as no internet.
+OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
+
+MY_LOSSES = """
+import torch.nn.functional as F
+from torch import nn
+
+class Hinge(nn.Module):
+    def __init__(self, margin: float = 1.0):
+        super().__init__()
+        if margin <= 0:
+            raise ValueError(f"margin must be positive, got {margin}")
+        self.margin = margin
+
+    def forward(self, logits, target):
+        return F.multi_margin_loss(logits, target, margin=self.margin)
+"""
+
+
+def _error(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    err = console_error(*args, cwd=cwd, env=env)
+    assert err.count("mnist-lit: error: ") == 1, err
+    assert not list(cwd.glob("logs/*/version_*/checkpoints/*")), "something was trained"
+    return err
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        pytest.param(["fit", "--config", "nowhere.yaml"], "File does not exist", id="no-config"),
+        pytest.param(["fit", "--config", TUTORIAL, "--trainer.max_epochs=abc"],
+                     'Parser key "trainer.max_epochs"', id="bad-value"),
+        pytest.param([], 'expected "subcommand"', id="no-subcommand"),
+        pytest.param(["fit", "--config", MLP, "--model.net.init_args.activation=swish"],
+                     "model.net (MLP): MLP activation must be one of", id="net-init-args"),
+        pytest.param(["fit", "--config", TUTORIAL,
+                      "--model.loss=mnist_lit.losses.LabelSmoothingCrossEntropy",
+                      "--model.loss.smoothing=1.5"],
+                     "model.loss (LabelSmoothingCrossEntropy): smoothing must be in [0, 1), got "
+                     "1.5", id="loss-init-args"),
+        pytest.param(["fit", "--config", TUTORIAL, "--model.loss=my_losses.Hinge",
+                      "--model.loss.margin=-1"],
+                     "model.loss (Hinge): margin must be positive, got -1.0", id="own-class"),
+        pytest.param(["fit", "--config", TUTORIAL, "--model.net=mnist_lit.models.NoSuchNet"],
+                     'Parser key "model.net"', id="unknown-class"),
+        pytest.param(["fit", "--config", TUTORIAL, "--optimizer=torch.optim.Adam",
+                      "--optimizer.lr=-1"],
+                     "optimizer (Adam): Invalid learning rate: -1.0", id="optimizer-init-args"),
+        pytest.param(["fit", "--config", TUTORIAL,
+                      "--lr_scheduler=torch.optim.lr_scheduler.CosineAnnealingWarmRestarts",
+                      "--lr_scheduler.T_0=0"],
+                     "lr_scheduler (CosineAnnealingWarmRestarts): Expected positive integer T_0",
+                     id="scheduler-init-args"),
+        pytest.param(["fit", "--config", TUTORIAL, "--data.batch_size=0"],
+                     "data.batch_size must be a positive integer, got 0", id="data-option"),
+        pytest.param(["fit", "--config", TUTORIAL, "--model.lr=0"],
+                     "model.lr must be positive, got 0.0", id="model-option"),
+        pytest.param(["fit", "--config", TUTORIAL, "--trainer.accelerator=gpu"],
+                     "the trainer's options do not work here: No supported gpu backend",
+                     id="no-gpu", marks=NO_GPU),
+        pytest.param(["test", "--config", TUTORIAL, "--ckpt_path=nowhere.ckpt"],
+                     "--ckpt_path nowhere.ckpt: no such file", id="no-checkpoint-file"),
+        pytest.param(["test", "--config", TUTORIAL, "--ckpt_path=best"],
+                     "no best checkpoint under logs/seed_cross_entropy/version_*/checkpoints",
+                     id="best-before-fit"),
+        pytest.param(["predict", "--config", TUTORIAL, "--data.predict_path=nowhere"],
+                     "--data.predict_path nowhere: no such file or folder", id="no-images"),
+        pytest.param(["compare", "--seeds", "a"], 'Parser key "seeds"', id="compare-value"),
+        pytest.param(["compare", "--epochs", "0"], "--epochs must be at least 1, got 0",
+                     id="compare-epochs"),
+        pytest.param(["compare", "--losses", "hinge"], "invalid choice: 'hinge'",
+                     id="compare-loss"),
+        pytest.param(["compare", "--accelerator", "gpu"],
+                     "--accelerator gpu: this machine has no usable GPU", id="compare-no-gpu",
+                     marks=NO_GPU),
+        pytest.param(["--config", TUTORIAL, "compare"], "not accepted before subcommand",
+                     id="compare-after-options"),
+    ],
+)  # fmt: skip
+def test_a_mistake_in_the_options_is_one_message(
+    args: list[str], expected: str, tmp_path: Path
+) -> None:
+    (tmp_path / "my_losses.py").write_text(MY_LOSSES)
+    err = _error(args, tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert expected in err
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ("model:\n  lr: [\n", "Problems parsing config"),
+        ("model:\n  lrr: 0.1\n", "does not accept option 'model.lrr'"),
+        ("model:\n  lr: fast\n", 'Parser key "model.lr"'),
+    ],
+    ids=["broken-yaml", "unknown-key", "wrong-type"],
+)
+def test_a_mistake_in_a_config_file_is_one_message(
+    config: str, expected: str, tmp_path: Path
+) -> None:
+    (tmp_path / "mine.yaml").write_text(config)
+    assert expected in _error(["fit", "--config", "mine.yaml"], tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--model.loss=torch.nn.MSELoss"], "model.loss (MSELoss) fails on a dummy batch of 4"),
+        (["--model.loss=torch.nn.CrossEntropyLoss", "--model.loss.reduction=none"],
+         "model.loss (CrossEntropyLoss) returns shape (4,), not a scalar tensor"),
+        (["--model.net=torch.nn.Flatten"], "model.net must output 10 logits per image"),
+        (["--data.val_size=600"], "data.val_size must be smaller than the training set (600"),
+    ],
+    ids=["loss-needs-other-target", "loss-not-scalar", "net-not-ten-logits", "val-size"],
+)  # fmt: skip
+def test_a_model_or_data_that_does_not_fit_is_named_before_training(
+    options: list[str], expected: str, fake_mnist_dir: Path, tmp_path: Path
+) -> None:
+    args = ["fit", "--config", TUTORIAL, *fake_data(fake_mnist_dir), *options]
+    err = _error(args, tmp_path)
+    assert expected in err
+    if "model.loss" in expected:
+        assert "A loss is loss(logits, target) -> a scalar tensor" in err
+
+
+def test_missing_data_offline_says_where_the_files_go(tmp_path: Path) -> None:
+    err = _error(["fit", "--config", TUTORIAL, "--data.data_dir=empty"], tmp_path, env=OFFLINE)
+    assert f"MNIST is not in {tmp_path}/empty/MNIST/raw" in err
+    assert "copy the four files train-images-idx3-ubyte.gz" in err
+
+
+def test_a_log_folder_that_cannot_be_made_is_named(fake_mnist_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file, not a folder")
+    args = ["fit", "--config", TUTORIAL, "--trainer.logger.init_args.save_dir=taken/logs"]
+    err = _error([*args, *fake_data(fake_mnist_dir)], tmp_path)
+    assert "taken/logs" in err and "Not a directory" in err
+
+
+@pytest.fixture
+def fitted(fake_mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``tmp_path``, where the tutorial's config was fitted for one epoch."""
+    monkeypatch.chdir(tmp_path)
+    fit_one_epoch(fake_mnist_dir)
+    return tmp_path
+
+
+def test_checkpoint_of_another_network_is_named(fake_mnist_dir: Path, fitted: Path) -> None:
+    (best,) = fitted.glob("logs/seed_cross_entropy/version_0/checkpoints/best-*.ckpt")
+    err = console_error("test", "--config", TUTORIAL, "--model.net=mnist_lit.models.MLP",
+                        "--ckpt_path=best", *fake_data(fake_mnist_dir), cwd=fitted)  # fmt: skip
+    assert (f"mnist-lit: error: --ckpt_path {best.relative_to(fitted)} does not fit model.net "
+            "(MLP) of this config") in err  # fmt: skip
+    assert "Use the --config that trained it" in err and "state_dict" not in err
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"not a checkpoint", "is not a readable Lightning checkpoint"),
+        ({"epoch": 3}, "is not a readable Lightning checkpoint (it holds no state_dict)"),
+        ({"state_dict": {}, "hyper_parameters": {"hidden_dim": 64}},
+         "was not written by MNISTClassifier: its hyperparameters name hidden_dim"),
+    ],
+    ids=["not-a-checkpoint", "no-weights", "another-model"],
+)  # fmt: skip
+def test_a_file_that_is_not_our_checkpoint_is_named(
+    content: bytes | dict, expected: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "other.ckpt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
+    err = _error(["test", "--config", TUTORIAL, "--ckpt_path=other.ckpt"], tmp_path)
+    assert f"--ckpt_path other.ckpt {expected}" in err
+
+
+def test_a_folder_without_images_is_named(fake_mnist_dir: Path, fitted: Path) -> None:
+    (fitted / "junk").mkdir()
+    (fitted / "junk" / "notes.txt").write_text("no digits here")
+    args = ["--ckpt_path=best", "--data.predict_path=junk", *fake_data(fake_mnist_dir)]
+    err = console_error("predict", "--config", TUTORIAL, *args, cwd=fitted)
+    assert "mnist-lit: skipped junk/notes.txt: not an image" in err
+    assert "mnist-lit: error: --data.predict_path junk: no readable image" in err
