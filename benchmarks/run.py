@@ -4,6 +4,8 @@
 ``configs/seed_cross_entropy.yaml`` as shipped, (d) the same with the progress bar off.
 Each run is its own process, so peak resident memory is its own; the variants take turns in
 every repeat so that machine noise falls on all of them alike, and the median is quoted.
+MNIST's ``.gz`` files are extracted (or downloaded) once, before any variant is timed.
+Each invocation writes its logs under ``--work-dir``; a failed variant's log stays there.
 
     python benchmarks/run.py --data-dir data --repeats 3
 """
@@ -15,6 +17,7 @@ import csv
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -23,6 +26,9 @@ import time
 from pathlib import Path
 
 import torch
+
+from mnist_lit.data.datamodule import download_mnist
+from mnist_lit.errors import MnistLitError
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -34,6 +40,16 @@ VARIANTS = {
     "c": "`mnist-lit fit`, as shipped",
     "d": "`mnist-lit fit`, progress bar off",
 }
+LOG_TAIL_LINES = 20
+
+
+def failure_report(command: list[str], log: Path) -> str:
+    """The failed command, where its log is, and the log's last lines (the error is there)."""
+    tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+    return "\n".join(
+        [f"failed: {' '.join(command)}", f"log: {log}", "last lines of the log:"]
+        + [f"  {line}" for line in tail]
+    )
 
 
 def run_process(command: list[str], log: Path) -> tuple[float, float]:
@@ -49,7 +65,7 @@ def run_process(command: list[str], log: Path) -> tuple[float, float]:
         _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed; see {log}")
+        raise SystemExit(failure_report(command, log))
     return wall, usage.ru_maxrss / 1024  # Linux reports KiB
 
 
@@ -71,12 +87,12 @@ def lightning_fit(data_dir: str, epochs: int, work: Path, progress_bar: bool) ->
         "--trainer.callbacks+=benchmarks.fit_timer.FitTimer",
         f"--trainer.callbacks.output={timing}",
     ]  # fmt: skip
-    wall, rss = run_process(fit, work / "fit.log")
+    wall, rss = run_process(fit, work / f"fit_bar{int(progress_bar)}.log")
     result = json.loads(timing.read_text())
     # Untimed: the test accuracy of the final weights, as the plain loops report it.
     test = [MNIST_LIT, "test", "--config", CONFIG, *common, "--ckpt_path=last"]
     test += ["--trainer.enable_progress_bar=false"]
-    run_process(test, work / "test.log")
+    run_process(test, work / f"test_bar{int(progress_bar)}.log")
     *_, test_run = sorted((logs / "seed_cross_entropy").glob("version_*"), key=os.path.getmtime)
     with open(test_run / "metrics.csv") as f:
         test_acc = float(next(csv.DictReader(f))["test/acc"])
@@ -129,18 +145,34 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--variants", default="abcd", help="which of a, b, c, d to run")
+    parser.add_argument(
+        "--work-dir",
+        default=REPO / "outputs" / "benchmarks",
+        type=Path,
+        help="logs and training outputs go to a new folder here; kept when a variant fails",
+    )
     args = parser.parse_args()
     if not {"a", "b"} <= set(args.variants):
         parser.error("--variants must include a and b: the ratios are taken against them")
     data_dir = str(Path(args.data_dir).resolve())
+    # Once, untimed: (a) and (b) read only extracted files, and no variant should pay for it.
+    try:
+        download_mnist(data_dir)
+    except MnistLitError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
 
+    # Absolute: the variants run in the repository root, whatever the current folder.
+    work_dir = args.work_dir.resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=work_dir))
     runs: dict[str, list[dict[str, float]]] = {v: [] for v in args.variants}
-    with tempfile.TemporaryDirectory() as tmp:
-        for repeat in range(args.repeats):
-            for variant in args.variants:
-                result = measure(variant, data_dir, args.epochs, Path(tmp))
-                runs[variant].append(result)
-                print(f"repeat {repeat + 1} ({variant}): {json.dumps(result)}", file=sys.stderr)
+    for repeat in range(args.repeats):
+        for variant in args.variants:
+            result = measure(variant, data_dir, args.epochs, work)
+            runs[variant].append(result)
+            print(f"repeat {repeat + 1} ({variant}): {json.dumps(result)}", file=sys.stderr)
+    # Reached only when every variant succeeded: a failure exits above and keeps its log.
+    shutil.rmtree(work)
     medians = {v: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for v, rs in runs.items()}
     print(f"{args.epochs} epochs, median of {args.repeats} runs; {machine()}\n")
     print(table(medians))
