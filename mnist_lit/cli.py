@@ -20,7 +20,7 @@ import lightning as L
 import torch
 from jsonargparse import ActionSubCommands, ArgumentParser, Namespace
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, TQDMProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, instantiate_class
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from mnist_lit.checkpointing import (
@@ -149,8 +149,13 @@ class MNISTLightningCLI(LightningCLI):
         self._checkpoint = (ckpt_path, checkpoint)
 
     def before_instantiate_classes(self) -> None:
+        # LightningCLI applies --lr_scheduler only together with --optimizer; alone, it
+        # would be ignored. The model's own optimizer is SGD at model.lr: make it explicit.
         config = self.config.get(str(self.subcommand), self.config)
-        try_optimizer_and_scheduler(config)
+        if config.get("lr_scheduler") and not config.get("optimizer"):
+            config["optimizer"] = Namespace(
+                class_path="torch.optim.SGD", init_args=Namespace(lr=config["model"]["lr"])
+            )
 
     def instantiate_classes(self) -> None:
         try:
@@ -189,26 +194,6 @@ class MNISTLightningCLI(LightningCLI):
         if wants_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
             kwargs["callbacks"] = [*callbacks, TQDMProgressBar(refresh_rate=PROGRESS_BAR_STEPS)]
         return super().instantiate_trainer(**kwargs)
-
-
-def try_optimizer_and_scheduler(config: Namespace) -> None:
-    """Build ``--optimizer`` and ``--lr_scheduler`` once on a dummy parameter, so that a bad
-    init argument is named before anything runs (LightningCLI builds them later)."""
-    optimizer: Any = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    for key, target in (("optimizer", "params"), ("lr_scheduler", "optimizer")):
-        init = config.get(key)
-        if not isinstance(init, Namespace):
-            continue
-        arguments = [torch.nn.Parameter(torch.zeros(1))] if target == "params" else optimizer
-        try:
-            built = instantiate_class(arguments, init.as_dict())
-        except Exception as error:
-            name = str(init.class_path).rsplit(".", 1)[-1]
-            raise MnistLitError(
-                f"{key} ({name}): {first_line(error)}. Fix --{key}'s init_args."
-            ) from error
-        if key == "optimizer":
-            optimizer = built
 
 
 def _failed_init(error: BaseException) -> tuple[type, BaseException] | None:

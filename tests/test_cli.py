@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mnist_lit.checkpointing import read_checkpoint
 from mnist_lit.cli import MNISTLightningCLI, main
 from tests.cli_helpers import FAST, TUTORIAL, console, fake_data, with_pythonpath
 
@@ -130,3 +131,15 @@ def test_checkpointing_can_be_turned_off(
           "--trainer.enable_checkpointing=false", *fake_data(fake_mnist_dir)])  # fmt: skip
     run = tmp_path / "logs" / "seed_cross_entropy" / "version_0"
     assert _metrics(run) and not (run / "checkpoints").exists()
+
+
+def test_a_scheduler_alone_schedules_the_default_sgd(
+    fake_mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "--config", TUTORIAL, "--trainer.max_epochs=2", *fake_data(fake_mnist_dir),
+          "--lr_scheduler=torch.optim.lr_scheduler.StepLR", "--lr_scheduler.step_size=1",
+          "--lr_scheduler.gamma=0.1"])  # fmt: skip
+    last = read_checkpoint("logs/seed_cross_entropy/version_0/checkpoints/last.ckpt")
+    # The tutorial's lr 0.5, divided by 10 after each of the two epochs.
+    assert last["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.005)
