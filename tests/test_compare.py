@@ -91,7 +91,7 @@ def test_missing_data_gets_one_message(tmp_path: Path, capsys, monkeypatch) -> N
 
 @pytest.mark.real_data
 def test_nielsen_slowdown_on_real_mnist(real_mnist_dir: Path, tmp_path: Path) -> None:
-    # The acceptance criterion: from the saturated start the quadratic cost is
+    # The Nielsen slowdown on the real digits: from the saturated start the quadratic cost is
     # clearly behind after one epoch, and its dC/dz starts at least 10 times smaller.
     out = tmp_path / "nielsen"
     main(["compare", "--preset", "nielsen", "--epochs", "1", "--data-dir", str(real_mnist_dir),
