@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
 from mnist_lit.errors import MnistLitError, first_line
+from mnist_lit.tracking import runs_folder, version_number
 
 BEST_FILENAME = "best-epoch{epoch:02d}-acc{val/acc:.4f}"
 LAST_FILENAME = "last"
@@ -75,21 +75,16 @@ def checkpoint_folders(config: Namespace) -> tuple[list[Path], str]:
     dirpath = config.get("checkpoint.dirpath")
     if dirpath:
         return [Path(dirpath)], str(dirpath)
-    root = Path(config.get("trainer.default_root_dir") or ".")
-    logger = config.get("trainer.logger")
-    logger = logger[0] if isinstance(logger, list) and logger else logger
-    if logger is False:  # no logger: no run folders
-        return [root / "checkpoints"], str(root / "checkpoints")
-    if isinstance(logger, Namespace) and logger.get("init_args.save_dir"):
-        runs = Path(logger["init_args.save_dir"]) / (logger.get("init_args.name") or "")
-    else:
-        runs = root / "lightning_logs"
+    if config.get("trainer.logger") is False:  # no logger: no run folders
+        root = Path(config.get("trainer.default_root_dir") or ".") / "checkpoints"
+        return [root], str(root)
+    runs = runs_folder(config)
     return run_checkpoint_folders(runs), f"{runs}/version_*/checkpoints"
 
 
 def run_checkpoint_folders(runs_dir: Path) -> list[Path]:
     """``runs_dir/version_*/checkpoints``, the newest run first."""
-    runs = sorted(runs_dir.glob("version_*"), key=_version_number, reverse=True)
+    runs = sorted(runs_dir.glob("version_*"), key=version_number, reverse=True)
     return [run / "checkpoints" for run in runs]
 
 
@@ -152,8 +147,3 @@ def check_checkpoint_fits(path: str | Path, checkpoint: dict[str, Any], net: nn.
         f"({len(differences)} weights differ, e.g. {differences[0]}). Use the --config that "
         "trained it (its run folder has a config.yaml), or a checkpoint of this network."
     )
-
-
-def _version_number(path: Path) -> int:
-    match = re.fullmatch(r"version_(\d+)", path.name)
-    return int(match.group(1)) if match else -1

@@ -8,14 +8,17 @@ plus this project's own subcommands.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import sys
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+import jsonargparse
 import lightning as L
 import torch
 from jsonargparse import ActionSubCommands, ArgumentParser, Namespace
@@ -36,6 +39,7 @@ from mnist_lit.data import MNISTDataModule
 from mnist_lit.errors import MnistLitError, OneMessageParser, first_line
 from mnist_lit.models import MNISTClassifier
 from mnist_lit.prediction_writer import PredictionCSV
+from mnist_lit.tracking import EXTRAS, ConfigToTrackers, name_the_run
 
 PROGRESS_BAR_STEPS = 20
 
@@ -62,23 +66,33 @@ class MNISTArgumentParser(OneMessageParser, LightningArgumentParser):
 
 
 class MNISTLightningCLI(LightningCLI):
-    """LightningCLI with this project's defaults: best and last checkpoints, a CSV logger
-    under ``logs/``, ``--ckpt_path best|last`` for the newest run's files, and every
-    mistake in the options reported as one message naming the option."""
+    """LightningCLI with this project's defaults: best and last checkpoints, CSV and
+    TensorBoard logs in ``logs/<experiment>/version_<N>/``, ``--ckpt_path best|last`` for
+    the newest run's files, and every mistake in the options reported as one message
+    naming the option."""
 
     def __init__(self, args: Sequence[str] | None = None, run: bool = True) -> None:
         self._checkpoint: tuple[str, dict[str, Any]] | None = None
+        self._explicit_model: dict[str, Any] = {}
         super().__init__(
             MNISTClassifier,
             MNISTDataModule,
+            # metrics.csv to read, TensorBoard to watch; both in logs/<experiment>/version_N.
             trainer_defaults={
-                "logger": {
-                    "class_path": "lightning.pytorch.loggers.CSVLogger",
-                    "init_args": {"save_dir": "logs", "name": "default"},
-                },
+                "logger": [
+                    {
+                        "class_path": "lightning.pytorch.loggers.CSVLogger",
+                        "init_args": {"save_dir": "logs"},
+                    },
+                    {
+                        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                        "init_args": {"save_dir": "logs", "default_hp_metric": False},
+                    },
+                ],
                 # A crash while saving keeps the previous checkpoint whole.
                 "plugins": {"class_path": "mnist_lit.checkpointing.AtomicCheckpointIO"},
             },
+            save_config_callback=ConfigToTrackers,
             parser_class=MNISTArgumentParser,
             parser_kwargs={
                 "description": "MNIST with PyTorch Lightning: train, evaluate, "
@@ -100,6 +114,12 @@ class MNISTLightningCLI(LightningCLI):
                 )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--experiment",
+            default="default",
+            help="Name of the experiment: runs go to logs/<experiment>/version_<N>/, and "
+            "every tracker files them under this name.",
+        )
         # The best epoch by validation accuracy, and last.ckpt after every epoch.
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
@@ -126,10 +146,13 @@ class MNISTLightningCLI(LightningCLI):
             self._resolve_ckpt_path(self.config[subcommand])
 
     def _resolve_ckpt_path(self, config: Namespace) -> None:
-        """Turn ``best``/``last`` into the newest run's file and read the file once.
+        """Turn ``best``/``last`` into the newest run's file, read the file once, and take
+        from it the options that the user did not give.
 
-        Done while parsing, so that LightningCLI then reads the checkpoint's
-        hyperparameters into the config the same way whichever way it was named.
+        Done while parsing, so that LightningCLI then reads the checkpoint's model
+        (network, loss and options) into the config the same way whichever way the file
+        was named. Model options given explicitly (``--config`` or the command line) are
+        kept, and checked against the weights after instantiation.
         """
         ckpt_path = config.get("ckpt_path")
         if ckpt_path in ("best", "last"):
@@ -147,33 +170,57 @@ class MNISTLightningCLI(LightningCLI):
                 "written by `mnist-lit fit`."
             )
         self._checkpoint = (ckpt_path, checkpoint)
+        self._explicit_model = explicit_options(config["model"], MNISTClassifier)
+        # The inputs the weights were trained on: pixel scaling and the validation split.
+        saved_data = checkpoint.get("datamodule_hyper_parameters", {})
+        explicit_data = explicit_options(config["data"], MNISTDataModule)
+        for key in ("normalize", "val_size", "seed"):
+            if key in saved_data and key not in explicit_data:
+                config["data"][key] = saved_data[key]
 
     def before_instantiate_classes(self) -> None:
         # LightningCLI applies --lr_scheduler only together with --optimizer; alone, it
         # would be ignored. The model's own optimizer is SGD at model.lr: make it explicit.
         config = self.config.get(str(self.subcommand), self.config)
+        # LightningCLI put the checkpoint's model into the config: what the user gave wins.
+        for key, value in self._explicit_model.items():
+            config["model"][key] = value
         if config.get("lr_scheduler") and not config.get("optimizer"):
             config["optimizer"] = Namespace(
                 class_path="torch.optim.SGD", init_args=Namespace(lr=config["model"]["lr"])
             )
+        name_the_run(config)
 
     def instantiate_classes(self) -> None:
+        # Consulted after LightningCLI's own, which build the model and the data module;
+        # it only notes failures, and only while this CLI instantiates.
+        jsonargparse.add_instantiator(_recording_failures, object)
+        failures: list[tuple[type, BaseException]] = []
+        recording = _FAILURES.set(failures)
         try:
             super().instantiate_classes()
         except (MnistLitError, MisconfigurationException):
             raise
         except Exception as error:
             # jsonargparse reports a nested class's error without the option it came from.
-            failed = _failed_init(error)
+            failed = failures[0] if failures else _failed_init(error)
             config = self.config.get(str(self.subcommand), self.config)
             option = _option_of(config, failed[0]) if failed else None
             if failed is None or option is None:  # not a class the user chose: a bug
                 raise
             class_type, cause = failed
+            name = class_type.__name__
+            if isinstance(cause, ImportError):
+                extra = EXTRAS.get(name)
+                fix = f"pip install 'mnist-lit[{extra}]'" if extra else "install what it names"
+                problem = f"needs a package that is not installed ({first_line(cause)}): {fix}"
+                raise MnistLitError(f"{option} ({name}) {problem}.") from error
             raise MnistLitError(
-                f"{option} ({class_type.__name__}): {first_line(cause)}. Fix {option}'s "
-                "init_args, or choose another class."
+                f"{option} ({name}): {first_line(cause)}. Fix {option}'s init_args, or choose "
+                "another class."
             ) from error
+        finally:
+            _FAILURES.reset(recording)
 
     def after_instantiate_classes(self) -> None:
         if self._checkpoint is not None:
@@ -194,6 +241,31 @@ class MNISTLightningCLI(LightningCLI):
         if wants_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
             kwargs["callbacks"] = [*callbacks, TQDMProgressBar(refresh_rate=PROGRESS_BAR_STEPS)]
         return super().instantiate_trainer(**kwargs)
+
+
+def explicit_options(config: Namespace, cls: type) -> dict[str, Any]:
+    """The options of ``cls`` in ``config`` whose values differ from the class's defaults."""
+    defaults = {
+        name: parameter.default for name, parameter in inspect.signature(cls).parameters.items()
+    }
+    return {key: value for key, value in vars(config).items() if defaults.get(key) != value}
+
+
+# The classes that failed to build while the CLI instantiates, with their errors.
+_FAILURES: ContextVar[list[tuple[type, BaseException]] | None] = ContextVar(
+    "mnist_lit_failures", default=None
+)
+
+
+def _recording_failures(class_type: type, *args: Any, **kwargs: Any) -> Any:
+    """Builds a class as jsonargparse would, noting a failure for the CLI's message."""
+    try:
+        return class_type(*args, **kwargs)
+    except Exception as error:
+        failures = _FAILURES.get()
+        if failures is not None:
+            failures.append((class_type, error))
+        raise
 
 
 def _failed_init(error: BaseException) -> tuple[type, BaseException] | None:

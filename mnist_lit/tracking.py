@@ -1,0 +1,92 @@
+"""Where a run's results go: its folder ``logs/<experiment>/version_<N>/``, and the trackers
+(TensorBoard, MLflow, W&B) that follow it under the same names.
+
+Every logger of a run takes its names from the one ``experiment`` option: CSV and
+TensorBoard write into the same run folder, MLflow files the run under the experiment with
+the folder's version as its name, W&B groups it by experiment.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import lightning as L
+from jsonargparse import Namespace
+from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
+
+# Loggers that write into the run folder itself: <save_dir>/<name>/version_<N>.
+_FOLDER_LOGGERS = ("CSVLogger", "TensorBoardLogger")
+# The extra of this package that brings a tracker's own package.
+EXTRAS = {"MLFlowLogger": "mlflow", "WandbLogger": "wandb"}
+
+
+def logger_configs(config: Namespace) -> list[Namespace]:
+    """The ``class_path``/``init_args`` of every logger in a subcommand's ``config``."""
+    loggers = config.get("trainer.logger")
+    loggers = loggers if isinstance(loggers, list) else [loggers]
+    return [logger for logger in loggers if isinstance(logger, Namespace)]
+
+
+def runs_folder(config: Namespace) -> Path:
+    """``<save_dir>/<experiment>``, where this config's runs get their version folders."""
+    for logger in logger_configs(config):
+        save_dir = logger.get("init_args.save_dir")
+        if _kind(logger) in _FOLDER_LOGGERS and save_dir:
+            return Path(save_dir) / config["experiment"]
+    return Path(config.get("trainer.default_root_dir") or ".") / config["experiment"]
+
+
+def name_the_run(config: Namespace) -> None:
+    """Give every logger of ``config`` the experiment's name and one version number."""
+    experiment = config["experiment"]
+    version = next_version(runs_folder(config))
+    for logger in logger_configs(config):
+        args, kind = logger.init_args, _kind(logger)
+        if kind in _FOLDER_LOGGERS:
+            args.name = experiment
+            if args.get("version") is None:
+                args.version = version
+        elif kind == "MLFlowLogger":
+            args.experiment_name = experiment
+            args.run_name = args.get("run_name") or f"version_{version}"
+        elif kind == "WandbLogger":
+            args.name = args.get("name") or f"{experiment}/version_{version}"
+            args.group = experiment
+
+
+def next_version(folder: Path) -> int:
+    """The first ``version_<N>`` not yet in ``folder``."""
+    numbers = [version_number(path) for path in folder.glob("version_*")]
+    return max(numbers, default=-1) + 1
+
+
+def version_number(path: Path) -> int:
+    match = re.fullmatch(r"version_(\d+)", path.name)
+    return int(match.group(1)) if match else -1
+
+
+def _kind(logger: Namespace) -> str:
+    return str(logger.get("class_path", "")).rsplit(".", 1)[-1]
+
+
+class ConfigToTrackers(SaveConfigCallback):
+    """Saves the resolved config as ``config.yaml`` in the run folder, as LightningCLI does,
+    and gives it to every tracker too; the model's and data's hyperparameters reach them
+    through Lightning itself."""
+
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        text = self.parser.dump(self.config, skip_none=False)
+        for logger in trainer.loggers:
+            log_config(logger, text)
+
+
+def log_config(logger: Logger, text: str) -> None:
+    """Record the config ``text`` (YAML) with ``logger``'s run, as that tracker keeps files."""
+    if isinstance(logger, TensorBoardLogger):
+        logger.experiment.add_text("config", f"```yaml\n{text}```")
+    elif isinstance(logger, MLFlowLogger):
+        logger.experiment.log_text(logger.run_id, text, "config.yaml")
+    elif isinstance(logger, WandbLogger):
+        logger.experiment.config.update({"config_yaml": text}, allow_val_change=True)
