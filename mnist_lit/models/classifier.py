@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from typing import Any, cast
 
@@ -24,6 +25,19 @@ LOSS_CONTRACT = (
     "loss(logits, target) -> a scalar tensor, differentiable in the logits, with logits of "
     "shape (B, 10) and integer class indices of shape (B,) as target"
 )
+
+
+def class_spec(module: nn.Module) -> dict[str, Any]:
+    """``module`` as ``class_path`` and ``init_args``: its class, and each argument of its
+    ``__init__`` that it keeps as an attribute of the same name (plain values only)."""
+    cls = type(module)
+    parameters = inspect.signature(cls.__init__).parameters
+    init_args = {
+        name: getattr(module, name)
+        for name in list(parameters)[1:]
+        if isinstance(getattr(module, name, None), (bool, int, float, str, list, tuple))
+    }
+    return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}
 
 
 def accuracy() -> MulticlassAccuracy:
@@ -80,9 +94,9 @@ class MNISTClassifier(L.LightningModule):
         super().__init__()
         if lr <= 0:
             raise MnistLitError(f"model.lr must be positive, got {lr}.")
-        self.save_hyperparameters(ignore=["net", "loss"])
         self.net = net if net is not None else SoftmaxRegression()
         self.loss = loss if loss is not None else CrossEntropy()
+        self.save_hyperparameters_with_classes()
         self.output_activation = str(getattr(self.loss, "activation", "softmax"))
         self.lr = lr
         if diagnostics_every <= 0:
@@ -118,6 +132,24 @@ class MNISTClassifier(L.LightningModule):
         self.register_buffer("nonfinite_step", torch.tensor(-1), persistent=False)
         self.nonfinite_step: Tensor
         self._rng_states_to_restore: dict[str, Any] | None = None
+
+    def save_hyperparameters_with_classes(self) -> None:
+        """Save the hyperparameters, ``net`` and ``loss`` as ``class_path`` and ``init_args``,
+        so that a checkpoint rebuilds its own model: ``load_from_checkpoint(path)`` and
+        ``mnist-lit test --ckpt_path FILE`` need nothing else.
+
+        From LightningCLI they arrive so; a module built in Python is described here.
+        """
+        with warnings.catch_warnings():  # modules from Python are replaced below
+            warnings.filterwarnings("ignore", message=r"Attribute '(net|loss)' is an instance")
+            self.save_hyperparameters()
+        hparams = dict(self.hparams)
+        for name, module in (("net", self.net), ("loss", self.loss)):
+            if not isinstance(hparams.get(name), (dict, str)):
+                hparams[name] = class_spec(module)
+        # Rebuild the classes from their class_path, as LightningCLI's own checkpoints do.
+        hparams.setdefault("_instantiator", "lightning.pytorch.cli.instantiate_module")
+        self.save_hyperparameters(hparams)
 
     def setup(self, stage: str) -> None:
         # Every stage (fit, validate, test, predict) passes here before its first batch.

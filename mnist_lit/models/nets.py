@@ -1,7 +1,8 @@
 """Networks: each maps images ``(B, 1, 28, 28)`` to logits ``(B, 10)``.
 
 No softmax inside: the loss decides what to do with the logits, so any network can be
-trained with any loss.
+trained with any loss. Each keeps its ``__init__`` arguments as attributes of the same name,
+so that a checkpoint can name the network it holds and build it again.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class MLP(nn.Module):
             )
         if not hidden_sizes or any(size <= 0 for size in hidden_sizes):
             raise ValueError(f"MLP hidden_sizes must be positive widths, got {list(hidden_sizes)}")
+        self.hidden_sizes = list(hidden_sizes)  # kept, so that a checkpoint can rebuild it
+        self.activation = activation
         layers: list[nn.Module] = [nn.Flatten()]
         width = IMAGE_PIXELS
         for size in hidden_sizes:
@@ -72,6 +75,7 @@ class CNN(nn.Module):
         self, channels: tuple[int, int] = (16, 32), hidden: int = 128, dropout: float = 0.25
     ) -> None:
         super().__init__()
+        self.channels, self.hidden, self.dropout = tuple(channels), hidden, dropout
         c1, c2 = channels
         self.features = nn.Sequential(
             nn.Conv2d(1, c1, kernel_size=5),  # (B, c1, 24, 24)
