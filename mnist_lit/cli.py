@@ -37,6 +37,7 @@ from mnist_lit.checkpointing import (
 from mnist_lit.compare import command as compare
 from mnist_lit.data import MNISTDataModule
 from mnist_lit.errors import MnistLitError, OneMessageParser, first_line
+from mnist_lit.evaluation_figures import EvaluationFigures
 from mnist_lit.models import MNISTClassifier
 from mnist_lit.prediction_writer import PredictionCSV
 from mnist_lit.tracking import EXTRAS, ConfigToTrackers, name_the_run
@@ -125,6 +126,7 @@ class MNISTLightningCLI(LightningCLI):
         parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
         parser.link_arguments("checkpoint.dirpath", "last_checkpoint.dirpath")
         parser.add_lightning_class_args(PredictionCSV, "predictions")
+        parser.add_lightning_class_args(EvaluationFigures, "figures")  # at the end of `test`
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/acc",

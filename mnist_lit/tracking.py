@@ -15,6 +15,7 @@ import lightning as L
 from jsonargparse import Namespace
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
+from matplotlib.figure import Figure
 
 # Loggers that write into the run folder itself: <save_dir>/<name>/version_<N>.
 _FOLDER_LOGGERS = ("CSVLogger", "TensorBoardLogger")
@@ -90,3 +91,14 @@ def log_config(logger: Logger, text: str) -> None:
         logger.experiment.log_text(logger.run_id, text, "config.yaml")
     elif isinstance(logger, WandbLogger):
         logger.experiment.config.update({"config_yaml": text}, allow_val_change=True)
+
+
+def log_figure(logger: Logger, name: str, figure: Figure, path: Path, step: int = 0) -> None:
+    """Record ``figure``, already saved as the PNG ``path``, with ``logger``'s run under
+    ``name`` (e.g. ``test/confusion_matrix``), as that tracker keeps images."""
+    if isinstance(logger, TensorBoardLogger):
+        logger.experiment.add_figure(name, figure, global_step=step, close=False)
+    elif isinstance(logger, MLFlowLogger):
+        logger.experiment.log_figure(logger.run_id, figure, f"figures/{path.name}")
+    elif isinstance(logger, WandbLogger):
+        logger.log_image(key=name, images=[str(path)])

@@ -84,7 +84,7 @@ def main(argv: Sequence[str]) -> None:
     )
     write_csv(rows, output_dir / "metrics.csv")
     title = f"{args.preset}: {preset.description}; {len(args.seeds)} seed(s)"
-    plot_curves(rows, losses, epochs, title, output_dir / "curves.png")
+    plot_curves(rows, title, output_dir / "curves.png")
     table = summary_table(rows, losses, epochs)
     (output_dir / "summary.md").write_text(table + "\n")
     print(f"\nwrote {output_dir / 'metrics.csv'}, {output_dir / 'curves.png'}\n")

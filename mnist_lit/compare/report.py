@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mnist_lit.compare.experiment import Row
+from mnist_lit.figures import Panel, learning_curves
 
 COLUMNS = (
     "preset",
@@ -68,38 +69,16 @@ def summary_table(rows: Sequence[Row], losses: Sequence[str], epochs: int) -> st
     return "\n".join(lines)
 
 
-def plot_curves(
-    rows: Sequence[Row], losses: Sequence[str], epochs: int, title: str, path: Path
-) -> None:
-    """Validation accuracy and cross-entropy, training dC/dz and test ECE against epoch."""
-    import matplotlib
+# The panels of curves.png.
+CURVES = (
+    Panel("val_acc", "validation accuracy"),
+    Panel("val_ce", "validation cross-entropy", "log"),
+    Panel("dcdz", "mean |dC/dz| (training)", "log"),
+    Panel("test_ece", "test calibration error (ECE)"),
+)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    panels = [
-        ("val_acc", "validation accuracy", "linear"),
-        ("val_ce", "validation cross-entropy", "log"),
-        ("dcdz", "mean |dC/dz| (training)", "log"),
-        ("test_ece", "test calibration error (ECE)", "linear"),
-    ]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
-    x = list(range(epochs + 1))
-    for ax, (column, label, scale) in zip(axes, panels, strict=True):
-        for loss in losses:
-            stats = [_series(rows, loss, e, column) for e in x]
-            mean = [statistics.mean(s) for s in stats]
-            std = [statistics.stdev(s) if len(s) > 1 else 0.0 for s in stats]
-            ax.plot(x, mean, marker="o", markersize=3, label=loss)
-            low = [m - s for m, s in zip(mean, std, strict=True)]
-            high = [m + s for m, s in zip(mean, std, strict=True)]
-            ax.fill_between(x, low, high, alpha=0.25)
-        ax.set_yscale(scale)
-        ax.set_xlabel("epoch (0 = initial weights)")
-        ax.set_title(label, fontsize=10)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+def plot_curves(rows: Sequence[Row], title: str, path: Path) -> None:
+    """Validation accuracy and cross-entropy, training dC/dz and test ECE against epoch,
+    one curve per loss (mean over seeds, a band of one standard deviation)."""
+    learning_curves(rows, CURVES, group="loss", title=title).savefig(path, dpi=80)

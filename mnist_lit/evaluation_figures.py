@@ -1,0 +1,164 @@
+"""Figures of a test run: the confusion matrix, the most confident mistakes, a reliability
+diagram and the accuracy per class, saved in the run folder and given to every tracker."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.distributed as dist
+from lightning.pytorch.callbacks import Callback
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from mnist_lit import figures
+from mnist_lit.figures import CalibrationBins
+from mnist_lit.mnist import NUM_CLASSES
+from mnist_lit.tracking import log_figure
+
+
+@dataclass
+class EvaluationSummary:
+    """What the figures need from one process's share of the test set: sums that add up
+    across processes, and that process's most confident mistakes."""
+
+    confusion: np.ndarray = field(default_factory=lambda: np.zeros((NUM_CLASSES,) * 2, int))
+    calibration: CalibrationBins | None = None
+    # The most confident mistakes so far: images (K, H, W), true, predicted, confidence.
+    mistakes: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
+
+    def add(self, images: Tensor, target: Tensor, probs: Tensor, n_bins: int, keep: int) -> None:
+        """Count one batch of ``images`` with their ``target`` and predicted ``probs``."""
+        confidence, predicted = probs.max(dim=-1)
+        self.confusion += figures.confusion_counts(target, predicted)
+        bins = CalibrationBins.of(confidence, predicted == target, n_bins)
+        self.calibration = bins if self.calibration is None else self.calibration + bins
+        wrong = predicted != target
+        if keep and wrong.any():
+            pictures = images[wrong].reshape(-1, *images.shape[-2:])
+            found = (pictures, target[wrong], predicted[wrong], confidence[wrong])
+            found = tuple(t.detach().cpu() for t in found)  # type: ignore[assignment]
+            self.mistakes = _most_confident(_join(self.mistakes, found), keep)
+
+    def __add__(self, other: EvaluationSummary) -> EvaluationSummary:
+        calibrations = [c for c in (self.calibration, other.calibration) if c is not None]
+        total = EvaluationSummary(self.confusion + other.confusion)
+        total.calibration = sum(calibrations[1:], calibrations[0]) if calibrations else None
+        total.mistakes = _join(self.mistakes, other.mistakes)
+        return total
+
+
+def _join(
+    a: tuple[Tensor, ...] | None, b: tuple[Tensor, ...] | None
+) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+    if a is None or b is None:
+        return a or b  # type: ignore[return-value]
+    return tuple(torch.cat(pair) for pair in zip(a, b, strict=True))  # type: ignore[return-value]
+
+
+def _most_confident(
+    mistakes: tuple[Tensor, Tensor, Tensor, Tensor] | None, keep: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+    if mistakes is None:
+        return None
+    order = mistakes[3].argsort(descending=True, stable=True)[:keep]
+    return tuple(t[order] for t in mistakes)  # type: ignore[return-value]
+
+
+class EvaluationFigures(Callback):
+    """At the end of ``mnist-lit test``: the confusion matrix, the most confident mistakes,
+    a reliability diagram and the accuracy per class of the tested model.
+
+    Each is saved as a PNG in ``<run folder>/<dirname>/``, with the confusion matrix's
+    counts as ``confusion_matrix.csv`` (rows: true digit), and given to every tracker of
+    the run (TensorBoard's IMAGES tab, MLflow's artifacts, W&B's media) as
+    ``test/<figure>``. The predictions are taken from the model during the test batches;
+    with several processes each counts its share of the test set and the first process
+    draws the sum. ``fit`` is not slowed: nothing runs outside testing.
+
+    Args:
+        enabled: draw the figures (``--figures.enabled false`` for none).
+        dirname: the folder for the PNGs, inside the run folder.
+        mistakes: how many of the most confident mistakes to show.
+        bins: confidence bins of the reliability diagram (15, as ``test/ece`` has).
+    """
+
+    NAMES = ("confusion_matrix", "confident_mistakes", "reliability", "per_class_accuracy")
+
+    def __init__(
+        self, enabled: bool = True, dirname: str = "figures", mistakes: int = 12, bins: int = 15
+    ) -> None:
+        self.enabled = enabled
+        self.dirname = dirname
+        self.mistakes = mistakes
+        self.bins = bins
+        self.summary = EvaluationSummary()
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.summary = EvaluationSummary()
+
+    def on_test_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if not self.enabled:
+            return
+        images, target = batch
+        with torch.no_grad():  # the test step keeps no logits: one more forward pass
+            probs = pl_module(images).float().softmax(dim=-1)
+        self.summary.add(images, target, probs, self.bins, self.mistakes)
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.enabled:
+            return
+        summary = _sum_over_processes(self.summary)
+        # Every process asks: the trainer's log_dir is broadcast from the first one.
+        folder = Path(trainer.log_dir or ".") / self.dirname
+        if not trainer.is_global_zero or summary.calibration is None:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        # The numbers behind the first figure, to read without a picture.
+        np.savetxt(folder / "confusion_matrix.csv", summary.confusion, fmt="%d", delimiter=",")
+        for name, figure in draw(summary, self.mistakes).items():
+            path = folder / f"{name}.png"
+            figure.savefig(path, dpi=100)
+            for logger in trainer.loggers:
+                log_figure(logger, f"test/{name}", figure, path, trainer.global_step)
+        print(f"Figures of the test set written to {folder}{os.sep}")
+
+
+def draw(summary: EvaluationSummary, mistakes: int = 12) -> dict[str, Figure]:
+    """The four figures of a test set's ``summary``, by name."""
+    assert summary.calibration is not None
+    nothing = torch.zeros(0)
+    images, target, predicted, confidence = summary.mistakes or (nothing,) * 4
+    total = int(summary.confusion.sum())
+    wrong = total - int(np.trace(summary.confusion))
+    title = f"most confident mistakes ({wrong} of {total} test images wrong)"
+    return {
+        "confusion_matrix": figures.confusion_matrix(summary.confusion, "test set"),
+        "confident_mistakes": figures.confident_mistakes(
+            images, target, predicted, confidence, count=mistakes, title=title
+        ),
+        "reliability": figures.reliability_diagram({"test set": summary.calibration}),
+        "per_class_accuracy": figures.per_class_accuracy({"test set": summary.confusion}),
+    }
+
+
+def _sum_over_processes(summary: EvaluationSummary) -> EvaluationSummary:
+    """The sum of every process's summary (the summary itself when there is one)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return summary
+    parts: list[EvaluationSummary | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, summary)
+    return sum((part for part in parts[1:] if part is not None), parts[0] or EvaluationSummary())
