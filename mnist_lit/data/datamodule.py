@@ -136,7 +136,7 @@ class MNISTDataModule(L.LightningDataModule):
         trainer = self.trainer
         order = EpochOrder(
             len(labels),
-            shuffle=train,
+            shuffle=train and not self._overfitting(),
             seed=self.seed,
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
@@ -144,6 +144,12 @@ class MNISTDataModule(L.LightningDataModule):
         )
         batch_size = self.batch_size if train else self.eval_batch_size
         return InMemoryBatches(images, labels, batch_size, order, self._current_epoch, names)
+
+    def _overfitting(self) -> bool:
+        """``Trainer(overfit_batches=...)``: the same first batches in every epoch. Lightning
+        turns shuffling off only for a DataLoader's sampler, so these batches do it here."""
+        # Set by the Trainer's debugging flags, not declared on the class.
+        return self.trainer is not None and getattr(self.trainer, "overfit_batches", 0) > 0
 
     def _current_epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer else 0
