@@ -1,0 +1,104 @@
+"""``mnist-lit lr_find`` on the fake data: the suggested rate for model.lr or the optimizer,
+the plot and the numbers in the run folder; and the refusal of batch-size scaling."""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mnist_lit.cli import main
+from mnist_lit.losses import CrossEntropy
+from tests.cli_helpers import TUTORIAL, cli_error, fake_data
+
+RUN = Path("logs/seed_cross_entropy/version_0")
+STEPS = "--lr_find.num_training=30"  # 8 batches an epoch: within the tutorial's 10 epochs
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def _lr_find(data_dir: Path, *options: str) -> None:
+    main(["lr_find", "--config", TUTORIAL, *fake_data(data_dir), STEPS, *options])
+
+
+def _results(run: Path = RUN) -> list[tuple[float, float]]:
+    with open(run / "lr_find.csv") as f:
+        return [(float(row["lr"]), float(row["loss"])) for row in csv.DictReader(f)]
+
+
+def _suggested(out: str, option: str) -> float:
+    match = re.search(rf"train with {re.escape(option)} (\S+)", out)
+    assert match, out
+    return float(match.group(1))
+
+
+def test_lr_find_suggests_model_lr_and_keeps_its_curve(
+    fake_mnist_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _lr_find(fake_mnist_dir, "--lr_find.min_lr=1e-4", "--lr_find.max_lr=10")
+    suggested = _suggested(capsys.readouterr().out, "--model.lr")
+    results = _results()
+    rates = [lr for lr, _ in results]
+    assert len(results) == 30
+    assert rates[0] == pytest.approx(1e-4) and rates[-1] == pytest.approx(10)
+    assert rates == sorted(rates)
+    assert any(math.isclose(suggested, lr, rel_tol=1e-2) for lr in rates)
+    assert (RUN / "lr_find.png").stat().st_size > 10_000
+    assert (RUN / "config.yaml").is_file()
+
+
+def test_lr_find_with_an_optimizer_finds_the_optimizers_rate(
+    fake_mnist_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _lr_find(fake_mnist_dir, "--optimizer=Adam", "--optimizer.lr=0.001",
+             "--lr_find.max_lr=0.1")  # fmt: skip
+    out = capsys.readouterr().out
+    assert "--model.lr" not in out
+    assert 0 < _suggested(out, "--optimizer.lr") <= 0.1
+    # The range replaced Adam's own rate: it went all the way to max_lr.
+    assert _results()[-1][0] == pytest.approx(0.1)
+
+
+class BreaksAtLargeLogits(CrossEntropy):
+    """Cross-entropy that becomes NaN once a logit passes 100, as a diverging run does."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = F.cross_entropy(logits, target)
+        return torch.where(logits.abs().max() > 100, torch.full_like(loss, math.nan), loss)
+
+
+def test_a_diverging_loss_ends_the_search_not_the_run(
+    fake_mnist_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _lr_find(fake_mnist_dir, "--model.loss=tests.test_lr_find.BreaksAtLargeLogits",
+             "--lr_find.max_lr=1e6", "--lr_find.early_stop_threshold=null")  # fmt: skip
+    results = _results()
+    assert len(results) < 30 and math.isnan(results[-1][1])
+    diverged_at = results[-1][0]
+    assert _suggested(capsys.readouterr().out, "--model.lr") < diverged_at
+
+
+def test_lr_find_lists_its_own_options_and_fits(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["lr_find", "--help"])
+    out = capsys.readouterr().out
+    assert "--lr_find.min_lr" in out and "--lr_find.num_training" in out
+    assert "--trainer.max_epochs" in out and "--model.lr" in out
+
+
+def test_batch_size_scaling_is_refused_with_the_reason(
+    fake_mnist_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = cli_error(["scale_batch_size", "--config", TUTORIAL], capsys)
+    assert "batch-size scaling is not offered" in err and "--data.batch_size" in err
+    err = cli_error(["fit", "--config", TUTORIAL, *fake_data(fake_mnist_dir),
+                     "--trainer.callbacks+=BatchSizeFinder"], capsys)  # fmt: skip
+    assert "trainer.callbacks (BatchSizeFinder): batch-size scaling is not offered" in err
