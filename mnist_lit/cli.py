@@ -3,6 +3,7 @@ plus this project's own subcommands.
 
 ``mnist-lit fit|validate|test|predict --config configs/<name>.yaml [--key value ...]``
 ``mnist-lit compare [--preset ...]``
+``mnist-lit lr_find --config configs/<name>.yaml [--lr_find.* ...]``
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ import jsonargparse
 import lightning as L
 import torch
 from jsonargparse import ActionSubCommands, ArgumentParser, Namespace
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import (
+    BatchSizeFinder,
+    Callback,
+    ModelCheckpoint,
+    ProgressBar,
+    TQDMProgressBar,
+)
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
@@ -35,12 +42,14 @@ from mnist_lit.checkpointing import (
     read_checkpoint,
 )
 from mnist_lit.compare import command as compare
+from mnist_lit.completion import PrintCompletion
 from mnist_lit.data import MNISTDataModule
 from mnist_lit.errors import MnistLitError, OneMessageParser, first_line
 from mnist_lit.evaluation_figures import EvaluationFigures
 from mnist_lit.models import MNISTClassifier
 from mnist_lit.prediction_writer import PredictionCSV
 from mnist_lit.tracking import EXTRAS, ConfigToTrackers, name_the_run
+from mnist_lit.tuning import command as tuning
 
 PROGRESS_BAR_STEPS = 20
 
@@ -55,6 +64,10 @@ class Command:
 
 
 COMMANDS = {"compare": Command(compare.HELP, compare.build_parser, compare.main)}
+COMMANDS["lr_find"] = Command(tuning.LR_FIND_HELP, tuning.build_lr_find_parser, tuning.lr_find)
+COMMANDS["scale_batch_size"] = Command(
+    tuning.BATCH_SIZE_HELP, tuning.build_batch_size_parser, tuning.scale_batch_size
+)
 
 
 class MNISTArgumentParser(OneMessageParser, LightningArgumentParser):
@@ -113,6 +126,7 @@ class MNISTLightningCLI(LightningCLI):
                 self.parser.subcommand_action.add_subcommand(
                     name, command.parser(), help=command.help
                 )
+            self.parser.add_argument("--print_completion", action=PrintCompletion)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
@@ -239,6 +253,8 @@ class MNISTLightningCLI(LightningCLI):
         # output stays short. A bar of the user's own, or none, is left alone.
         callbacks = trainer.get("callbacks") or []
         callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
+        if any(isinstance(c, BatchSizeFinder) for c in callbacks):
+            raise MnistLitError(f"trainer.callbacks (BatchSizeFinder): {tuning.BATCH_SIZE_REFUSAL}")
         wants_bar = trainer.get("enable_progress_bar") is not False
         if wants_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
             kwargs["callbacks"] = [*callbacks, TQDMProgressBar(refresh_rate=PROGRESS_BAR_STEPS)]
