@@ -16,6 +16,7 @@ from tests.cli_helpers import REPO, TUTORIAL, console, fake_data, fit_one_epoch
 
 TESTED = Path("logs/seed_cross_entropy/version_1")
 MLFLOW = str(REPO / "configs" / "logger" / "mlflow.yaml")
+WANDB = str(REPO / "configs" / "logger" / "wandb.yaml")
 DDP_CPU = str(REPO / "configs" / "trainer" / "ddp_cpu.yaml")
 
 
@@ -61,6 +62,17 @@ def test_mlflow_keeps_the_figures_as_artifacts(fake_mnist_dir: Path) -> None:
     (run,) = client.search_runs([experiment.experiment_id])
     figures = {artifact.path for artifact in client.list_artifacts(run.info.run_id, "figures")}
     assert figures == {f"figures/{name}.png" for name in EvaluationFigures.NAMES}
+
+
+def test_wandb_keeps_the_figures(fake_mnist_dir: Path, tmp_path: Path) -> None:
+    fit_one_epoch(fake_mnist_dir)
+    # In a process of its own: W&B writes its records out when the process ends.
+    test = console("test", "--config", TUTORIAL, "--config", WANDB, "--ckpt_path=best",
+                   *fake_data(fake_mnist_dir), cwd=tmp_path)  # fmt: skip
+    assert test.returncode == 0, test.stderr
+    (records,) = Path("logs/wandb").glob("offline-run-*/run-*.wandb")
+    data = records.read_bytes()  # no public reader: the records name the images
+    assert all(f"test/{name}".encode() in data for name in EvaluationFigures.NAMES)
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ EXPECTED_TEXT = {
     "02_loss_comparison": "test accuracy",
 }
 # Notebooks whose plots must render (as PNG outputs), and how many at least.
-EXPECTED_PLOTS = {"01_entropy_and_cross_entropy": 3, "02_loss_comparison": 4}
+EXPECTED_PLOTS = {"01_entropy_and_cross_entropy": 3, "02_loss_comparison": 5}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
