@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from mnist_lit.cli import main
 from mnist_lit.losses import CrossEntropy
-from tests.cli_helpers import TUTORIAL, cli_error, fake_data
+from tests.cli_helpers import REPO, TUTORIAL, cli_error, fake_data
 
 RUN = Path("logs/seed_cross_entropy/version_0")
 STEPS = "--lr_find.num_training=30"  # 8 batches an epoch: within the tutorial's 10 epochs
@@ -102,3 +102,22 @@ def test_batch_size_scaling_is_refused_with_the_reason(
     err = cli_error(["fit", "--config", TUTORIAL, *fake_data(fake_mnist_dir),
                      "--trainer.callbacks+=BatchSizeFinder"], capsys)  # fmt: skip
     assert "trainer.callbacks (BatchSizeFinder): batch-size scaling is not offered" in err
+
+
+def test_too_few_rates_for_a_suggestion_is_one_message_and_still_a_plot(
+    fake_mnist_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The suggestion leaves out the first 10 rates and the last: 5 leave nothing.
+    err = cli_error(["lr_find", "--config", TUTORIAL, *fake_data(fake_mnist_dir),
+                     "--lr_find.num_training=5"], capsys)  # fmt: skip
+    assert "lr_find found no rate to suggest" in err
+    assert len(_results()) == 5 and (RUN / "lr_find.png").is_file()
+
+
+def test_lr_find_refuses_fast_dev_run(
+    fake_mnist_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fast_dev_run = str(REPO / "configs" / "debug" / "fast_dev_run.yaml")
+    err = cli_error(["lr_find", "--config", TUTORIAL, "--config", fast_dev_run,
+                     *fake_data(fake_mnist_dir)], capsys)  # fmt: skip
+    assert "lr_find does not run with --trainer.fast_dev_run" in err
