@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 import numpy as np
@@ -22,6 +22,24 @@ from mnist_lit.mnist import NUM_CLASSES
 from mnist_lit.tracking import log_figure
 
 
+class Mistakes(NamedTuple):
+    """Wrong predictions: images ``(K, H, W)``, true and predicted classes, confidence."""
+
+    images: Tensor
+    target: Tensor
+    predicted: Tensor
+    confidence: Tensor
+
+    def join(self, other: Mistakes | None) -> Mistakes:
+        if other is None:
+            return self
+        return Mistakes(*(torch.cat(pair) for pair in zip(self, other, strict=True)))
+
+    def most_confident(self, keep: int) -> Mistakes:
+        order = self.confidence.argsort(descending=True, stable=True)[:keep]
+        return Mistakes(*(values[order] for values in self))
+
+
 @dataclass
 class EvaluationSummary:
     """What the figures need from one process's share of the test set: sums that add up
@@ -29,11 +47,11 @@ class EvaluationSummary:
 
     confusion: np.ndarray = field(default_factory=lambda: np.zeros((NUM_CLASSES,) * 2, int))
     calibration: CalibrationBins | None = None
-    # The most confident mistakes so far: images (K, H, W), true, predicted, confidence.
-    mistakes: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
+    mistakes: Mistakes | None = None
 
     def add(self, images: Tensor, target: Tensor, probs: Tensor, n_bins: int, keep: int) -> None:
-        """Count one batch of ``images`` with their ``target`` and predicted ``probs``."""
+        """Count one batch of ``images`` with their ``target`` and predicted ``probs``,
+        keeping the ``keep`` most confident mistakes so far."""
         confidence, predicted = probs.max(dim=-1)
         self.confusion += figures.confusion_counts(target, predicted)
         bins = CalibrationBins.of(confidence, predicted == target, n_bins)
@@ -41,33 +59,17 @@ class EvaluationSummary:
         wrong = predicted != target
         if keep and wrong.any():
             pictures = images[wrong].reshape(-1, *images.shape[-2:])
-            found = (pictures, target[wrong], predicted[wrong], confidence[wrong])
-            found = tuple(t.detach().cpu() for t in found)  # type: ignore[assignment]
-            self.mistakes = _most_confident(_join(self.mistakes, found), keep)
+            found = Mistakes(pictures, target[wrong], predicted[wrong], confidence[wrong])
+            found = Mistakes(*(values.detach().cpu() for values in found))
+            self.mistakes = found.join(self.mistakes).most_confident(keep)
 
     def __add__(self, other: EvaluationSummary) -> EvaluationSummary:
         calibrations = [c for c in (self.calibration, other.calibration) if c is not None]
-        total = EvaluationSummary(self.confusion + other.confusion)
-        total.calibration = sum(calibrations[1:], calibrations[0]) if calibrations else None
-        total.mistakes = _join(self.mistakes, other.mistakes)
-        return total
-
-
-def _join(
-    a: tuple[Tensor, ...] | None, b: tuple[Tensor, ...] | None
-) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
-    if a is None or b is None:
-        return a or b  # type: ignore[return-value]
-    return tuple(torch.cat(pair) for pair in zip(a, b, strict=True))  # type: ignore[return-value]
-
-
-def _most_confident(
-    mistakes: tuple[Tensor, Tensor, Tensor, Tensor] | None, keep: int
-) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
-    if mistakes is None:
-        return None
-    order = mistakes[3].argsort(descending=True, stable=True)[:keep]
-    return tuple(t[order] for t in mistakes)  # type: ignore[return-value]
+        return EvaluationSummary(
+            self.confusion + other.confusion,
+            sum(calibrations[1:], calibrations[0]) if calibrations else None,
+            other.mistakes if self.mistakes is None else self.mistakes.join(other.mistakes),
+        )
 
 
 class EvaluationFigures(Callback):
