@@ -55,6 +55,7 @@ class PrintCompletion(argparse.Action):
         kwargs.setdefault("help", "Print the shell completion script and exit, e.g. "
                           "`mnist-lit --print_completion bash > ~/.mnist-lit-completion.bash`, "
                           "then `source` it from ~/.bashrc.")  # fmt: skip
+        kwargs.setdefault("default", argparse.SUPPRESS)  # no "(default: null)" in the help
         super().__init__(option_strings, dest=argparse.SUPPRESS, choices=SHELLS, **kwargs)
 
     def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
