@@ -39,7 +39,9 @@ from mnist_lit.data import MNISTDataModule
 from mnist_lit.errors import MnistLitError, OneMessageParser, first_line
 from mnist_lit.models import MNISTClassifier
 from mnist_lit.prediction_writer import PredictionCSV
+from mnist_lit.study import command as study
 from mnist_lit.tracking import EXTRAS, ConfigToTrackers, name_the_run
+from mnist_lit.tuning import command as tune
 
 PROGRESS_BAR_STEPS = 20
 
@@ -53,7 +55,11 @@ class Command:
     run: Callable[[Sequence[str]], None]
 
 
-COMMANDS = {"compare": Command(compare.HELP, compare.build_parser, compare.main)}
+COMMANDS = {
+    "compare": Command(compare.HELP, compare.build_parser, compare.main),
+    "tune": Command(tune.HELP, tune.build_parser, tune.main),
+    "study": Command(study.HELP, study.build_parser, study.main),
+}
 
 
 class MNISTArgumentParser(OneMessageParser, LightningArgumentParser):

@@ -1,0 +1,10 @@
+"""``mnist-lit tune``: hyperparameter search for any config, on Optuna.
+
+- :mod:`~mnist_lit.tuning.search` reads a search file (dotted config keys and ranges);
+- :mod:`~mnist_lit.tuning.runs` runs one normal fit into a folder of its own;
+- :mod:`~mnist_lit.tuning.engine` is the Optuna study: storage, trials, pruning, resuming;
+- :mod:`~mnist_lit.tuning.outputs` writes ``best.yaml``, ``trials.csv`` and the plots;
+- :mod:`~mnist_lit.tuning.command` holds the options.
+
+Optuna is imported only when a tune runs (``pip install 'mnist-lit[tune]'``).
+"""

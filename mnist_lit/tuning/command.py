@@ -1,0 +1,144 @@
+"""``mnist-lit tune``: its options, and the run from search file to ``best.yaml``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mnist_lit.errors import MnistLitError, OneMessageParser
+from mnist_lit.tuning.search import load_search
+from mnist_lit.tuning.spec import OBJECTIVES, TuneSpec
+
+if TYPE_CHECKING:
+    import optuna
+
+HELP = "Search a config's options with Optuna; each trial is a normal fit. Writes best.yaml."
+
+
+def build_parser() -> OneMessageParser:
+    parser = OneMessageParser(
+        prog="mnist-lit tune",
+        description=HELP + " Fit options (e.g. --data.data_dir DIR) go after `--`.",
+        formatter_class=argparse.HelpFormatter,
+    )
+    parser.add_argument(
+        "--config", action="append", required=True, help="a config to tune (repeatable)"
+    )
+    parser.add_argument(
+        "--search", required=True, help="a search file, e.g. configs/search/lr.yaml"
+    )
+    parser.add_argument(
+        "--n-trials", type=int, required=True, help="finished trials the study should hold"
+    )
+    parser.add_argument("--study-dir", required=True, help="folder for the trials and results")
+    parser.add_argument(
+        "--storage",
+        help="an Optuna database URL shared by several workers, e.g. "
+        "postgresql://user:password@host/db (default: sqlite in --study-dir)",
+    )
+    parser.add_argument("--study-name", help="(default: the name of --study-dir)")
+    parser.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
+    parser.add_argument(
+        "--objective",
+        choices=sorted(OBJECTIVES),
+        default="acc",
+        help="best validation accuracy (acc) or cross-entropy (ce) of a trial (default: acc)",
+    )
+    parser.add_argument(
+        "--seed", type=int, help="seeds the sampler (one worker only; default: random)"
+    )
+    parser.add_argument(
+        "--pruner", choices=["median", "none"], default="median", help="(default: median)"
+    )
+    parser.add_argument(
+        "--heartbeat",
+        type=int,
+        default=30,
+        help="seconds between a trial's signs of life; a trial silent for twice as long "
+        "is taken as dead and run again (default: 30)",
+    )
+    return parser
+
+
+def split_fit_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Options of ``tune`` itself, and the fit options after ``--``."""
+    argv = list(argv)
+    if "--" in argv:
+        at = argv.index("--")
+        return argv[:at], argv[at + 1 :]
+    return argv, []
+
+
+def parse_spec(argv: Sequence[str]) -> TuneSpec:
+    own, fit_args = split_fit_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(own)
+    if args.n_trials < 1:
+        parser.error(f"--n-trials must be at least 1, got {args.n_trials}")
+    if args.heartbeat < 1:
+        parser.error(f"--heartbeat must be at least 1, got {args.heartbeat}")
+    for config in args.config:
+        if not Path(config).is_file():
+            raise MnistLitError(f"--config {config}: no such file.")
+    return TuneSpec(
+        configs=tuple(args.config),
+        search=load_search(args.search),
+        study_dir=Path(args.study_dir),
+        n_trials=args.n_trials,
+        fit_args=tuple(fit_args),
+        storage=args.storage,
+        study_name=args.study_name,
+        timeout=args.timeout,
+        objective=args.objective,
+        seed=args.seed,
+        pruner=args.pruner,
+        heartbeat=args.heartbeat,
+    )
+
+
+def needs_extra(error: ImportError) -> MnistLitError:
+    return MnistLitError(
+        f"tuning needs Optuna and SciPy, which are not installed ({error}): "
+        "pip install 'mnist-lit[tune]'."
+    )
+
+
+def run(spec: TuneSpec) -> optuna.Study:
+    """Tune, then write ``best.yaml``, ``trials.csv`` and the plots into the study folder."""
+    try:
+        import optuna
+
+        from mnist_lit.tuning.engine import tune
+        from mnist_lit.tuning.outputs import (
+            best_trial,
+            write_best_config,
+            write_plots,
+            write_trials_csv,
+        )
+    except ImportError as error:
+        raise needs_extra(error) from None
+    optuna.logging.set_verbosity(optuna.logging.INFO)  # a line per trial
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    study = tune(spec)
+    write_trials_csv(spec.study_dir / "trials.csv", study, spec.search)
+    plots = write_plots(spec.study_dir, study)
+    best = best_trial(study)
+    if best is None:
+        print(f"no trial of {study.study_name} completed (all pruned or failed): no best.yaml")
+        return study
+    best_yaml = spec.study_dir / "best.yaml"
+    write_best_config(best_yaml, spec.base_args, best, spec.search, spec.monitor)
+    print(
+        f"best trial {best.number}: {spec.monitor} {best.value:.4f} with {best.params}\n"
+        f"wrote {best_yaml}, {spec.study_dir / 'trials.csv'}" + "".join(f", {p}" for p in plots),
+        flush=True,
+    )
+    return study
+
+
+def main(argv: Sequence[str]) -> None:
+    """Run ``mnist-lit tune``; a user's mistake ends in a :class:`MnistLitError`."""
+    run(parse_spec(argv))
