@@ -40,7 +40,7 @@ def build_parser() -> OneMessageParser:
     parser.add_argument("--losses", nargs="+", choices=LOSS_NAMES, help="(default: all)")
     parser.add_argument("--n-trials", type=int, help="tuning trials per loss (default: 8)")
     parser.add_argument("--seeds", type=int, nargs="+", help="(default: 0 1 2 3 4)")
-    parser.add_argument("--epochs", type=int, help="epochs of every network (default: 5, 5, 2)")
+    parser.add_argument("--epochs", type=int, help="epochs of every network (default: 10, 5, 2)")
     parser.add_argument(
         "--val-size", type=int, default=5_000, help="training images held out (default: 5000)"
     )
