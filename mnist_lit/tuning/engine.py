@@ -12,6 +12,7 @@ continued with another one.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -23,10 +24,10 @@ from typing import Any
 import optuna
 from jsonargparse import Namespace
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
-from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from mnist_lit.errors import MnistLitError, first_line
 from mnist_lit.tuning.runs import Diverged, ValidationCurve, build_cli, fit_run
@@ -96,11 +97,12 @@ def check_configuration(spec: TuneSpec) -> dict[str, Any]:
                     f"config: {first_line(error)}"
                 ) from None
     spec.base_args[:] = args
-    return {
+    configuration = {
         "trained": trained_config(base.config),
         "search": spec.search.describe(),
         "objective": spec.monitor,
     }
+    return json.loads(json.dumps(configuration))  # as the storage gives it back: no tuples
 
 
 def trained_config(config: Namespace) -> dict[str, Any]:
@@ -118,6 +120,18 @@ def trained_config(config: Namespace) -> dict[str, Any]:
 
 
 def open_storage(spec: TuneSpec) -> RDBStorage:
+    """Optuna's RDB storage at ``spec``'s URL, with heartbeats; one message if it fails."""
+    for attempt in range(3):
+        try:
+            return _rdb_storage(spec)
+        except IntegrityError:
+            # Two workers creating the tables of a new database at the same moment: the
+            # other one won, and the tables are there now.
+            time.sleep(0.5 * (attempt + 1))
+    return _rdb_storage(spec)
+
+
+def _rdb_storage(spec: TuneSpec) -> RDBStorage:
     url = spec.storage_url()
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -133,6 +147,8 @@ def open_storage(spec: TuneSpec) -> RDBStorage:
                 grace_period=2 * spec.heartbeat,
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
             )
+    except IntegrityError:
+        raise
     except Exception as error:  # SQLAlchemy and the database drivers raise many kinds
         fix = (
             f"install its driver ({first_line(error)})"
@@ -205,31 +221,24 @@ def run_trials(study: optuna.Study, spec: TuneSpec) -> None:
     """Run trials until the study holds ``n_trials`` finished ones (counting every
     worker's), or ``timeout`` seconds have passed.
 
-    A worker starts a trial only while finished and running trials are fewer than
-    ``n_trials``; otherwise it waits for the others' to end. A trial whose process died is
-    failed once its heartbeat is ``2 x heartbeat`` seconds old, and run again.
+    Before each trial a worker counts the finished and running trials of every worker, and
+    starts one only while they are fewer than ``n_trials``; otherwise it waits for the
+    others' to end. A trial whose process died is failed once its heartbeat is
+    ``2 x heartbeat`` seconds old, and run again with the same values.
     """
     deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
-    stop = MaxTrialsCallback(spec.n_trials, states=FINISHED)
-    while True:
+    objective = Objective(spec)
+    while deadline is None or time.monotonic() < deadline:
         with warnings.catch_warnings():  # Optuna calls its own heartbeat experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             fail_stale_trials(study)
         finished = count(study, FINISHED)
-        left = spec.n_trials - finished - count(study, (TrialState.RUNNING,))
-        remaining = None if deadline is None else deadline - time.monotonic()
-        if finished >= spec.n_trials or (remaining is not None and remaining <= 0):
+        if finished >= spec.n_trials:
             return
-        if left <= 0:  # the last trials are running elsewhere
-            time.sleep(min(spec.heartbeat, 5))
+        if finished + count(study, (TrialState.RUNNING,)) >= spec.n_trials:
+            time.sleep(min(spec.heartbeat, 2))  # the last trials are running elsewhere
             continue
-        study.optimize(
-            Objective(spec),
-            n_trials=left,
-            timeout=remaining,
-            callbacks=[stop],
-            gc_after_trial=True,
-        )
+        study.optimize(objective, n_trials=1, gc_after_trial=True)
 
 
 class Objective:
