@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from mnist_lit.cli import main
-from tests.cli_helpers import CONSOLE_SCRIPT, TUTORIAL, console, console_error, fake_data
+from tests.cli_helpers import CONSOLE_SCRIPT, TUTORIAL, cli_error, console, console_error, fake_data
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -255,3 +256,15 @@ def test_rerunning_the_same_command_continues_the_study(
     trials = _trials(study)
     assert len(trials) == 2 and trials[0].params == first[0].params
     assert trials[0].value == first[0].value
+
+
+def test_without_optuna_is_one_message(
+    fake_mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.setitem(sys.modules, "optuna", None)  # as if not installed
+    search = _search(tmp_path, "model.lr: {low: 0.1, high: 1.0}\n")
+    err = cli_error(_tune_args(fake_mnist_dir, search, tmp_path / "s", 1), capsys)
+    assert "pip install 'mnist-lit[tune]'" in err
+    err = cli_error(["study", "--study-dir", str(tmp_path / "t")], capsys)
+    assert "pip install 'mnist-lit[tune]'" in err
