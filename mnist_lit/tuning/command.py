@@ -25,22 +25,31 @@ def build_parser() -> OneMessageParser:
         formatter_class=argparse.HelpFormatter,
     )
     parser.add_argument(
-        "--config", action="append", required=True, help="a config to tune (repeatable)"
+        "--config", action="append", required=True, metavar="CFG", help="a config (repeatable)"
     )
     parser.add_argument(
-        "--search", required=True, help="a search file, e.g. configs/search/lr.yaml"
+        "--search", required=True, metavar="FILE", help="e.g. configs/search/lr.yaml"
     )
     parser.add_argument(
-        "--n-trials", type=int, required=True, help="finished trials the study should hold"
+        "--n-trials",
+        type=int,
+        required=True,
+        metavar="N",
+        help="finished trials the study should hold",
     )
-    parser.add_argument("--study-dir", required=True, help="folder for the trials and results")
+    parser.add_argument(
+        "--study-dir", required=True, metavar="DIR", help="folder for the trials and results"
+    )
     parser.add_argument(
         "--storage",
+        metavar="URL",
         help="an Optuna database URL shared by several workers, e.g. "
         "postgresql://user:password@host/db (default: sqlite in --study-dir)",
     )
     parser.add_argument("--study-name", help="(default: the name of --study-dir)")
-    parser.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
+    parser.add_argument(
+        "--timeout", type=float, metavar="S", help="stop starting trials after S seconds"
+    )
     parser.add_argument(
         "--objective",
         choices=sorted(OBJECTIVES),
@@ -56,6 +65,7 @@ def build_parser() -> OneMessageParser:
     parser.add_argument(
         "--heartbeat",
         type=int,
+        metavar="S",
         default=30,
         help="seconds between a trial's signs of life; a trial silent for twice as long "
         "is taken as dead and run again (default: 30)",
