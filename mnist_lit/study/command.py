@@ -73,9 +73,14 @@ def main(argv: Sequence[str]) -> None:
     from mnist_lit.study.runner import run_study
 
     plan = make_plan(
-        args.quick, args.networks, args.losses, args.n_trials, args.seeds, args.epochs,
-        args.val_size,
-    )  # fmt: skip
+        args.quick,
+        networks=args.networks,
+        losses=args.losses,
+        n_trials=args.n_trials,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        val_size=args.val_size,
+    )
     study_dir = Path(args.study_dir)
     start = time.monotonic()
     results = run_study(plan, study_dir, args.data_dir, args.accelerator)
@@ -114,8 +119,10 @@ def report(study_dir: Path, results: list, kind: str, seconds: float) -> None:
     )
     (study_dir / "summary.md").write_text(text)
     print("\n" + text)
-    print(f"wrote {study_dir}/results.csv, comparisons.csv, tuning_trials.csv, summary.md, "
-          "rate_sensitivity.png, accuracy.png")  # fmt: skip
+    print(
+        f"wrote {study_dir}/results.csv, comparisons.csv, tuning_trials.csv, summary.md, "
+        "rate_sensitivity.png, accuracy.png"
+    )
 
 
 def collect_trials(study_dir: Path, results: list) -> list[dict[str, str]]:

@@ -77,8 +77,9 @@ def accuracy_intervals(intervals: Mapping[str, Mapping[str, AccuracyInterval]]) 
         for index, name in enumerate(names):
             value = by_loss[name]
             error = [[100 * (value.mean - value.low)], [100 * (value.high - value.mean)]]
-            ax.errorbar([index], [100 * value.mean], yerr=error, fmt="o", color=f"C{index}",
-                        capsize=4)  # fmt: skip
+            ax.errorbar(
+                [index], [100 * value.mean], yerr=error, fmt="o", color=f"C{index}", capsize=4
+            )
         ax.set_xticks(range(len(names)), names, rotation=25, ha="right", fontsize=8)
         ax.set_xlim(-0.5, len(names) - 0.5)
         ax.set_title(network, fontsize=10)

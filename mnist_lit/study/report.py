@@ -19,8 +19,8 @@ from __future__ import annotations
 import csv
 import itertools
 import statistics
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +53,7 @@ class Comparison:
         if max(self.mcnemar_p_holm, self.t_test_p_holm) >= ALPHA or not self.mean_difference:
             return "no significant difference"
         better = self.loss_a if self.mean_difference > 0 else self.loss_b
-        return f"{LOSS_LABELS.get(better, better)} better"
+        return f"{LOSS_LABELS[better]} better"
 
 
 def write_results_csv(results: Sequence[SeedResult], path: Path) -> None:
@@ -67,43 +67,54 @@ def write_results_csv(results: Sequence[SeedResult], path: Path) -> None:
 
 
 def compare_losses(
-    results: Sequence[SeedResult], predictions: dict[tuple[str, str, int], np.ndarray],
+    results: Sequence[SeedResult],
+    predictions: Mapping[tuple[str, str, int], np.ndarray],
     labels: np.ndarray,
-) -> list[Comparison]:  # fmt: skip
+) -> list[Comparison]:
     """Every pair of losses on every network, with Holm's correction over all pairs."""
     comparisons = []
     for network in dict.fromkeys(r.network for r in results):
         losses = list(dict.fromkeys(r.loss for r in results if r.network == network))
         for a, b in itertools.combinations(losses, 2):
-            by_seed = {r.seed: r for r in results if r.network == network and r.loss == a}
-            other = {r.seed: r for r in results if r.network == network and r.loss == b}
-            seeds = sorted(set(by_seed) & set(other))
-            acc_a = [by_seed[s].test_acc for s in seeds]
-            acc_b = [other[s].test_acc for s in seeds]
-            tests = [
-                mcnemar_exact(
-                    predictions[(network, a, s)] == labels, predictions[(network, b, s)] == labels
-                )
-                for s in seeds
-            ]
-            comparisons.append(
-                Comparison(
-                    network,
-                    a,
-                    b,
-                    statistics.fmean(acc_a) - statistics.fmean(acc_b),
-                    sum(t.only_a for t in tests),
-                    sum(t.only_b for t in tests),
-                    statistics.median(t.p_value for t in tests),
-                    paired_t_test(acc_a, acc_b),
-                )
-            )
+            comparisons.append(compare_pair(results, predictions, labels, network, a, b))
     mcnemar = holm([c.mcnemar_p for c in comparisons])
     t_test = holm([c.t_test_p for c in comparisons])
     return [
-        Comparison(**{**c.__dict__, "mcnemar_p_holm": m, "t_test_p_holm": t})
+        replace(c, mcnemar_p_holm=m, t_test_p_holm=t)
         for c, m, t in zip(comparisons, mcnemar, t_test, strict=True)
     ]
+
+
+def compare_pair(
+    results: Sequence[SeedResult],
+    predictions: Mapping[tuple[str, str, int], np.ndarray],
+    labels: np.ndarray,
+    network: str,
+    a: str,
+    b: str,
+) -> Comparison:
+    """Losses ``a`` and ``b`` on ``network``, paired by seed (uncorrected p-values)."""
+    runs_a = {r.seed: r for r in results if (r.network, r.loss) == (network, a)}
+    runs_b = {r.seed: r for r in results if (r.network, r.loss) == (network, b)}
+    seeds = sorted(set(runs_a) & set(runs_b))
+    acc_a = [runs_a[s].test_acc for s in seeds]
+    acc_b = [runs_b[s].test_acc for s in seeds]
+    tests = [
+        mcnemar_exact(
+            predictions[(network, a, s)] == labels, predictions[(network, b, s)] == labels
+        )
+        for s in seeds
+    ]
+    return Comparison(
+        network,
+        a,
+        b,
+        mean_difference=statistics.fmean(acc_a) - statistics.fmean(acc_b),
+        only_a=sum(t.only_a for t in tests),
+        only_b=sum(t.only_b for t in tests),
+        mcnemar_p=statistics.median(t.p_value for t in tests),
+        t_test_p=paired_t_test(acc_a, acc_b),
+    )
 
 
 def write_comparisons_csv(comparisons: Sequence[Comparison], path: Path) -> None:
@@ -142,52 +153,53 @@ def _epochs(results: Sequence[SeedResult]) -> str:
 def summary_markdown(
     results: Sequence[SeedResult], comparisons: Sequence[Comparison], title: str
 ) -> str:
-    """The Markdown report, one section per network."""
+    """The Markdown report: per network, a table of the losses and one of their pairs."""
     lines = [f"# {title}", ""]
     for network in dict.fromkeys(r.network for r in results):
-        rows = [r for r in results if r.network == network]
-        threshold = rows[0].threshold
-        n_seeds = len({r.seed for r in rows})
-        lines += [
-            f"## {network}: {NETWORKS[network].description}"
-            if network in NETWORKS
-            else f"## {network}",
-            "",
-            f"| loss | tuned {NETWORKS[network].lr_key if network in NETWORKS else 'lr'} | "
-            f"test accuracy (%) | test cross-entropy | test ECE | epochs to {threshold:.0%} "
-            "val. acc. |",
-            "|---|---|---|---|---|---|",
-        ]
-        for loss in dict.fromkeys(r.loss for r in rows):
-            runs = [r for r in rows if r.loss == loss]
-            diverged = sum(r.diverged for r in runs)
-            note = f" ({diverged} diverged)" if diverged else ""
-            lines.append(
-                f"| {LOSS_LABELS.get(loss, loss)} | {runs[0].lr:.3g} | "
-                f"{_interval([r.test_acc for r in runs], 100, '.2f')}{note} | "
-                f"{_interval([r.test_ce for r in runs], 1, '.3f')} | "
-                f"{_interval([r.test_ece for r in runs], 1, '.3f')} | {_epochs(runs)} |"
-            )
-        lines += [
-            "",
-            f"Mean ± half-width of the 95% t-interval over {n_seeds} seeds.",
-            "",
-            "| pair (A vs B) | A - B (pp) | test images only A / only B right (all seeds) | "
-            "McNemar p (median over seeds, Holm) | paired t-test p (Holm) | verdict |",
-            "|---|---|---|---|---|---|",
-        ]
-        for c in comparisons:
-            if c.network != network:
-                continue
-            lines.append(
-                f"| {LOSS_LABELS.get(c.loss_a, c.loss_a)} vs {LOSS_LABELS.get(c.loss_b, c.loss_b)} "
-                f"| {100 * c.mean_difference:+.2f} | {c.only_a} / {c.only_b} | "
-                f"{_p(c.mcnemar_p)} ({_p(c.mcnemar_p_holm)}) | {_p(c.t_test_p)} "
-                f"({_p(c.t_test_p_holm)}) | {c.verdict} |"
-            )
-        lines.append("")
+        lines += [f"## {network}: {NETWORKS[network].description}", ""]
+        lines += loss_table([r for r in results if r.network == network])
+        lines += ["", *pair_table([c for c in comparisons if c.network == network]), ""]
     lines.append(
         f"Holm's correction runs over all {len(comparisons)} pairs of the study, for each "
         f"test; a loss is called better when both adjusted p-values are below {ALPHA}."
     )
     return "\n".join(lines)
+
+
+def loss_table(rows: Sequence[SeedResult]) -> list[str]:
+    """One line per loss of one network: tuned rate and test metrics over the seeds."""
+    network = NETWORKS[rows[0].network]
+    lines = [
+        f"| loss | tuned {network.lr_key} | test accuracy (%) | test cross-entropy | test ECE "
+        f"| epochs to {network.threshold:.0%} val. acc. |",
+        "|---|---|---|---|---|---|",
+    ]
+    for loss in dict.fromkeys(r.loss for r in rows):
+        runs = [r for r in rows if r.loss == loss]
+        diverged = sum(r.diverged for r in runs)
+        note = f" ({diverged} diverged)" if diverged else ""
+        lines.append(
+            f"| {LOSS_LABELS[loss]} | {runs[0].lr:.3g} | "
+            f"{_interval([r.test_acc for r in runs], 100, '.2f')}{note} | "
+            f"{_interval([r.test_ce for r in runs], 1, '.3f')} | "
+            f"{_interval([r.test_ece for r in runs], 1, '.3f')} | {_epochs(runs)} |"
+        )
+    n_seeds = len({r.seed for r in rows})
+    return [*lines, "", f"Mean ± half-width of the 95% t-interval over {n_seeds} seeds."]
+
+
+def pair_table(comparisons: Sequence[Comparison]) -> list[str]:
+    """One line per pair of losses of one network: the tests and the verdict."""
+    lines = [
+        "| pair (A vs B) | A - B (pp) | test images only A / only B right (all seeds) | "
+        "McNemar p (median over seeds, Holm) | paired t-test p (Holm) | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in comparisons:
+        lines.append(
+            f"| {LOSS_LABELS[c.loss_a]} vs {LOSS_LABELS[c.loss_b]} "
+            f"| {100 * c.mean_difference:+.2f} | {c.only_a} / {c.only_b} | "
+            f"{_p(c.mcnemar_p)} ({_p(c.mcnemar_p_holm)}) | {_p(c.t_test_p)} "
+            f"({_p(c.t_test_p_holm)}) | {c.verdict} |"
+        )
+    return lines

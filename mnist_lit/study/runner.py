@@ -85,12 +85,12 @@ def check_manifest(study_dir: Path, plan: Plan) -> None:
 def tune_spec(
     plan: Plan, network: Network, loss: str, study_dir: Path, data_dir: str, accelerator: str
 ) -> TuneSpec:
-    """The `mnist-lit tune` of one network and loss: its learning rate, the same number of
-    trials for every loss, seeded so that the study can be run again."""
-    low, high = network.lr_range
+    """The `mnist-lit tune` of one network and loss: its learning rate over the same grid
+    for every loss, seeded so that the study can be run again."""
+    rates = plan.rates(network)
     return TuneSpec(
         configs=(),
-        search=SearchSpace("study", (Param(network.lr_key, low, high, log=True),)),
+        search=SearchSpace("study", (Param(network.lr_key, choices=rates),)),
         study_dir=study_dir / "tuning" / network.name / loss,
         n_trials=plan.budget.n_trials,
         fit_args=(

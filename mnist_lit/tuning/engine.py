@@ -173,8 +173,13 @@ def redact(url: str) -> str:
 def open_study(spec: TuneSpec, configuration: dict[str, Any]) -> optuna.Study:
     """Create the study, or load it and check that it tunes the same configuration."""
     storage = open_storage(spec)
-    sampler = optuna.samplers.TPESampler(
-        seed=spec.seed, n_startup_trials=min(10, max(2, spec.n_trials // 2))
+    grid = spec.search.grid()
+    sampler: optuna.samplers.BaseSampler = (
+        optuna.samplers.GridSampler(grid, seed=spec.seed)
+        if grid is not None
+        else optuna.samplers.TPESampler(
+            seed=spec.seed, n_startup_trials=min(10, max(2, spec.n_trials // 2))
+        )
     )
     pruner: optuna.pruners.BasePruner = (
         optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
@@ -228,14 +233,15 @@ def run_trials(study: optuna.Study, spec: TuneSpec) -> None:
     """
     deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
     objective = Objective(spec)
+    n_trials = min(spec.n_trials, spec.search.grid_size() or spec.n_trials)
     while deadline is None or time.monotonic() < deadline:
         with warnings.catch_warnings():  # Optuna calls its own heartbeat experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             fail_stale_trials(study)
         finished = count(study, FINISHED)
-        if finished >= spec.n_trials:
+        if finished >= n_trials:
             return
-        if finished + count(study, (TrialState.RUNNING,)) >= spec.n_trials:
+        if finished + count(study, (TrialState.RUNNING,)) >= n_trials:
             time.sleep(min(spec.heartbeat, 2))  # the last trials are running elsewhere
             continue
         study.optimize(objective, n_trials=1, gc_after_trial=True)

@@ -8,7 +8,8 @@ command line) to a range or a list of choices::
     data.batch_size: {low: 32, high: 256, type: int, log: true}
     model.loss: {choices: [mnist_lit.losses.CrossEntropy, mnist_lit.losses.Quadratic]}
 
-Each trial draws one value per key from Optuna and passes ``--key=value`` to the fit.
+Each trial draws one value per key from Optuna and passes ``--key=value`` to the fit. A
+search made of choices only is a grid: every combination is tried once, in a seeded order.
 """
 
 from __future__ import annotations
@@ -84,6 +85,17 @@ class SearchSpace:
     def describe(self) -> dict[str, Any]:
         return {p.key: p.describe() for p in self.params}
 
+    def grid(self) -> dict[str, list[Any]] | None:
+        """Every key's choices when the search is made of choices only, else None."""
+        if any(p.choices is None for p in self.params):
+            return None
+        return {p.key: list(p.choices or ()) for p in self.params}
+
+    def grid_size(self) -> int | None:
+        """How many combinations a grid holds (None: not a grid)."""
+        grid = self.grid()
+        return None if grid is None else math.prod(len(values) for values in grid.values())
+
 
 def override(key: str, value: Any) -> str:
     """``--key=value`` as ``mnist-lit fit`` parses it (strings bare, the rest as JSON)."""
@@ -119,13 +131,12 @@ def _param(path: Path, key: str, spec: Any) -> Param:
             raise bad("choices stand alone, without low, high or log")
         if not isinstance(choices, list) or not choices:
             raise bad("choices must be a non-empty list")
-        return Param(key, choices=tuple(choices))
+        return Param(key, choices=tuple(_number(choice) for choice in choices))
     unknown = set(spec) - _RANGE_FIELDS
     if unknown:
         raise bad(f"unknown field(s) {', '.join(sorted(unknown))}; a range takes {_fields()}")
     if "low" not in spec or "high" not in spec:
         raise bad("a range needs both low and high")
-    # YAML reads 1e-3 (no dot) as a string: take it as the number it spells.
     low, high, step = (_number(spec.get(name)) for name in ("low", "high", "step"))
     log = spec.get("log", False)
     kind = spec.get("type", "int" if _all_int(low, high, step) and step else "float")
@@ -148,6 +159,7 @@ def _param(path: Path, key: str, spec: Any) -> Param:
 
 
 def _number(value: Any) -> Any:
+    """YAML reads 1e-3 (no dot) as a string: take it as the number it spells."""
     if isinstance(value, str):
         try:
             return float(value)
