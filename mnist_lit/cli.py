@@ -48,8 +48,10 @@ from mnist_lit.errors import MnistLitError, OneMessageParser, first_line
 from mnist_lit.evaluation_figures import EvaluationFigures
 from mnist_lit.models import MNISTClassifier
 from mnist_lit.prediction_writer import PredictionCSV
+from mnist_lit.study import command as study
 from mnist_lit.tracking import EXTRAS, ConfigToTrackers, name_the_run
-from mnist_lit.tuning import command as tuning
+from mnist_lit.tuning import command as tune
+from mnist_lit.tuning import finders
 
 PROGRESS_BAR_STEPS = 20
 
@@ -63,11 +65,15 @@ class Command:
     run: Callable[[Sequence[str]], None]
 
 
-COMMANDS = {"compare": Command(compare.HELP, compare.build_parser, compare.main)}
-COMMANDS["lr_find"] = Command(tuning.LR_FIND_HELP, tuning.build_lr_find_parser, tuning.lr_find)
-COMMANDS["scale_batch_size"] = Command(
-    tuning.BATCH_SIZE_HELP, tuning.build_batch_size_parser, tuning.scale_batch_size
-)
+COMMANDS = {
+    "compare": Command(compare.HELP, compare.build_parser, compare.main),
+    "tune": Command(tune.HELP, tune.build_parser, tune.main),
+    "study": Command(study.HELP, study.build_parser, study.main),
+    "lr_find": Command(finders.LR_FIND_HELP, finders.build_lr_find_parser, finders.lr_find),
+    "scale_batch_size": Command(
+        finders.BATCH_SIZE_HELP, finders.build_batch_size_parser, finders.scale_batch_size
+    ),
+}
 
 
 class MNISTArgumentParser(OneMessageParser, LightningArgumentParser):
@@ -254,7 +260,9 @@ class MNISTLightningCLI(LightningCLI):
         callbacks = trainer.get("callbacks") or []
         callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
         if any(isinstance(c, BatchSizeFinder) for c in callbacks):
-            raise MnistLitError(f"trainer.callbacks (BatchSizeFinder): {tuning.BATCH_SIZE_REFUSAL}")
+            raise MnistLitError(
+                f"trainer.callbacks (BatchSizeFinder): {finders.BATCH_SIZE_REFUSAL}"
+            )
         wants_bar = trainer.get("enable_progress_bar") is not False
         if wants_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
             kwargs["callbacks"] = [*callbacks, TQDMProgressBar(refresh_rate=PROGRESS_BAR_STEPS)]

@@ -103,3 +103,12 @@ def test_nielsen_slowdown_on_real_mnist(real_mnist_dir: Path, tmp_path: Path) ->
         rows[("sigmoid_quadratic", "0")]["dcdz"]
     )
     assert start_ratio > 10
+
+
+def test_compare_takes_the_square_loss_on_logits(fake_mnist_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cmp"
+    main(["compare", "--losses", "square_logits", "--epochs", "1", "--data-dir",
+          str(fake_mnist_dir), "--val-size", "100", "--output-dir", str(out)])  # fmt: skip
+    rows = _rows(out / "metrics.csv")
+    assert {r["loss"] for r in rows} == {"square_logits"}
+    assert float(rows[-1]["test_acc"]) > 0.1

@@ -10,6 +10,8 @@ MODULES = [
     "mnist_lit.losses.cross_entropy",
     "mnist_lit.losses.quadratic",
     "mnist_lit.losses.binary",
+    "mnist_lit.losses.square",
+    "mnist_lit.study.stats",
 ]
 
 

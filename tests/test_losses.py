@@ -202,3 +202,33 @@ def test_every_loss_declares_its_output_activation() -> None:
     softmax = [CrossEntropy, SoftmaxTwiceCrossEntropy, Quadratic, LabelSmoothingCrossEntropy]
     assert all(cls.activation == "softmax" for cls in [*softmax, FocalLoss])
     assert SigmoidQuadratic.activation == BinaryCrossEntropy.activation == "sigmoid"
+
+
+# --- the square loss on logits (Hui and Belkin) ------------------------------------------
+
+from mnist_lit.losses import SquareLoss  # noqa: E402
+
+
+def test_square_loss_by_hand() -> None:
+    # Row 1, target 0: (2-1)^2 + 1^2 + 0^2 = 2; row 2, target 1: 0^2 + (0-1)^2 + 3^2 = 10.
+    assert SquareLoss()(LOGITS, TARGET).item() == pytest.approx((2 + 10) / 6, rel=1e-6)
+    # k = 2, M = 3: row 1: 2 (2-3)^2 + 1 + 0 = 3; row 2: 0 + 2 (0-3)^2 + 9 = 27.
+    rescaled = SquareLoss(true_class_weight=2.0, true_class_target=3.0)
+    assert rescaled(LOGITS, TARGET).item() == pytest.approx((3 + 27) / 6, rel=1e-6)
+
+
+def test_square_loss_gradient_by_hand() -> None:
+    # dC/dz = 2 k_i (z_i - M y_i) / (B K), with k_i = k on the true class, 1 elsewhere.
+    logits = LOGITS.clone().requires_grad_()
+    SquareLoss(true_class_weight=2.0, true_class_target=3.0)(logits, TARGET).backward()
+    expected = torch.tensor([[2 * 2 * (2 - 3), 2 * 1, 0], [0, 2 * 2 * (0 - 3), 2 * 3]]) / 6
+    assert torch.allclose(logits.grad, expected.float())
+
+
+def test_square_loss_needs_no_softmax_and_keeps_the_contract() -> None:
+    # The default is plain MSE between the logits and the one-hot target.
+    one_hot = F.one_hot(TARGET, 3).float()
+    assert SquareLoss()(LOGITS, TARGET).item() == pytest.approx(F.mse_loss(LOGITS, one_hot).item())
+    assert SquareLoss.activation == "softmax"
+    with pytest.raises(ValueError, match="true_class_weight must be positive"):
+        SquareLoss(true_class_weight=0.0)

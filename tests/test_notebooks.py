@@ -16,9 +16,10 @@ EXPECTED_TEXT = {
     "00_quickstart": "test accuracy",
     "01_entropy_and_cross_entropy": "0.9163 nats = 1.3219 bits",
     "02_loss_comparison": "test accuracy",
+    "03_loss_study": "seeds per network and loss",
 }
 # Notebooks whose plots must render (as PNG outputs), and how many at least.
-EXPECTED_PLOTS = {"01_entropy_and_cross_entropy": 3, "02_loss_comparison": 5}
+EXPECTED_PLOTS = {"01_entropy_and_cross_entropy": 3, "02_loss_comparison": 5, "03_loss_study": 2}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

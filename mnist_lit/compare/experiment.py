@@ -24,6 +24,7 @@ from mnist_lit.losses import (
     Quadratic,
     SigmoidQuadratic,
     SoftmaxTwiceCrossEntropy,
+    SquareLoss,
 )
 from mnist_lit.mnist import NUM_CLASSES
 from mnist_lit.models import MLP, MNISTClassifier, SoftmaxRegression
@@ -36,6 +37,7 @@ LOSSES: dict[str, Callable[[], nn.Module]] = {
     "bce": BinaryCrossEntropy,
     "label_smoothing": LabelSmoothingCrossEntropy,
     "focal": FocalLoss,
+    "square_logits": SquareLoss,
 }
 
 # Nielsen's saturated start: every output neuron begins near 1, wrong for nine digits out

@@ -6,7 +6,8 @@ signature can be passed to :class:`~mnist_lit.models.MNISTClassifier` as its los
 Python or from YAML by ``class_path`` (e.g. ``mnist_lit.losses.FocalLoss``).
 
 Each class names its output activation in ``activation`` (``"softmax"`` or
-``"sigmoid"``): the probabilities whose saturation the classifier reports.
+``"sigmoid"``): the probabilities whose saturation the classifier reports. The square loss
+on logits applies none itself and names ``"softmax"``, the model's probabilities.
 """
 
 from mnist_lit.losses.binary import BinaryCrossEntropy, one_vs_rest_binary_cross_entropy
@@ -21,6 +22,7 @@ from mnist_lit.losses.cross_entropy import (
     softmax_twice_cross_entropy,
 )
 from mnist_lit.losses.quadratic import Quadratic, SigmoidQuadratic, quadratic, sigmoid_quadratic
+from mnist_lit.losses.square import SquareLoss, square_loss
 
 __all__ = [
     "BinaryCrossEntropy",
@@ -30,6 +32,7 @@ __all__ = [
     "Quadratic",
     "SigmoidQuadratic",
     "SoftmaxTwiceCrossEntropy",
+    "SquareLoss",
     "focal_loss",
     "label_smoothing_cross_entropy",
     "one_vs_rest_binary_cross_entropy",
@@ -37,4 +40,5 @@ __all__ = [
     "sigmoid_quadratic",
     "softmax_cross_entropy",
     "softmax_twice_cross_entropy",
+    "square_loss",
 ]

@@ -1,44 +1,154 @@
-"""The tuning subcommands as ``mnist-lit`` lists them: their help, parsers and entry points."""
+"""``mnist-lit tune``: its options, and the run from search file to ``best.yaml``."""
 
 from __future__ import annotations
 
+import argparse
+import logging
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mnist_lit.errors import MnistLitError, OneMessageParser
+from mnist_lit.tuning.search import load_search
+from mnist_lit.tuning.spec import OBJECTIVES, TuneSpec
 
-LR_FIND_HELP = "Find a learning rate: Lightning's range test on a config, with its plot."
-LR_FIND_DESCRIPTION = (
-    LR_FIND_HELP + " Takes every option of `mnist-lit fit` (--config ...), and --lr_find.* "
-    "for the range test. Writes lr_find.png and lr_find.csv (rate, smoothed loss) to the run "
-    "folder and prints the suggested --model.lr, or --optimizer.lr when --optimizer is given."
-)
-BATCH_SIZE_HELP = "Not offered: the batch-size finder does not fit in-memory MNIST (why)."
-BATCH_SIZE_REFUSAL = (
-    "batch-size scaling is not offered: Lightning's batch-size finder grows the batch until "
-    "memory runs out, but here the images are already in memory and a batch only indexes "
-    "them, so it would end at the largest batch that fits (up to the whole training set), "
-    "not at one that trains well. The batch size is a hyperparameter here: set "
-    "--data.batch_size and scale the learning rate with it (configs/large_batch.yaml: batch "
-    "1024, lr 8); `mnist-lit lr_find --data.batch_size N` finds the rate for a batch size."
-)
+if TYPE_CHECKING:
+    import optuna
+
+HELP = "Search a config's options with Optuna; each trial is a normal fit. Writes best.yaml."
 
 
-def build_lr_find_parser() -> OneMessageParser:
-    """What ``mnist-lit --help`` lists; ``mnist-lit lr_find --help`` shows every option."""
-    return OneMessageParser(prog="mnist-lit lr_find", description=LR_FIND_DESCRIPTION)
+def build_parser() -> OneMessageParser:
+    parser = OneMessageParser(
+        prog="mnist-lit tune",
+        description=HELP + " Fit options (e.g. --data.data_dir DIR) go after `--`.",
+        formatter_class=argparse.HelpFormatter,
+    )
+    parser.add_argument(
+        "--config", action="append", required=True, metavar="CFG", help="a config (repeatable)"
+    )
+    parser.add_argument(
+        "--search", required=True, metavar="FILE", help="e.g. configs/search/lr.yaml"
+    )
+    parser.add_argument(
+        "--n-trials",
+        type=int,
+        required=True,
+        metavar="N",
+        help="finished trials the study should hold",
+    )
+    parser.add_argument(
+        "--study-dir", required=True, metavar="DIR", help="folder for the trials and results"
+    )
+    parser.add_argument(
+        "--storage",
+        metavar="URL",
+        help="an Optuna database URL shared by several workers, e.g. "
+        "postgresql://user:password@host/db (default: sqlite in --study-dir)",
+    )
+    parser.add_argument("--study-name", help="(default: the name of --study-dir)")
+    parser.add_argument(
+        "--timeout", type=float, metavar="S", help="stop starting trials after S seconds"
+    )
+    parser.add_argument(
+        "--objective",
+        choices=sorted(OBJECTIVES),
+        default="acc",
+        help="best validation accuracy (acc) or cross-entropy (ce) of a trial (default: acc)",
+    )
+    parser.add_argument(
+        "--seed", type=int, help="seeds the sampler (one worker only; default: random)"
+    )
+    parser.add_argument(
+        "--pruner", choices=["median", "none"], default="median", help="(default: median)"
+    )
+    parser.add_argument(
+        "--heartbeat",
+        type=int,
+        metavar="S",
+        default=30,
+        help="seconds between a trial's signs of life; a trial silent for twice as long "
+        "is taken as dead and run again (default: 30)",
+    )
+    return parser
 
 
-def lr_find(argv: Sequence[str]) -> None:
-    """Run ``mnist-lit lr_find``; a user's mistake ends in a :class:`MnistLitError`."""
-    # Imported when run: it builds on mnist_lit.cli, which lists this command.
-    from mnist_lit.tuning.lr_find import run
-
-    run(argv)
-
-
-def build_batch_size_parser() -> OneMessageParser:
-    return OneMessageParser(prog="mnist-lit scale_batch_size", description=BATCH_SIZE_REFUSAL)
+def split_fit_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Options of ``tune`` itself, and the fit options after ``--``."""
+    argv = list(argv)
+    if "--" in argv:
+        at = argv.index("--")
+        return argv[:at], argv[at + 1 :]
+    return argv, []
 
 
-def scale_batch_size(argv: Sequence[str]) -> None:
-    raise MnistLitError(BATCH_SIZE_REFUSAL)
+def parse_spec(argv: Sequence[str]) -> TuneSpec:
+    own, fit_args = split_fit_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(own)
+    if args.n_trials < 1:
+        parser.error(f"--n-trials must be at least 1, got {args.n_trials}")
+    if args.heartbeat < 1:
+        parser.error(f"--heartbeat must be at least 1, got {args.heartbeat}")
+    for config in args.config:
+        if not Path(config).is_file():
+            raise MnistLitError(f"--config {config}: no such file.")
+    return TuneSpec(
+        configs=tuple(args.config),
+        search=load_search(args.search),
+        study_dir=Path(args.study_dir),
+        n_trials=args.n_trials,
+        fit_args=tuple(fit_args),
+        storage=args.storage,
+        study_name=args.study_name,
+        timeout=args.timeout,
+        objective=args.objective,
+        seed=args.seed,
+        pruner=args.pruner,
+        heartbeat=args.heartbeat,
+    )
+
+
+def needs_extra(error: ImportError) -> MnistLitError:
+    return MnistLitError(
+        f"tuning needs Optuna and SciPy, which are not installed ({error}): "
+        "pip install 'mnist-lit[tune]'."
+    )
+
+
+def run(spec: TuneSpec) -> optuna.Study:
+    """Tune, then write ``best.yaml``, ``trials.csv`` and the plots into the study folder."""
+    try:
+        import optuna
+
+        from mnist_lit.tuning.engine import tune
+        from mnist_lit.tuning.outputs import (
+            best_trial,
+            write_best_config,
+            write_plots,
+            write_trials_csv,
+        )
+    except ImportError as error:
+        raise needs_extra(error) from None
+    optuna.logging.set_verbosity(optuna.logging.INFO)  # a line per trial
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    study = tune(spec)
+    write_trials_csv(spec.study_dir / "trials.csv", study, spec.search)
+    plots = write_plots(spec.study_dir, study)
+    best = best_trial(study)
+    if best is None:
+        print(f"no trial of {study.study_name} completed (all pruned or failed): no best.yaml")
+        return study
+    best_yaml = spec.study_dir / "best.yaml"
+    write_best_config(best_yaml, spec.base_args, best, spec.search, spec.monitor)
+    print(
+        f"best trial {best.number}: {spec.monitor} {best.value:.4f} with {best.params}\n"
+        f"wrote {best_yaml}, {spec.study_dir / 'trials.csv'}" + "".join(f", {p}" for p in plots),
+        flush=True,
+    )
+    return study
+
+
+def main(argv: Sequence[str]) -> None:
+    """Run ``mnist-lit tune``; a user's mistake ends in a :class:`MnistLitError`."""
+    run(parse_spec(argv))

@@ -24,7 +24,7 @@ from mnist_lit.errors import MnistLitError
 from mnist_lit.figures import lr_finder_curve
 from mnist_lit.models import MNISTClassifier
 from mnist_lit.tracking import log_figure
-from mnist_lit.tuning.command import LR_FIND_DESCRIPTION
+from mnist_lit.tuning.finders import LR_FIND_DESCRIPTION
 
 # Options of Tuner.lr_find that this command sets itself.
 _FIXED = {"model", "train_dataloaders", "val_dataloaders", "dataloaders", "datamodule",

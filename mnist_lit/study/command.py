@@ -1,0 +1,185 @@
+"""``mnist-lit study``: its options, and the run from tuning to verdicts."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from mnist_lit.errors import MnistLitError, OneMessageParser
+
+HELP = (
+    "The fair loss comparison: tune each loss's learning rate per network, train it with "
+    "several seeds, test once, and compare with paired tests."
+)
+NETWORK_NAMES = ("softmax_regression", "mlp", "cnn")
+LOSS_NAMES = ("ce", "softmax_twice", "quadratic", "square_logits")
+
+
+def build_parser() -> OneMessageParser:
+    parser = OneMessageParser(
+        prog="mnist-lit study",
+        description=HELP + " Writes results.csv, comparisons.csv, summary.md and PNGs; "
+        "a rerun continues.",
+        formatter_class=argparse.HelpFormatter,
+    )
+    parser.add_argument("--study-dir", default="outputs/study", help="(default: outputs/study)")
+    parser.add_argument(
+        "--data-dir", default="data", help="folder holding MNIST/raw/ (default: data)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few-minute version: 3 trials, 3 seeds, 1 short epoch",
+    )
+    parser.add_argument("--networks", nargs="+", choices=NETWORK_NAMES, help="(default: all)")
+    parser.add_argument("--losses", nargs="+", choices=LOSS_NAMES, help="(default: all)")
+    parser.add_argument("--n-trials", type=int, help="tuning trials per loss (default: 8)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="(default: 0 1 2 3 4)")
+    parser.add_argument("--epochs", type=int, help="epochs of every network (default: 10, 5, 2)")
+    parser.add_argument(
+        "--val-size", type=int, default=5_000, help="training images held out (default: 5000)"
+    )
+    parser.add_argument(
+        "--accelerator", choices=["cpu", "gpu", "auto"], default="cpu", help="(default: cpu)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str]) -> None:
+    """Run ``mnist-lit study``; a user's mistake ends in a :class:`MnistLitError`."""
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    for option in ("n_trials", "epochs", "val_size"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            parser.error(f"--{option.replace('_', '-')} must be at least 1, got {value}")
+    if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds must be distinct, got {args.seeds}")
+    if args.accelerator == "gpu" and not torch.cuda.is_available():
+        raise MnistLitError("--accelerator gpu: this machine has no usable GPU; use cpu or auto.")
+    try:
+        import optuna  # noqa: F401
+        import scipy  # noqa: F401
+    except ImportError as error:
+        from mnist_lit.tuning.command import needs_extra
+
+        raise needs_extra(error) from None
+    from mnist_lit.study.plan import make_plan
+    from mnist_lit.study.runner import run_study
+
+    plan = make_plan(
+        args.quick,
+        networks=args.networks,
+        losses=args.losses,
+        n_trials=args.n_trials,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        val_size=args.val_size,
+    )
+    study_dir = Path(args.study_dir)
+    start = time.monotonic()
+    results = run_study(plan, study_dir, args.data_dir, args.accelerator)
+    report(study_dir, results, "quick study" if args.quick else "study", time.monotonic() - start)
+
+
+def report(study_dir: Path, results: list, kind: str, seconds: float) -> None:
+    """Write the CSVs, the pictures and ``summary.md``; print the summary."""
+    import numpy as np
+
+    from mnist_lit.study.report import (
+        compare_losses,
+        summary_markdown,
+        write_comparisons_csv,
+        write_results_csv,
+    )
+
+    labels = np.load(study_dir / "test_labels.npy")
+    predictions = {
+        (r.network, r.loss, r.seed): np.load(
+            study_dir / "runs" / r.network / r.loss / f"seed_{r.seed}" / "test_predictions.npy"
+        )
+        for r in results
+    }
+    comparisons = compare_losses(results, predictions, labels)
+    write_results_csv(results, study_dir / "results.csv")
+    write_comparisons_csv(comparisons, study_dir / "comparisons.csv")
+    trials = collect_trials(study_dir, results)
+    write_pictures(study_dir, results, trials)
+    recorded = sum(r.seconds for r in results) + sum(float(t["seconds"] or 0) for t in trials)
+    title = f"The loss {kind}: tuned learning rates, {len({r.seed for r in results})} seeds"
+    text = summary_markdown(results, comparisons, title)
+    text += (
+        f"\n\nTraining time recorded: {recorded / 60:.1f} min (tuning and seeds); this "
+        f"invocation took {seconds / 60:.1f} min.\n"
+    )
+    (study_dir / "summary.md").write_text(text)
+    print("\n" + text)
+    print(
+        f"wrote {study_dir}/results.csv, comparisons.csv, tuning_trials.csv, summary.md, "
+        "rate_sensitivity.png, accuracy.png"
+    )
+
+
+def collect_trials(study_dir: Path, results: list) -> list[dict[str, str]]:
+    """Every tuning trial of the study, from each tune's ``trials.csv``, into
+    ``tuning_trials.csv`` (network, loss, lr, state, value, last validation accuracy)."""
+    rows = []
+    for network, loss in dict.fromkeys((r.network, r.loss) for r in results):
+        path = study_dir / "tuning" / network / loss / "trials.csv"
+        with path.open() as file:
+            for trial in csv.DictReader(file):
+                key = next(k for k in trial if k.endswith("lr"))
+                curve = trial["val_acc"].split()
+                state = trial["state"].lower()
+                if trial["diverged"] == "True":
+                    state = "diverged"
+                rows.append(
+                    {
+                        "network": network,
+                        "loss": loss,
+                        "number": trial["number"],
+                        "lr": trial[key],
+                        "state": state,
+                        "value": trial["value"],
+                        "last_val_acc": curve[-1] if curve else "",
+                        "epochs": trial["epochs"],
+                        "seconds": trial["seconds"],
+                    }
+                )
+    with (study_dir / "tuning_trials.csv").open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+def write_pictures(study_dir: Path, results: list, trials: list[dict[str, str]]) -> None:
+    from mnist_lit.study.plan import LOSS_LABELS
+    from mnist_lit.study.plots import (
+        AccuracyInterval,
+        RatePoint,
+        accuracy_intervals,
+        rate_sensitivity,
+    )
+    from mnist_lit.study.stats import t_interval
+
+    points: dict[str, dict[str, list[RatePoint]]] = {}
+    for t in trials:
+        acc = t["value"] if t["state"] == "complete" else t["last_val_acc"]
+        point = RatePoint(float(t["lr"]), float(acc) if acc else None, t["state"])
+        points.setdefault(t["network"], {}).setdefault(LOSS_LABELS[t["loss"]], []).append(point)
+    figure = rate_sensitivity(points)
+    figure.savefig(study_dir / "rate_sensitivity.png", dpi=80)
+    intervals: dict[str, dict[str, AccuracyInterval]] = {}
+    for network, loss in dict.fromkeys((r.network, r.loss) for r in results):
+        accs = [r.test_acc for r in results if (r.network, r.loss) == (network, loss)]
+        i = t_interval(accs)
+        intervals.setdefault(network, {})[LOSS_LABELS[loss]] = AccuracyInterval(
+            i.mean, i.low, i.high
+        )
+    accuracy_intervals(intervals).savefig(study_dir / "accuracy.png", dpi=80)

@@ -1,0 +1,205 @@
+"""The study's report: per network and loss, the tuned rate and the test metrics with
+their intervals; between losses, paired tests and a verdict.
+
+The verdict on a pair of losses needs two tests to agree, each corrected (Holm) for every
+pair of the study:
+
+- the seed-level paired t-test on test accuracy (does the difference survive a new
+  training run?), and
+- the exact McNemar test on the same 10,000 test images, run on each seed, summarised by
+  its median p-value over the seeds (does a typical seed's difference survive a new test
+  set?).
+
+Only when both adjusted p-values are below 0.05 is one loss called better, in the
+direction of the mean accuracy difference; otherwise "no significant difference".
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from mnist_lit.study.plan import LOSS_LABELS, NETWORKS
+from mnist_lit.study.runner import SeedResult
+from mnist_lit.study.stats import Interval, holm, mcnemar_exact, paired_t_test, t_interval
+
+ALPHA = 0.05
+RESULT_COLUMNS = [f.name for f in fields(SeedResult) if f.name != "val_acc"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two losses on one network: the tests and the verdict."""
+
+    network: str
+    loss_a: str
+    loss_b: str
+    mean_difference: float  # accuracy of A minus B, mean over seeds
+    only_a: int  # test images A alone gets right, summed over seeds
+    only_b: int
+    mcnemar_p: float  # median over seeds of the exact McNemar p-value
+    t_test_p: float
+    mcnemar_p_holm: float = 1.0
+    t_test_p_holm: float = 1.0
+
+    @property
+    def verdict(self) -> str:
+        if max(self.mcnemar_p_holm, self.t_test_p_holm) >= ALPHA or not self.mean_difference:
+            return "no significant difference"
+        better = self.loss_a if self.mean_difference > 0 else self.loss_b
+        return f"{LOSS_LABELS[better]} better"
+
+
+def write_results_csv(results: Sequence[SeedResult], path: Path) -> None:
+    """One row per network, loss and seed; ``val_acc`` is the per-epoch curve."""
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow([*RESULT_COLUMNS, "val_acc"])
+        for r in results:
+            row = [getattr(r, name) for name in RESULT_COLUMNS]
+            writer.writerow([*row, " ".join(f"{v:.4f}" for v in r.val_acc)])
+
+
+def compare_losses(
+    results: Sequence[SeedResult],
+    predictions: Mapping[tuple[str, str, int], np.ndarray],
+    labels: np.ndarray,
+) -> list[Comparison]:
+    """Every pair of losses on every network, with Holm's correction over all pairs."""
+    comparisons = []
+    for network in dict.fromkeys(r.network for r in results):
+        losses = list(dict.fromkeys(r.loss for r in results if r.network == network))
+        for a, b in itertools.combinations(losses, 2):
+            comparisons.append(compare_pair(results, predictions, labels, network, a, b))
+    mcnemar = holm([c.mcnemar_p for c in comparisons])
+    t_test = holm([c.t_test_p for c in comparisons])
+    return [
+        replace(c, mcnemar_p_holm=m, t_test_p_holm=t)
+        for c, m, t in zip(comparisons, mcnemar, t_test, strict=True)
+    ]
+
+
+def compare_pair(
+    results: Sequence[SeedResult],
+    predictions: Mapping[tuple[str, str, int], np.ndarray],
+    labels: np.ndarray,
+    network: str,
+    a: str,
+    b: str,
+) -> Comparison:
+    """Losses ``a`` and ``b`` on ``network``, paired by seed (uncorrected p-values)."""
+    runs_a = {r.seed: r for r in results if (r.network, r.loss) == (network, a)}
+    runs_b = {r.seed: r for r in results if (r.network, r.loss) == (network, b)}
+    seeds = sorted(set(runs_a) & set(runs_b))
+    acc_a = [runs_a[s].test_acc for s in seeds]
+    acc_b = [runs_b[s].test_acc for s in seeds]
+    tests = [
+        mcnemar_exact(
+            predictions[(network, a, s)] == labels, predictions[(network, b, s)] == labels
+        )
+        for s in seeds
+    ]
+    return Comparison(
+        network,
+        a,
+        b,
+        mean_difference=statistics.fmean(acc_a) - statistics.fmean(acc_b),
+        only_a=sum(t.only_a for t in tests),
+        only_b=sum(t.only_b for t in tests),
+        mcnemar_p=statistics.median(t.p_value for t in tests),
+        t_test_p=paired_t_test(acc_a, acc_b),
+    )
+
+
+def write_comparisons_csv(comparisons: Sequence[Comparison], path: Path) -> None:
+    names = [f.name for f in fields(Comparison)]
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow([*names, "verdict"])
+        for c in comparisons:
+            writer.writerow([*(getattr(c, n) for n in names), c.verdict])
+
+
+def _interval(values: Sequence[float], scale: float, spec: str) -> str:
+    interval: Interval = t_interval(values)
+    return f"{interval.mean * scale:{spec}} ± {interval.half_width * scale:{spec}}"
+
+
+def _p(value: float) -> str:
+    """A p-value for reading: three significant digits, tiny ones as a bound.
+
+    >>> _p(0.01234), _p(3e-9)
+    ('0.0123', '<0.0001')
+    """
+    return "<0.0001" if value < 1e-4 else f"{value:.3g}"
+
+
+def _epochs(results: Sequence[SeedResult]) -> str:
+    reached = [r.epochs_to_threshold for r in results if r.epochs_to_threshold is not None]
+    if not reached:
+        return f"not within {len(results[0].val_acc)}"
+    mean = statistics.fmean(reached)
+    return f"{mean:.1f}" + (
+        "" if len(reached) == len(results) else f" ({len(reached)}/{len(results)} seeds)"
+    )
+
+
+def summary_markdown(
+    results: Sequence[SeedResult], comparisons: Sequence[Comparison], title: str
+) -> str:
+    """The Markdown report: per network, a table of the losses and one of their pairs."""
+    lines = [f"# {title}", ""]
+    for network in dict.fromkeys(r.network for r in results):
+        lines += [f"## {network}: {NETWORKS[network].description}", ""]
+        lines += loss_table([r for r in results if r.network == network])
+        lines += ["", *pair_table([c for c in comparisons if c.network == network]), ""]
+    lines.append(
+        f"Holm's correction runs over all {len(comparisons)} pairs of the study, for each "
+        f"test; a loss is called better when both adjusted p-values are below {ALPHA}."
+    )
+    return "\n".join(lines)
+
+
+def loss_table(rows: Sequence[SeedResult]) -> list[str]:
+    """One line per loss of one network: tuned rate and test metrics over the seeds."""
+    network = NETWORKS[rows[0].network]
+    lines = [
+        f"| loss | tuned {network.lr_key} | test accuracy (%) | test cross-entropy | test ECE "
+        f"| epochs to {network.threshold:.0%} val. acc. |",
+        "|---|---|---|---|---|---|",
+    ]
+    for loss in dict.fromkeys(r.loss for r in rows):
+        runs = [r for r in rows if r.loss == loss]
+        diverged = sum(r.diverged for r in runs)
+        note = f" ({diverged} diverged)" if diverged else ""
+        lines.append(
+            f"| {LOSS_LABELS[loss]} | {runs[0].lr:.3g} | "
+            f"{_interval([r.test_acc for r in runs], 100, '.2f')}{note} | "
+            f"{_interval([r.test_ce for r in runs], 1, '.3f')} | "
+            f"{_interval([r.test_ece for r in runs], 1, '.3f')} | {_epochs(runs)} |"
+        )
+    n_seeds = len({r.seed for r in rows})
+    return [*lines, "", f"Mean ± half-width of the 95% t-interval over {n_seeds} seeds."]
+
+
+def pair_table(comparisons: Sequence[Comparison]) -> list[str]:
+    """One line per pair of losses of one network: the tests and the verdict."""
+    lines = [
+        "| pair (A vs B) | A - B (pp) | test images only A / only B right (all seeds) | "
+        "McNemar p (median over seeds, Holm) | paired t-test p (Holm) | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in comparisons:
+        lines.append(
+            f"| {LOSS_LABELS[c.loss_a]} vs {LOSS_LABELS[c.loss_b]} "
+            f"| {100 * c.mean_difference:+.2f} | {c.only_a} / {c.only_b} | "
+            f"{_p(c.mcnemar_p)} ({_p(c.mcnemar_p_holm)}) | {_p(c.t_test_p)} "
+            f"({_p(c.t_test_p_holm)}) | {c.verdict} |"
+        )
+    return lines

@@ -1,0 +1,228 @@
+"""Running the study: for each network and loss, tune the learning rate on the validation
+split, then train the chosen rate with every seed and evaluate it once on the test set.
+
+Everything lands in the study folder and is looked for there first, so a rerun continues
+where a killed one stopped: the tuning through Optuna's storage, each seed by its
+``result.json``.
+
+```
+<study-dir>/study.yaml                          the plan, checked on every rerun
+<study-dir>/tuning/<network>/<loss>/            a `mnist-lit tune` study folder
+<study-dir>/runs/<network>/<loss>/seed_<s>/     metrics.csv, checkpoints, result.json,
+                                                test_predictions.npy
+<study-dir>/test_labels.npy                     the 10,000 test labels, in order
+```
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from torchmetrics.functional.classification import multiclass_calibration_error
+
+from mnist_lit.errors import MnistLitError
+from mnist_lit.mnist import NUM_CLASSES
+from mnist_lit.models import MNISTClassifier
+from mnist_lit.study.plan import NETWORKS, Network, Plan
+from mnist_lit.tuning.engine import differences, make_folder
+from mnist_lit.tuning.runs import Diverged, ValidationCurve, best_checkpoint, fit_run, load_best
+from mnist_lit.tuning.search import Param, SearchSpace
+from mnist_lit.tuning.spec import TuneSpec
+
+MANIFEST = "study.yaml"
+
+
+@dataclass
+class SeedResult:
+    """One seed of one network and loss, trained at the tuned rate and tested once."""
+
+    network: str
+    loss: str
+    seed: int
+    lr: float
+    test_acc: float
+    test_ce: float
+    test_ece: float
+    val_acc_best: float
+    best_epoch: int
+    epochs_to_threshold: int | None
+    threshold: float
+    val_acc: list[float]
+    diverged: bool
+    seconds: float
+
+
+def check_manifest(study_dir: Path, plan: Plan) -> None:
+    """Record the plan in a new study folder; in an old one, insist on the same plan."""
+    make_folder(study_dir)
+    path = study_dir / MANIFEST
+    wanted = plan.describe()
+    if path.is_file():
+        stored = yaml.safe_load(path.read_text())
+        if stored != wanted:
+            raise MnistLitError(
+                f"--study-dir {study_dir} holds a study of another configuration "
+                f"({', '.join(differences(stored, wanted))} differ). Give a new --study-dir, "
+                f"or the options it was started with (see {path})."
+            )
+        return
+    if any(study_dir.iterdir()):
+        raise MnistLitError(
+            f"--study-dir {study_dir} is not empty and holds no {MANIFEST}: give a new or "
+            "empty folder."
+        )
+    path.write_text(yaml.safe_dump(wanted, sort_keys=False))
+
+
+def tune_spec(
+    plan: Plan, network: Network, loss: str, study_dir: Path, data_dir: str, accelerator: str
+) -> TuneSpec:
+    """The `mnist-lit tune` of one network and loss: its learning rate over the same grid
+    for every loss, seeded so that the study can be run again."""
+    rates = plan.rates(network)
+    return TuneSpec(
+        configs=(),
+        search=SearchSpace("study", (Param(network.lr_key, choices=rates),)),
+        study_dir=study_dir / "tuning" / network.name / loss,
+        n_trials=plan.budget.n_trials,
+        fit_args=(
+            *plan.fit_args(network, loss, data_dir, accelerator),
+            f"--seed_everything={plan.tuning_seed}",
+            f"--data.seed={plan.tuning_seed}",
+        ),
+        seed=plan.tuning_seed,
+    )
+
+
+def tune_rate(spec: TuneSpec) -> float:
+    """Tune (or continue tuning), write the tune's outputs, and return the best rate."""
+    from mnist_lit.tuning.command import run as run_tune
+
+    study = run_tune(spec)
+    key = spec.search.params[0].key
+    if not any(t.value is not None and t.state.name == "COMPLETE" for t in study.trials):
+        raise MnistLitError(
+            f"no trial of {spec.study_dir} completed: every rate diverged or was pruned. "
+            "Widen the search towards smaller rates."
+        )
+    return float(study.best_trial.params[key])
+
+
+def seed_run(
+    plan: Plan,
+    network: Network,
+    loss: str,
+    lr: float,
+    seed: int,
+    study_dir: Path,
+    data_dir: str,
+    accelerator: str,
+) -> SeedResult:
+    """Train one seed at the tuned rate (or read its result from an earlier run)."""
+    run_dir = study_dir / "runs" / network.name / loss / f"seed_{seed}"
+    done = run_dir / "result.json"
+    if done.is_file():
+        return SeedResult(**json.loads(done.read_text()))
+    args = [
+        *plan.fit_args(network, loss, data_dir, accelerator),
+        f"--{network.lr_key}={lr}",
+        f"--seed_everything={seed}",
+        f"--data.seed={seed}",  # the split and the order of the batches vary too
+    ]
+    curve = ValidationCurve()
+    start = time.monotonic()
+    diverged = False
+    try:
+        cli = fit_run(args, run_dir, [curve], checkpoints=True)
+    except Diverged as error:
+        cli, diverged = error.cli, True
+    model = load_best(cli) if _has_best(cli) else cli.model
+    predictions, metrics = evaluate_on_test(model, cli.datamodule)
+    np.save(run_dir / "test_predictions.npy", predictions.astype(np.uint8))
+    labels_path = study_dir / "test_labels.npy"
+    if not labels_path.is_file():
+        np.save(labels_path, cli.datamodule.splits["test"][1].cpu().numpy().astype(np.uint8))
+    result = SeedResult(
+        network=network.name,
+        loss=loss,
+        seed=seed,
+        lr=lr,
+        **metrics,
+        val_acc_best=max(curve.acc, default=float("nan")),
+        best_epoch=1 + int(np.argmax(curve.acc)) if curve.acc else 0,
+        epochs_to_threshold=epochs_to_reach(curve.acc, network.threshold),
+        threshold=network.threshold,
+        val_acc=curve.acc,
+        diverged=diverged,
+        seconds=round(time.monotonic() - start, 1),
+    )
+    done.write_text(json.dumps(asdict(result), indent=1))
+    return result
+
+
+def _has_best(cli: Any) -> bool:
+    try:
+        return bool(best_checkpoint(cli.trainer))
+    except RuntimeError:
+        return False
+
+
+def epochs_to_reach(val_acc: list[float], threshold: float) -> int | None:
+    """The first epoch (from 1) whose validation accuracy reaches ``threshold``, if any.
+
+    >>> epochs_to_reach([0.85, 0.91, 0.93], 0.9), epochs_to_reach([0.85], 0.9)
+    (2, None)
+    """
+    return next((epoch for epoch, acc in enumerate(val_acc, 1) if acc >= threshold), None)
+
+
+@torch.no_grad()
+def evaluate_on_test(
+    model: MNISTClassifier, datamodule: Any
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Predictions on the official test images, and accuracy, cross-entropy and ECE."""
+    images, labels = datamodule.splits["test"]
+    model = model.cpu().eval()
+    logits = torch.cat(
+        [model(datamodule.preprocess(chunk.cpu())) for chunk in images.split(2_000)]
+    ).float()
+    labels = labels.cpu()
+    probs = logits.softmax(-1)
+    predictions = logits.argmax(-1)
+    metrics = {
+        "test_acc": (predictions == labels).float().mean().item(),
+        "test_ce": F.cross_entropy(logits, labels).item(),
+        "test_ece": multiclass_calibration_error(probs, labels, NUM_CLASSES, n_bins=15).item(),
+    }
+    return predictions.numpy(), metrics
+
+
+def run_study(plan: Plan, study_dir: Path, data_dir: str, accelerator: str) -> list[SeedResult]:
+    """Tune and train every network and loss of ``plan``; return every seed's result."""
+    check_manifest(study_dir, plan)
+    results: list[SeedResult] = []
+    pairs = [(NETWORKS[n], loss) for n in plan.networks for loss in plan.losses]
+    for index, (network, loss) in enumerate(pairs, 1):
+        print(f"\n[{index}/{len(pairs)}] {network.name}, {loss}: tuning {network.lr_key}")
+        start = time.monotonic()
+        spec = tune_spec(plan, network, loss, study_dir, data_dir, accelerator)
+        lr = tune_rate(spec)
+        print(f"tuned {network.lr_key} = {lr:.4g} ({time.monotonic() - start:.0f} s)")
+        for seed in plan.budget.seeds:
+            result = seed_run(plan, network, loss, lr, seed, study_dir, data_dir, accelerator)
+            note = ", diverged" if result.diverged else ""
+            print(
+                f"  seed {seed}: test acc {result.test_acc:.4f}, best epoch "
+                f"{result.best_epoch} ({result.seconds:.0f} s{note})",
+                flush=True,
+            )
+            results.append(result)
+    return results

@@ -1,0 +1,278 @@
+"""The tuning engine: an Optuna study whose trials are normal fits of a config.
+
+Optuna does the tuning: its TPE sampler proposes values, its median pruner stops trials
+whose validation metric falls behind (through ``PyTorchLightningPruningCallback``), its
+RDB storage keeps every trial (an SQLite file by default, any database URL it supports
+otherwise), and its heartbeat notices trials whose process died and runs them again
+(``RetryHeartbeatStaleTrialCallback``). This module adds what is particular to this project: a trial
+is a fit through :class:`~mnist_lit.cli.MNISTLightningCLI` writing into the study folder,
+and a study remembers which configuration it tunes, so that a folder or storage is never
+continued with another one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+from jsonargparse import Namespace
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.trial import TrialState
+from optuna_integration import PyTorchLightningPruningCallback
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+
+from mnist_lit.errors import MnistLitError, first_line
+from mnist_lit.tuning.runs import Diverged, ValidationCurve, build_cli, fit_run
+from mnist_lit.tuning.search import override
+from mnist_lit.tuning.spec import TuneSpec
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# A config whose seed is not fixed is tuned with this one, so that trials are repeatable.
+DEFAULT_SEED = 0
+# The options of a config that decide what is trained (the rest only where and how fast).
+_DATA_KEYS_IGNORED = ("data_dir", "eval_batch_size", "predict_path")
+_TRAINER_KEYS_KEPT = (
+    "max_epochs",
+    "min_epochs",
+    "max_steps",
+    "limit_train_batches",
+    "limit_val_batches",
+    "accumulate_grad_batches",
+    "gradient_clip_val",
+    "gradient_clip_algorithm",
+    "precision",
+)
+_ATTR = "mnist_lit"  # the study's user attribute that records its configuration
+
+
+def tune(spec: TuneSpec) -> optuna.Study:
+    """Run (or continue) the study until it holds ``spec.n_trials`` finished trials."""
+    make_folder(spec.study_dir)
+    configuration = check_configuration(spec)
+    study = open_study(spec, configuration)
+    finished = count(study, FINISHED)
+    print(
+        f"tune {study.study_name}: {finished} of {spec.n_trials} trials finished, "
+        f"{spec.monitor} to {spec.direction}; storage {redact(spec.storage_url())}",
+        flush=True,
+    )
+    run_trials(study, spec)
+    return study
+
+
+def make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise MnistLitError(f"{folder}: cannot create it ({error.strerror}).") from None
+
+
+def check_configuration(spec: TuneSpec) -> dict[str, Any]:
+    """Fail with one message unless every searched value fits the config; return what the
+    config trains (to compare with a stored study), and set ``spec.base_args``."""
+    args = [arg for config in spec.configs for arg in ("--config", config)]
+    args += list(spec.fit_args)
+    base = build_cli(args)
+    seed = base.parser.parse_args(args).get("seed_everything")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        args.append(f"--seed_everything={DEFAULT_SEED}")
+        base = build_cli(args)
+    if not base.config["data"]["val_size"]:
+        raise MnistLitError("tune chooses by validation: data.val_size must be above 0.")
+    for param in spec.search.params:
+        for value in param.ends():
+            try:
+                build_cli([*args, override(param.key, value)])
+            except MnistLitError as error:
+                raise MnistLitError(
+                    f"--search {spec.search.source}: {param.key} = {value} does not fit the "
+                    f"config: {first_line(error)}"
+                ) from None
+    spec.base_args[:] = args
+    configuration = {
+        "trained": trained_config(base.config),
+        "search": spec.search.describe(),
+        "objective": spec.monitor,
+    }
+    return json.loads(json.dumps(configuration))  # as the storage gives it back: no tuples
+
+
+def trained_config(config: Namespace) -> dict[str, Any]:
+    """The part of a resolved config that decides the result: network, loss, optimiser,
+    schedule, seed, data and the length of training; not paths, devices or loggers."""
+    plain = config.clone().as_dict()
+    return {
+        "model": plain["model"],
+        "optimizer": plain.get("optimizer"),
+        "lr_scheduler": plain.get("lr_scheduler"),
+        "seed_everything": plain.get("seed_everything"),
+        "data": {k: v for k, v in plain["data"].items() if k not in _DATA_KEYS_IGNORED},
+        "trainer": {k: plain["trainer"].get(k) for k in _TRAINER_KEYS_KEPT},
+    }
+
+
+def open_storage(spec: TuneSpec) -> RDBStorage:
+    """Optuna's RDB storage at ``spec``'s URL, with heartbeats; one message if it fails."""
+    for attempt in range(3):
+        try:
+            return _rdb_storage(spec)
+        except IntegrityError:
+            # Two workers creating the tables of a new database at the same moment: the
+            # other one won, and the tables are there now.
+            time.sleep(0.5 * (attempt + 1))
+    return _rdb_storage(spec)
+
+
+def _rdb_storage(spec: TuneSpec) -> RDBStorage:
+    url = spec.storage_url()
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        # Workers on one SQLite file take turns to write; wait for the lock, not fail.
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    try:
+        with warnings.catch_warnings():  # Optuna calls its heartbeat experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=spec.heartbeat,
+                grace_period=2 * spec.heartbeat,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+            )
+    except IntegrityError:
+        raise
+    except Exception as error:  # SQLAlchemy and the database drivers raise many kinds
+        fix = (
+            f"install its driver ({first_line(error)})"
+            if isinstance(error, ImportError)
+            else f"{first_line(error)}"
+        )
+        raise MnistLitError(
+            f"--storage {redact(url)} cannot be opened: {fix}. Give a database URL that "
+            "Optuna supports, e.g. sqlite:///path/optuna.db or "
+            "postgresql://user:password@host/database."
+        ) from None
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def open_study(spec: TuneSpec, configuration: dict[str, Any]) -> optuna.Study:
+    """Create the study, or load it and check that it tunes the same configuration."""
+    storage = open_storage(spec)
+    grid = spec.search.grid()
+    sampler: optuna.samplers.BaseSampler = (
+        optuna.samplers.GridSampler(grid, seed=spec.seed)
+        if grid is not None
+        else optuna.samplers.TPESampler(
+            seed=spec.seed, n_startup_trials=min(10, max(2, spec.n_trials // 2))
+        )
+    )
+    pruner: optuna.pruners.BasePruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+        if spec.pruner == "median"
+        else optuna.pruners.NopPruner()
+    )
+    study = optuna.create_study(
+        storage=storage,
+        sampler=sampler,
+        pruner=pruner,
+        study_name=spec.name(),
+        direction=optuna.study.StudyDirection[spec.direction.upper()],
+        load_if_exists=True,
+    )
+    stored = study.user_attrs.get(_ATTR)
+    if stored is None and not study.trials:
+        study.set_user_attr(_ATTR, configuration)
+    elif stored != configuration:
+        raise MnistLitError(
+            f"study {study.study_name} in {redact(spec.storage_url())} tunes another "
+            f"configuration ({', '.join(differences(stored or {}, configuration)) or 'unknown'}"
+            " differ). Give a new --study-dir (or --study-name), or the --config, --search, "
+            "--objective and fit options it was started with."
+        )
+    return study
+
+
+def differences(old: Any, new: Any, key: str = "") -> list[str]:
+    """The dotted keys whose values differ between two nested dictionaries."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        found: list[str] = []
+        for name in sorted(set(old) | set(new), key=str):
+            dotted = f"{key}.{name}" if key else str(name)
+            found += differences(old.get(name), new.get(name), dotted)
+        return found
+    return [] if old == new else [key]
+
+
+def count(study: optuna.Study, states: Sequence[TrialState]) -> int:
+    return len(study.get_trials(deepcopy=False, states=tuple(states)))
+
+
+def run_trials(study: optuna.Study, spec: TuneSpec) -> None:
+    """Run trials until the study holds ``n_trials`` finished ones (counting every
+    worker's), or ``timeout`` seconds have passed.
+
+    Before each trial a worker counts the finished and running trials of every worker, and
+    starts one only while they are fewer than ``n_trials``; otherwise it waits for the
+    others' to end. A trial whose process died is failed once its heartbeat is
+    ``2 x heartbeat`` seconds old, and run again with the same values.
+    """
+    deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
+    objective = Objective(spec)
+    n_trials = min(spec.n_trials, spec.search.grid_size() or spec.n_trials)
+    while deadline is None or time.monotonic() < deadline:
+        with warnings.catch_warnings():  # Optuna calls its own heartbeat experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            fail_stale_trials(study)
+        finished = count(study, FINISHED)
+        if finished >= n_trials:
+            return
+        if finished + count(study, (TrialState.RUNNING,)) >= n_trials:
+            time.sleep(min(spec.heartbeat, 2))  # the last trials are running elsewhere
+            continue
+        study.optimize(objective, n_trials=1, gc_after_trial=True)
+
+
+class Objective:
+    """One trial: the config with the trial's values, fitted into ``trials/trial_NNNN``."""
+
+    def __init__(self, spec: TuneSpec) -> None:
+        self.spec = spec
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        spec = self.spec
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        overrides = spec.search.suggest(trial)
+        curve = ValidationCurve()
+        callbacks = [curve]
+        if spec.pruner != "none":
+            callbacks.append(PyTorchLightningPruningCallback(trial, monitor=spec.monitor))
+        run_dir = spec.study_dir / "trials" / f"trial_{trial.number:04d}"
+        start = time.monotonic()
+        try:
+            fit_run([*spec.base_args, *overrides], run_dir, callbacks)
+        except Diverged as diverged:
+            # Too large a rate for this loss: a result for the sampler, not an error.
+            trial.set_user_attr("diverged", True)
+            raise optuna.TrialPruned(f"diverged in epoch {diverged.epoch}") from None
+        finally:
+            trial.set_user_attr("val_acc", curve.acc)
+            trial.set_user_attr("val_ce", curve.ce)
+            trial.set_user_attr("seconds", round(time.monotonic() - start, 2))
+        if not curve.acc:
+            raise MnistLitError("the trial ran no validation epoch: check trainer.max_epochs.")
+        return max(curve.acc) if spec.objective == "acc" else min(curve.ce)

@@ -1,0 +1,96 @@
+"""What ``mnist-lit tune`` leaves in its study folder: ``best.yaml``, ``trials.csv`` and
+Optuna's own plots."""
+
+from __future__ import annotations
+
+import csv
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from mnist_lit.tuning.runs import build_cli
+from mnist_lit.tuning.search import SearchSpace, override
+
+TRIAL_COLUMNS = ("number", "state", "value", "epochs", "diverged", "seconds", "worker")
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The best complete trial, or ``None`` while there is none."""
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return None
+    return study.best_trial
+
+
+def best_overrides(trial: FrozenTrial, search: SearchSpace) -> list[str]:
+    return [override(p.key, trial.params[p.key]) for p in search.params]
+
+
+def write_best_config(
+    path: Path, base_args: list[str], trial: FrozenTrial, search: SearchSpace, monitor: str
+) -> None:
+    """A config for ``mnist-lit fit --config`` that trains the best trial again: the tuned
+    config with the trial's values, resolved as the CLI resolves it."""
+    parser = build_cli(base_args).parser
+    # Parsed, not instantiated: the run's name and version are left for `fit` to choose.
+    text = parser.dump(parser.parse_args([*base_args, *best_overrides(trial, search)]))
+    values = ", ".join(f"{k}={v}" for k, v in trial.params.items())
+    header = (
+        f"# The best trial ({trial.number}) of study {path.parent.name}: {monitor} "
+        f"{trial.value:.4f} with {values}.\n# Train it again: mnist-lit fit --config {path}\n"
+    )
+    path.write_text(header + text)
+
+
+def write_trials_csv(path: Path, study: optuna.Study, search: SearchSpace) -> None:
+    """One row per trial: its values, state, objective, epochs run and time."""
+    keys = [p.key for p in search.params]
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow([*TRIAL_COLUMNS[:3], *keys, *TRIAL_COLUMNS[3:], "val_acc", "val_ce"])
+        for trial in study.get_trials(deepcopy=False):
+            attrs = trial.user_attrs
+            writer.writerow(
+                [
+                    trial.number,
+                    trial.state.name,
+                    "" if trial.value is None else trial.value,
+                    *(trial.params.get(k, "") for k in keys),
+                    len(attrs.get("val_acc", [])),
+                    attrs.get("diverged", False),
+                    attrs.get("seconds", ""),
+                    attrs.get("worker", ""),
+                    " ".join(f"{v:.4f}" for v in attrs.get("val_acc", [])),
+                    " ".join(f"{v:.4f}" for v in attrs.get("val_ce", []) if math.isfinite(v)),
+                ]
+            )
+
+
+def write_plots(folder: Path, study: optuna.Study) -> list[Path]:
+    """Optuna's optimisation history and parameter slices, as PNG (once a trial is done)."""
+    if best_trial(study) is None:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as optuna_plots
+
+    written = []
+    with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental
+        warnings.simplefilter("ignore")
+        for name, plot in (
+            ("history.png", optuna_plots.plot_optimization_history),
+            ("slices.png", optuna_plots.plot_slice),
+        ):
+            axes: Any = plot(study)
+            figure = getattr(axes, "figure", None) or axes.flat[0].figure
+            figure.set_size_inches(max(6.0, figure.get_size_inches()[0]), 4.0)
+            figure.tight_layout()
+            figure.savefig(folder / name, dpi=80)
+            plt.close(figure)
+            written.append(folder / name)
+    return written

@@ -1,0 +1,275 @@
+"""``mnist-lit tune`` on tiny generated data: search files, pruning, storage, resuming,
+several workers, best.yaml, and one message per mistake."""
+
+from __future__ import annotations
+
+import csv
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from mnist_lit.cli import main
+from tests.cli_helpers import CONSOLE_SCRIPT, TUTORIAL, cli_error, console, console_error, fake_data
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _search(folder: Path, text: str) -> str:
+    path = folder / "search.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def _tune_args(
+    data: Path, search: str, study: Path, n_trials: int, epochs: int = 2, *extra: str
+) -> list[str]:
+    return [
+        "tune", "--config", TUTORIAL, "--search", search, "--n-trials", str(n_trials),
+        "--study-dir", str(study), *extra, "--", *fake_data(data),
+        f"--trainer.max_epochs={epochs}",
+    ]  # fmt: skip
+
+
+def _trials(study: Path) -> list[optuna.trial.FrozenTrial]:
+    storage = f"sqlite:///{study / 'optuna.db'}"
+    return optuna.load_study(study_name=study.name, storage=storage).get_trials()
+
+
+def _states(study: Path) -> list[str]:
+    """The trials' states, or none while the tune has not begun its first."""
+    if not (study / "trials").exists():  # the tune has not made its study yet
+        return []
+    return [t.state.name for t in _trials(study)]
+
+
+def test_search_file_drives_each_trial(
+    fake_mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    search = _search(
+        tmp_path,
+        "model.lr: {low: 1e-2, high: 1.0, log: true}\ndata.batch_size: {choices: [32, 128]}\n",
+    )
+    study = tmp_path / "lr_study"
+    main(_tune_args(fake_mnist_dir, search, study, 3, 1, "--seed", "0"))
+    trials = _trials(study)
+    assert len(trials) == 3
+    for trial in trials:
+        config = yaml.safe_load(
+            (study / "trials" / f"trial_{trial.number:04d}" / "config.yaml").read_text()
+        )
+        assert config["model"]["lr"] == trial.params["model.lr"]
+        assert config["data"]["batch_size"] == trial.params["data.batch_size"]
+        assert 1e-2 <= config["model"]["lr"] <= 1.0
+    # Trials write into the study folder, never into the user's logs/.
+    assert not (tmp_path / "logs").exists()
+    rows = list(csv.DictReader((study / "trials.csv").open()))
+    assert [r["model.lr"] for r in rows] == [str(t.params["model.lr"]) for t in trials]
+    for name in ("best.yaml", "history.png", "slices.png"):
+        assert (study / name).stat().st_size > 500
+
+
+def test_a_grid_is_tried_once_and_unpromising_trials_are_pruned(
+    fake_mnist_dir: Path, tmp_path: Path
+) -> None:
+    # Choices only make a grid: each rate once, however many trials are asked for. Half the
+    # rates cannot learn in time: the median pruner stops them after an epoch.
+    rates = [0.5, 0.3, 0.2, 1.0e-6, 2.0e-6, 3.0e-6]
+    search = _search(tmp_path, f"model.lr: {{choices: {rates}}}\n")
+    study = tmp_path / "pruned"
+    main(_tune_args(fake_mnist_dir, search, study, 10, 3, "--seed", "2"))
+    trials = _trials(study)
+    assert sorted(t.params["model.lr"] for t in trials) == sorted(rates)
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    assert pruned and all(t.params["model.lr"] < 1e-5 for t in pruned)
+    assert all(len(t.intermediate_values) < 3 for t in pruned)
+    assert all(t.state.name == "COMPLETE" for t in trials if t.params["model.lr"] > 0.1)
+
+
+def test_best_yaml_reproduces_the_best_trial(
+    fake_mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small rates so that the validation metrics still move between epochs.
+    search = _search(tmp_path, "model.lr: {low: 1e-3, high: 1e-2, log: true}\n")
+    study = tmp_path / "best"
+    main(_tune_args(fake_mnist_dir, search, study, 2, 2, "--seed", "0"))
+    best = max((t for t in _trials(study) if t.value is not None), key=lambda t: t.value)
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "--config", str(study / "best.yaml"), "--trainer.enable_progress_bar=false"])
+    (metrics,) = tmp_path.glob("logs/*/version_0/metrics.csv")
+    rows = [r for r in csv.DictReader(metrics.open()) if r["val/acc"]]
+    assert max(float(r["val/acc"]) for r in rows) == pytest.approx(best.value, abs=1e-6)
+    assert [float(r["val/ce"]) for r in rows] == pytest.approx(best.user_attrs["val_ce"], rel=1e-5)
+
+
+def test_objective_can_be_validation_cross_entropy(fake_mnist_dir: Path, tmp_path: Path) -> None:
+    search = _search(tmp_path, "model.lr: {low: 1e-2, high: 1.0, log: true}\n")
+    study = tmp_path / "ce"
+    main(_tune_args(fake_mnist_dir, search, study, 2, 2, "--objective", "ce", "--pruner", "none"))
+    trials = _trials(study)
+    assert all(t.value == pytest.approx(min(t.user_attrs["val_ce"])) for t in trials)
+    assert "val/ce" in (study / "best.yaml").read_text().splitlines()[0]
+
+
+def _command(data: Path, search: str, study: Path, n_trials: int, epochs: int) -> list[str]:
+    return [CONSOLE_SCRIPT, *_tune_args(data, search, study, n_trials, epochs, "--heartbeat", "1")]
+
+
+@pytest.mark.slow
+def test_a_killed_tune_loses_only_its_running_trial(fake_mnist_dir: Path, tmp_path: Path) -> None:
+    search = _search(tmp_path, "model.lr: {low: 1e-2, high: 1.0, log: true}\n")
+    study = tmp_path / "killed"
+    command = _command(fake_mnist_dir, search, study, 4, 30)
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # kill it in the middle of its second trial
+            time.sleep(0.2)
+            states = _states(study)
+            if states.count("COMPLETE") + states.count("PRUNED") >= 1 and "RUNNING" in states:
+                break
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    before = {t.number: t.value for t in _trials(study) if t.state.name != "RUNNING"}
+    killed = next(t for t in _trials(study) if t.state.name == "RUNNING")
+    assert before, "the tune was killed before it finished a trial"
+
+    result = console(*command[1:], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    after = _trials(study)
+    assert {t.number: t.value for t in after if t.number in before} == before
+    assert after[killed.number].state.name == "FAIL"
+    finished = [t for t in after if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 4
+    # The killed trial's values are tried again.
+    assert any(t.params == killed.params for t in finished if t.number > killed.number)
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_storage(fake_mnist_dir: Path, tmp_path: Path) -> None:
+    search = _search(tmp_path, "model.lr: {low: 1e-2, high: 1.0, log: true}\n")
+    study = tmp_path / "shared"
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    commands = [
+        [*_command(fake_mnist_dir, search, tmp_path / f"worker{i}", 8, 8), "--storage", storage,
+         "--study-name", "shared"]
+        for i in (0, 1)
+    ]  # fmt: skip
+    # The options after `--` must stay last.
+    commands = [c[: c.index("--")] + c[-4:] + c[c.index("--") : -4] for c in commands]
+    workers = [
+        subprocess.Popen(c, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for c in commands
+    ]
+    outputs = [w.communicate(timeout=300) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    trials = optuna.load_study(study_name="shared", storage=storage).get_trials()
+    states = [t.state.name for t in trials]
+    assert "RUNNING" not in states and "FAIL" not in states
+    # Every trial ran once, in one worker's folder; together they finished the study.
+    folders = [p.name for w in (0, 1) for p in (tmp_path / f"worker{w}" / "trials").glob("trial_*")]
+    assert sorted(folders) == sorted(f"trial_{t.number:04d}" for t in trials)
+    assert 8 <= len(trials) <= 9  # a start at the very same moment can add one
+    assert len({t.user_attrs["worker"] for t in trials}) == 2
+    assert not study.exists()
+
+
+@pytest.mark.parametrize(
+    ("search", "expected"),
+    [
+        pytest.param(
+            "model.lrr: {low: 0.1, high: 1.0}\n",
+            "model.lrr = 0.1 does not fit the config",
+            id="unknown-key",
+        ),
+        pytest.param(
+            "model.lr: {low: 1.0, high: 0.1}\n",
+            "model.lr: low must be below high",
+            id="low-above-high",
+        ),
+        pytest.param(
+            "model.lr: {low: 0, high: 1.0, log: true}\n",
+            "a log range must start above 0",
+            id="log-from-zero",
+        ),
+        pytest.param(
+            "model.lr: {low: -1.0, high: 1.0}\n",
+            "model.lr = -1.0 does not fit the config: model.lr must be positive",
+            id="value-the-model-refuses",
+        ),
+        pytest.param("model.lr: {low: 0.1, hihg: 1.0}\n", "unknown field(s) hihg", id="typo"),
+        pytest.param("model.lr: 0.5\n", "give a range", id="not-a-range"),
+        pytest.param("- model.lr\n", "must map config keys to ranges", id="not-a-mapping"),
+    ],
+)
+def test_bad_search_file_is_one_message(
+    search: str, expected: str, fake_mnist_dir: Path, tmp_path: Path
+) -> None:
+    path = _search(tmp_path, search)
+    err = console_error(*_tune_args(fake_mnist_dir, path, tmp_path / "s", 1)[0:], cwd=tmp_path)
+    assert err.count("mnist-lit: error: ") == 1 and expected in err, err
+    assert not (tmp_path / "s" / "trials").exists()
+
+
+def test_storage_that_cannot_be_opened_is_one_message(fake_mnist_dir: Path, tmp_path: Path) -> None:
+    search = _search(tmp_path, "model.lr: {low: 0.1, high: 1.0}\n")
+    for storage, expected in (
+        (f"sqlite:///{tmp_path}/no/such/folder/x.db", "unable to open database file"),
+        ("postgresql://user:secret@127.0.0.1:9/db", "cannot be opened"),
+        ("nosuchdb://somewhere", "cannot be opened"),
+    ):
+        args = _tune_args(fake_mnist_dir, search, tmp_path / "s", 1, 1, "--storage", storage)
+        err = console_error(*args, cwd=tmp_path)
+        assert err.count("mnist-lit: error: ") == 1 and expected in err, err
+        assert "secret" not in err
+
+
+def test_study_folder_of_another_configuration_is_one_message(
+    fake_mnist_dir: Path, tmp_path: Path
+) -> None:
+    search = _search(tmp_path, "model.lr: {low: 0.1, high: 1.0}\n")
+    study = tmp_path / "s"
+    main(_tune_args(fake_mnist_dir, search, study, 1, 1))
+    args = _tune_args(fake_mnist_dir, search, study, 2, 1)
+    args.append("--model.loss=mnist_lit.losses.Quadratic")
+    err = console_error(*args, cwd=tmp_path)
+    assert "tunes another configuration (trained.model.loss" in err, err
+    assert len(_trials(study)) == 1
+
+
+def test_rerunning_the_same_command_continues_the_study(
+    fake_mnist_dir: Path, tmp_path: Path
+) -> None:
+    # The CNN's config holds a tuple (its channels): it must compare equal once stored.
+    search = _search(tmp_path, "optimizer.lr: {low: 1e-3, high: 0.1, log: true}\n")
+    study = tmp_path / "cnn"
+    args = _tune_args(fake_mnist_dir, search, study, 1, 1)
+    args[args.index(TUTORIAL)] = str(Path(TUTORIAL).with_name("cnn.yaml"))
+    main(args)
+    first = _trials(study)
+    args[args.index("--n-trials") + 1] = "2"
+    main(args)
+    trials = _trials(study)
+    assert len(trials) == 2 and trials[0].params == first[0].params
+    assert trials[0].value == first[0].value
+
+
+def test_without_optuna_is_one_message(
+    fake_mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.setitem(sys.modules, "optuna", None)  # as if not installed
+    search = _search(tmp_path, "model.lr: {low: 0.1, high: 1.0}\n")
+    err = cli_error(_tune_args(fake_mnist_dir, search, tmp_path / "s", 1), capsys)
+    assert "pip install 'mnist-lit[tune]'" in err
+    err = cli_error(["study", "--study-dir", str(tmp_path / "t")], capsys)
+    assert "pip install 'mnist-lit[tune]'" in err
