@@ -37,6 +37,7 @@ from mnist_lit.checkpointing import (
 from mnist_lit.compare import command as compare
 from mnist_lit.data import MNISTDataModule
 from mnist_lit.errors import MnistLitError, OneMessageParser, first_line
+from mnist_lit.export import command as export
 from mnist_lit.models import MNISTClassifier
 from mnist_lit.prediction_writer import PredictionCSV
 from mnist_lit.tracking import EXTRAS, ConfigToTrackers, name_the_run
@@ -53,7 +54,10 @@ class Command:
     run: Callable[[Sequence[str]], None]
 
 
-COMMANDS = {"compare": Command(compare.HELP, compare.build_parser, compare.main)}
+COMMANDS = {
+    "compare": Command(compare.HELP, compare.build_parser, compare.main),
+    "export": Command(export.HELP, export.build_parser, export.main),
+}
 
 
 class MNISTArgumentParser(OneMessageParser, LightningArgumentParser):

@@ -40,3 +40,14 @@ def real_mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for f in (copy / "MNIST" / "raw").iterdir():
         f.chmod(0o644)
     return copy
+
+
+@pytest.fixture(scope="session")
+def small_checkpoints(
+    fake_mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """One-epoch checkpoints on the fake data: ``tutorial`` (softmax regression, pixels in
+    [0, 1]) and ``mlp`` (normalised pixels), for the export and serving tests."""
+    from tests.serve_helpers import train_small_checkpoints
+
+    return train_small_checkpoints(fake_mnist_dir, tmp_path_factory.mktemp("checkpoints"))
