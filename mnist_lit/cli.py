@@ -40,6 +40,7 @@ from mnist_lit.errors import MnistLitError, OneMessageParser, first_line
 from mnist_lit.export import command as export
 from mnist_lit.models import MNISTClassifier
 from mnist_lit.prediction_writer import PredictionCSV
+from mnist_lit.serve import command as serve
 from mnist_lit.tracking import EXTRAS, ConfigToTrackers, name_the_run
 
 PROGRESS_BAR_STEPS = 20
@@ -57,6 +58,7 @@ class Command:
 COMMANDS = {
     "compare": Command(compare.HELP, compare.build_parser, compare.main),
     "export": Command(export.HELP, export.build_parser, export.main),
+    "serve": Command(serve.HELP, serve.build_parser, serve.main),
 }
 
 
