@@ -103,11 +103,12 @@ def find_checkpoint(which: str, folders: Sequence[Path], where: str) -> Path:
     )
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
+def read_checkpoint(path: str | Path, label: str | None = None) -> dict[str, Any]:
     """Load a Lightning checkpoint on the CPU, or fail with one message naming the file.
 
     Only tensors and plain values are unpickled (``weights_only``), as a checkpoint from
-    elsewhere may not be trusted.
+    elsewhere may not be trusted. ``label`` is how the user named the file in the message
+    (default ``--ckpt_path PATH``).
     """
     if not Path(path).is_file():
         raise MnistLitError(
@@ -118,16 +119,16 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         # Onto the CPU (the default map_location), whatever device saved it.
         checkpoint = AtomicCheckpointIO().load_checkpoint(path, weights_only=True)
     except Exception as error:  # torch reports a bad file as many kinds of error
-        raise unreadable_checkpoint(path, first_line(error)) from error
+        raise unreadable_checkpoint(path, first_line(error), label) from error
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise unreadable_checkpoint(path, "it holds no state_dict")
+        raise unreadable_checkpoint(path, "it holds no state_dict", label)
     return checkpoint
 
 
-def unreadable_checkpoint(path: str | Path, reason: str) -> MnistLitError:
+def unreadable_checkpoint(path: str | Path, reason: str, label: str | None = None) -> MnistLitError:
     return MnistLitError(
-        f"--ckpt_path {path} is not a readable Lightning checkpoint ({reason}). Pass a .ckpt "
-        "file written by `mnist-lit fit`."
+        f"{label or f'--ckpt_path {path}'} is not a readable Lightning checkpoint ({reason}). "
+        "Pass a .ckpt file written by `mnist-lit fit`."
     )
 
 

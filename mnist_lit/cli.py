@@ -46,8 +46,10 @@ from mnist_lit.completion import PrintCompletion
 from mnist_lit.data import MNISTDataModule
 from mnist_lit.errors import MnistLitError, OneMessageParser, first_line
 from mnist_lit.evaluation_figures import EvaluationFigures
+from mnist_lit.export import command as export
 from mnist_lit.models import MNISTClassifier
 from mnist_lit.prediction_writer import PredictionCSV
+from mnist_lit.serve import command as serve
 from mnist_lit.study import command as study
 from mnist_lit.tracking import EXTRAS, ConfigToTrackers, name_the_run
 from mnist_lit.tuning import command as tune
@@ -73,6 +75,8 @@ COMMANDS = {
     "scale_batch_size": Command(
         finders.BATCH_SIZE_HELP, finders.build_batch_size_parser, finders.scale_batch_size
     ),
+    "export": Command(export.HELP, export.build_parser, export.main),
+    "serve": Command(serve.HELP, serve.build_parser, serve.main),
 }
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,27 @@ def real_mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for f in (copy / "MNIST" / "raw").iterdir():
         f.chmod(0o644)
     return copy
+
+
+@pytest.fixture(scope="session")
+def small_checkpoints(
+    fake_mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """One-epoch checkpoints on the fake data: ``tutorial`` (softmax regression, pixels in
+    [0, 1]) and ``mlp`` (normalised pixels), for the export and serving tests."""
+    from tests.serve_helpers import train_small_checkpoints
+
+    return train_small_checkpoints(fake_mnist_dir, tmp_path_factory.mktemp("checkpoints"))
+
+
+@pytest.fixture(scope="session")
+def served_url(
+    small_checkpoints: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`mnist-lit serve` with both small checkpoints on a loopback port, with small size
+    limits (tests.serve_helpers.MAX_BYTES, MAX_PIXELS); its base URL."""
+    from tests.serve_helpers import MAX_BYTES, MAX_PIXELS, serving
+
+    limits = ["--max_bytes", str(MAX_BYTES), "--max_pixels", str(MAX_PIXELS)]
+    with serving(small_checkpoints, *limits, cwd=tmp_path_factory.mktemp("serve")) as url:
+        yield url

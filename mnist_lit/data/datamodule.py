@@ -13,9 +13,10 @@ from torchvision.datasets import MNIST
 
 from mnist_lit.data.batches import EpochOrder, InMemoryBatches, PredictBatch
 from mnist_lit.data.own_digits import load_digits
+from mnist_lit.data.pixels import network_input
 from mnist_lit.data.raw_files import extract_archives, raw_folder, read_split
 from mnist_lit.errors import MnistLitError, first_line
-from mnist_lit.mnist import PIXEL_MEAN, PIXEL_STD, RAW_FILES, TRAIN_SET_SIZE
+from mnist_lit.mnist import RAW_FILES, TRAIN_SET_SIZE
 
 
 def download_mnist(data_dir: str | Path) -> None:
@@ -175,10 +176,7 @@ class MNISTDataModule(L.LightningDataModule):
 
     def preprocess(self, images: Tensor) -> Tensor:
         """``(B, 28, 28)`` uint8 -> ``(B, 1, 28, 28)`` float, scaled and maybe normalised."""
-        x = images.unsqueeze(1).float().div_(255)
-        if self.normalize:
-            x = x.sub_(PIXEL_MEAN).div_(PIXEL_STD)
-        return x
+        return network_input(images, self.normalize)
 
     def on_after_batch_transfer(
         self, batch: tuple[Tensor, Tensor] | PredictBatch, dataloader_idx: int

@@ -1,0 +1,160 @@
+"""What ``POST /predict`` accepts, checked and prepared as ``mnist-lit predict`` prepares
+your own digits, before any model sees it.
+
+A body is a PNG or JPEG image (``Content-Type: image/png`` or ``image/jpeg``) or a JSON array
+of 28 rows of 28 pixel values, 0 (black) to 255 (white) (``application/json``). Either is
+an image of any polarity, prepared by :func:`~mnist_lit.data.own_digits.mnist_style`.
+Everything refused is an :class:`InputError`: an HTTP status and a message for the client.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+from mnist_lit.data.own_digits import mnist_style
+from mnist_lit.mnist import IMAGE_SIDE
+
+IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG"}
+JSON_TYPE = "application/json"
+ACCEPTED = ", ".join([*IMAGE_TYPES, JSON_TYPE])
+
+
+class InputError(Exception):
+    """A request refused: ``status`` is the HTTP status, the message tells the client why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The largest request body, in bytes, and the largest image, in pixels (width x height)."""
+
+    max_bytes: int = 2 * 1024 * 1024
+    max_pixels: int = 2048 * 2048
+
+
+def media_type(content_type: str | None) -> str:
+    """``image/png; charset=...`` -> ``image/png``."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def check_media_type(content_type: str | None) -> str:
+    """The body's media type if accepted, else a 415."""
+    kind = media_type(content_type)
+    if kind in IMAGE_TYPES or kind == JSON_TYPE:
+        return kind
+    got = f"Content-Type {kind}" if kind else "no Content-Type"
+    raise InputError(415, f"{got}: send one of {ACCEPTED}.")
+
+
+def too_large(size: int, limits: Limits) -> InputError:
+    return InputError(
+        413, f"the body holds {size:,} bytes or more; the limit is {limits.max_bytes:,}."
+    )
+
+
+def prepare(body: bytes, kind: str, limits: Limits) -> Tensor:
+    """The body as the models take it: ``(28, 28)`` uint8, prepared MNIST-style."""
+    if not body:
+        raise InputError(400, f"the body is empty: send a PNG or JPEG image or {_ARRAY}.")
+    if len(body) > limits.max_bytes:
+        raise too_large(len(body), limits)
+    image = decode_image(body, kind, limits) if kind in IMAGE_TYPES else parse_array(body)
+    try:
+        return mnist_style(image)
+    except ValueError as error:  # a blank image: no digit to find
+        raise InputError(422, f"{error}; draw or send a digit.") from error
+
+
+def decode_image(body: bytes, kind: str, limits: Limits) -> Image.Image:
+    """Decode a PNG or JPEG body, refusing one larger than ``limits.max_pixels`` before
+    its pixels are decoded (the header alone gives the size)."""
+    image_format = IMAGE_TYPES[kind]
+    try:
+        image = Image.open(io.BytesIO(body), formats=[image_format])
+    except Image.DecompressionBombError as error:
+        raise InputError(413, f"the image is too large: {error}") from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise InputError(
+            400, f"the body is not a {image_format} image, as its Content-Type {kind} says."
+        ) from error
+    width, height = image.size
+    if width * height > limits.max_pixels:
+        raise InputError(
+            413,
+            f"the image is {width}x{height} pixels; the limit is {limits.max_pixels:,} pixels "
+            "(width x height). Scale it down.",
+        )
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError) as error:
+        raise InputError(400, f"the {image_format} image is damaged or cut short.") from error
+    return image
+
+
+_ARRAY = f"a JSON array of {IMAGE_SIDE} rows of {IMAGE_SIDE} pixel values, 0 (black) to 255 (white)"
+
+
+def parse_array(body: bytes) -> Image.Image:
+    """A JSON 28x28 array of pixel values as a grayscale image."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as error:  # ValueError: bad JSON or bad UTF-8
+        raise InputError(400, f"the body is not valid JSON ({error}); send {_ARRAY}.") from error
+    problem = _array_problem(data)
+    if problem:
+        raise InputError(422, f"{problem}; send {_ARRAY}.")
+    return Image.fromarray(np.rint(np.array(data, dtype=np.float64)).astype(np.uint8), mode="L")
+
+
+def _array_problem(data: Any) -> str | None:
+    """What keeps ``data`` from being 28 rows of 28 numbers in [0, 255], or ``None``."""
+    if not isinstance(data, list):
+        return f"the JSON is {_json_kind(data)}, not an array"
+    if len(data) != IMAGE_SIDE:
+        return f"the array has {_count(len(data), 'row')}, not {IMAGE_SIDE}"
+    for i, row in enumerate(data):
+        if not isinstance(row, list):
+            return f"row {i} is {_json_kind(row)}, not an array"
+        if len(row) != IMAGE_SIDE:
+            return f"row {i} has {_count(len(row), 'value')}, not {IMAGE_SIDE}"
+        for value in row:
+            # bool is an int in Python, but true/false are no pixel values.
+            # NaN and infinity, which Python's JSON reads, fail the range check too.
+            if type(value) not in (int, float) or not 0 <= value <= 255:
+                return f"row {i} holds {json.dumps(value)[:20]}, not a number from 0 to 255"
+    return None
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    return kinds.get(type(value), "null" if value is None else "a number")
+
+
+def forwarded_body(digit: Tensor) -> bytes:
+    """A prepared ``(28, 28)`` uint8 image as the JSON body queued for a worker: its bytes,
+    row by row, in base64 (a tenth of the work of a list of lists, both ways)."""
+    pixels = base64.b64encode(digit.numpy().tobytes()).decode()
+    return json.dumps({"pixels": pixels}).encode()
+
+
+def forwarded_image(request: dict[str, Any]) -> Tensor:
+    """The image of a :func:`forwarded_body`, ``(28, 28)`` uint8."""
+    pixels = np.frombuffer(base64.b64decode(request["pixels"]), dtype=np.uint8)
+    return torch.from_numpy(pixels.reshape(IMAGE_SIDE, IMAGE_SIDE).copy())
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
