@@ -19,7 +19,6 @@ import contextlib
 import io
 import json
 import os
-import platform
 import signal
 import socket
 import subprocess
@@ -36,6 +35,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.run import machine as training_machine  # noqa: E402
 from mnist_lit.data.datamodule import download_mnist  # noqa: E402
 from mnist_lit.data.raw_files import read_split  # noqa: E402
 
@@ -271,19 +271,9 @@ def targets(cells: Sequence[Cell]) -> str:
 
 
 def machine() -> str:
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
     import litserve
-    import torch
 
-    return (
-        f"{model}, {os.cpu_count()} cores; Python {platform.python_version()}, torch "
-        f"{torch.__version__}, LitServe {litserve.__version__}"
-    )
+    return f"{training_machine()}, LitServe {litserve.__version__}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

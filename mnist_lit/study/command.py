@@ -38,7 +38,9 @@ def build_parser() -> OneMessageParser:
     )
     parser.add_argument("--networks", nargs="+", choices=NETWORK_NAMES, help="(default: all)")
     parser.add_argument("--losses", nargs="+", choices=LOSS_NAMES, help="(default: all)")
-    parser.add_argument("--n-trials", type=int, help="tuning trials per loss (default: 8)")
+    parser.add_argument(
+        "--n-trials", type=int, help="learning rates tried per loss, a log grid (default: 8)"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", help="(default: 0 1 2 3 4)")
     parser.add_argument("--epochs", type=int, help="epochs of every network (default: 10, 5, 2)")
     parser.add_argument(
