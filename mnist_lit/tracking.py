@@ -52,9 +52,20 @@ def name_the_run(config: Namespace) -> None:
         elif kind == "MLFlowLogger":
             args.experiment_name = experiment
             args.run_name = args.get("run_name") or f"version_{version}"
+            args.tracking_uri = absolute_sqlite(args.get("tracking_uri"))
         elif kind == "WandbLogger":
             args.name = args.get("name") or f"{experiment}/version_{version}"
             args.group = experiment
+
+
+def absolute_sqlite(uri: str | None) -> str | None:
+    """``sqlite:///relative/path`` made absolute, other URIs as they are. MLflow keeps one
+    database connection per URI for the life of the process, so a relative one would go on
+    writing into the folder of the first run started (a notebook that changes folder)."""
+    prefix = "sqlite:///"
+    if uri and uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(Path(uri.removeprefix(prefix)).resolve())
+    return uri
 
 
 def next_version(folder: Path) -> int:

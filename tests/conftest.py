@@ -13,6 +13,16 @@ from tests.fake_mnist import write_fake_mnist
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """Runs inside the test process set variables (Lightning's PL_GLOBAL_SEED, W&B's
+    WANDB_SERVICE) that later tests, and the processes they start, would inherit."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def fake_mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data_dir with 600 training and 200 test images in the IDX format."""

@@ -57,7 +57,7 @@ def test_the_figures_can_be_turned_off(fake_mnist_dir: Path) -> None:
 def test_mlflow_keeps_the_figures_as_artifacts(fake_mnist_dir: Path) -> None:
     fit_one_epoch(fake_mnist_dir)
     _test(fake_mnist_dir, "--config", MLFLOW)
-    client = MlflowClient("sqlite:///logs/mlflow.db")
+    client = MlflowClient(f"sqlite:///{Path('logs/mlflow.db').resolve()}")
     experiment = client.get_experiment_by_name("seed_cross_entropy")
     (run,) = client.search_runs([experiment.experiment_id])
     figures = {artifact.path for artifact in client.list_artifacts(run.info.run_id, "figures")}

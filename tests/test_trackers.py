@@ -41,7 +41,7 @@ def test_tensorboard_holds_every_epochs_metrics_and_the_config(fake_mnist_dir: P
 
 def test_mlflow_holds_the_run_with_its_metrics_params_and_config(fake_mnist_dir: Path) -> None:
     _fit(fake_mnist_dir, "--config", OVERLAYS["mlflow"])
-    client = MlflowClient("sqlite:///logs/mlflow.db")
+    client = MlflowClient(f"sqlite:///{Path('logs/mlflow.db').resolve()}")
     experiment = client.get_experiment_by_name("seed_cross_entropy")
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.run_name == "version_0"  # the run folder's name
@@ -50,6 +50,20 @@ def test_mlflow_holds_the_run_with_its_metrics_params_and_config(fake_mnist_dir:
     assert run.data.params["loss/class_path"] == "mnist_lit.losses.SoftmaxTwiceCrossEntropy"
     artifacts = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
     assert "config.yaml" in artifacts
+
+
+def test_each_folder_keeps_its_own_mlflow_store(
+    fake_mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two runs in one process (a notebook that changes folder): each in its folder's store.
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        _fit(fake_mnist_dir, "--config", OVERLAYS["mlflow"], epochs=1)
+    for folder in ("a", "b"):
+        client = MlflowClient(f"sqlite:///{tmp_path / folder / 'logs' / 'mlflow.db'}")
+        experiment = client.get_experiment_by_name("seed_cross_entropy")
+        assert len(client.search_runs([experiment.experiment_id])) == 1
 
 
 def test_wandb_keeps_an_offline_run(fake_mnist_dir: Path, tmp_path: Path) -> None:
