@@ -379,6 +379,16 @@ def main(args: Sequence[str] | None = None) -> None:
             if error.filename is None:  # not about a file the user named: a bug, show it
                 raise
             _fail(f"{error.filename}: {error.strerror}. Check the path and its permissions.")
+        finally:
+            _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """End this process's part in a distributed run (Lightning leaves the group open), so
+    that the communication threads stop before the interpreter exits rather than being
+    torn down under it, which can abort the process after its work is done."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _trainer_problem(error: MisconfigurationException) -> str:
