@@ -162,13 +162,8 @@ def collect_trials(study_dir: Path, results: list) -> list[dict[str, str]]:
 
 def write_pictures(study_dir: Path, results: list, trials: list[dict[str, str]]) -> None:
     from mnist_lit.study.plan import LOSS_LABELS
-    from mnist_lit.study.plots import (
-        AccuracyInterval,
-        RatePoint,
-        accuracy_intervals,
-        rate_sensitivity,
-    )
-    from mnist_lit.study.stats import t_interval
+    from mnist_lit.study.plots import RatePoint, accuracy_intervals, rate_sensitivity
+    from mnist_lit.study.stats import Interval, t_interval
 
     points: dict[str, dict[str, list[RatePoint]]] = {}
     for t in trials:
@@ -177,11 +172,8 @@ def write_pictures(study_dir: Path, results: list, trials: list[dict[str, str]])
         points.setdefault(t["network"], {}).setdefault(LOSS_LABELS[t["loss"]], []).append(point)
     figure = rate_sensitivity(points)
     figure.savefig(study_dir / "rate_sensitivity.png", dpi=80)
-    intervals: dict[str, dict[str, AccuracyInterval]] = {}
+    intervals: dict[str, dict[str, Interval]] = {}
     for network, loss in dict.fromkeys((r.network, r.loss) for r in results):
         accs = [r.test_acc for r in results if (r.network, r.loss) == (network, loss)]
-        i = t_interval(accs)
-        intervals.setdefault(network, {})[LOSS_LABELS[loss]] = AccuracyInterval(
-            i.mean, i.low, i.high
-        )
+        intervals.setdefault(network, {})[LOSS_LABELS[loss]] = t_interval(accs)
     accuracy_intervals(intervals).savefig(study_dir / "accuracy.png", dpi=80)

@@ -13,6 +13,9 @@ from typing import NamedTuple
 
 from matplotlib.figure import Figure
 
+from mnist_lit.figures import new_figure
+from mnist_lit.study.stats import Interval
+
 
 class RatePoint(NamedTuple):
     """One tuning trial: its rate, its (last) validation accuracy and how it ended:
@@ -23,14 +26,8 @@ class RatePoint(NamedTuple):
     state: str
 
 
-class AccuracyInterval(NamedTuple):
-    mean: float
-    low: float
-    high: float
-
-
 def _panels(count: int, width: float = 4.6) -> tuple[Figure, list]:
-    figure = Figure(figsize=(width * count, 3.8))
+    figure = new_figure(width * count, 3.8)
     axes = figure.subplots(1, count, squeeze=False)[0]
     return figure, list(axes)
 
@@ -65,11 +62,10 @@ def rate_sensitivity(
     figure.suptitle(
         "Tuning trials: line = completed, hollow = pruned, cross = diverged", fontsize=9
     )
-    figure.tight_layout()
     return figure
 
 
-def accuracy_intervals(intervals: Mapping[str, Mapping[str, AccuracyInterval]]) -> Figure:
+def accuracy_intervals(intervals: Mapping[str, Mapping[str, Interval]]) -> Figure:
     """Test accuracy (%) with its 95% interval per loss, a panel per network."""
     figure, axes = _panels(len(intervals), width=4.0)
     for ax, (network, by_loss) in zip(axes, intervals.items(), strict=True):
@@ -85,5 +81,4 @@ def accuracy_intervals(intervals: Mapping[str, Mapping[str, AccuracyInterval]]) 
         ax.set_title(network, fontsize=10)
         ax.grid(alpha=0.3, axis="y")
     axes[0].set_ylabel("test accuracy (%), 95% interval")
-    figure.tight_layout()
     return figure

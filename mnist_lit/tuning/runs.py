@@ -31,8 +31,10 @@ QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
     """Without the notices that every run would repeat: seeds, devices, batch counts."""
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
     with warnings.catch_warnings():
         for message in (
             r"LightningCLI's args parameter",  # runs from Python are what it is for here
@@ -40,7 +42,11 @@ def quiet() -> Iterator[None]:
             r".*does not have many workers",  # batches are cut from tensors in memory
         ):
             warnings.filterwarnings("ignore", message=message)
-        yield
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
 
 
 class ValidationCurve(Callback):
