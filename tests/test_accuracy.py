@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from lightning.pytorch.cli import LightningCLI
 
-from mnist_lit.cli import MNISTLightningCLI
+from mnist_lit.runs.lightning_cli import MNISTLightningCLI
 
 REPO = Path(__file__).resolve().parents[1]
 

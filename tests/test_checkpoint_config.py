@@ -3,6 +3,7 @@ from Python in one call, and ``mnist-lit test|validate|predict`` need no ``--con
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import lightning as L
@@ -38,7 +39,8 @@ def test_load_from_checkpoint_rebuilds_a_cli_model(mlp_checkpoint: Path) -> None
     model = MNISTClassifier.load_from_checkpoint(mlp_checkpoint)
     assert isinstance(model.net, MLP)
     assert (model.net.hidden_sizes, model.net.activation) == ([100], "relu")
-    assert type(model.loss).__name__ == "CrossEntropy" and model.lr == 0.1
+    assert type(model.loss).__name__ == "CrossEntropy"
+    assert model.optimizer(model.parameters()).defaults["lr"] == 0.1
     weights = torch.load(mlp_checkpoint, weights_only=True)["state_dict"]
     for key, value in model.state_dict().items():
         if key.startswith("net."):
@@ -48,7 +50,8 @@ def test_load_from_checkpoint_rebuilds_a_cli_model(mlp_checkpoint: Path) -> None
 def test_load_from_checkpoint_rebuilds_a_model_built_in_python(
     fake_mnist_dir: Path, tmp_path: Path
 ) -> None:
-    model = MNISTClassifier(MLP([30], activation="sigmoid"), LabelSmoothingCrossEntropy(0.2), 0.3)
+    sgd = functools.partial(torch.optim.SGD, lr=0.3, momentum=0.5)
+    model = MNISTClassifier(MLP([30], activation="sigmoid"), LabelSmoothingCrossEntropy(0.2), sgd)
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
     trainer.fit(model, MNISTDataModule(str(fake_mnist_dir), val_size=100))
@@ -56,7 +59,9 @@ def test_load_from_checkpoint_rebuilds_a_model_built_in_python(
     loaded = MNISTClassifier.load_from_checkpoint(tmp_path / "python.ckpt")
     assert (loaded.net.hidden_sizes, loaded.net.activation) == ([30], "sigmoid")
     assert isinstance(loaded.loss, LabelSmoothingCrossEntropy) and loaded.loss.smoothing == 0.2
-    assert loaded.lr == 0.3
+    optimizer = loaded.optimizer(loaded.parameters())
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert (optimizer.defaults["lr"], optimizer.defaults["momentum"]) == (0.3, 0.5)
     assert _same_outputs(model.net, loaded.net)
 
 
@@ -116,3 +121,17 @@ def test_a_checkpoint_keeps_the_init_args_given_on_the_command_line(
     (best,) = (tmp_path / "logs/seed_cross_entropy/version_0/checkpoints").glob("best-*.ckpt")
     model = MNISTClassifier.load_from_checkpoint(best)
     assert model.net.layers[1].out_features == 48
+
+
+def test_a_checkpoint_with_the_rate_in_model_lr_is_one_message(
+    mlp_checkpoint: Path, fake_mnist_dir: Path, tmp_path: Path
+) -> None:
+    # Written before the optimiser was the model's: its rate sat in model.lr.
+    checkpoint = torch.load(mlp_checkpoint, weights_only=True)
+    hparams = checkpoint["hyper_parameters"]
+    del hparams["optimizer"], hparams["lr_scheduler"]
+    hparams["lr"] = 0.1
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    err = console_error("test", "--ckpt_path=old.ckpt", *fake_data(fake_mnist_dir), cwd=tmp_path)
+    assert "old.ckpt was written by an earlier mnist-lit" in err
+    assert "model.optimizer.lr" in err

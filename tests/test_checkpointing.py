@@ -44,7 +44,7 @@ def test_last_checkpoint_follows_every_epoch(
 ) -> None:
     # lr ~0 learns nothing: val/acc never improves, so only epoch 0 is ever the best.
     monkeypatch.chdir(tmp_path)
-    main(["fit", "--config", TUTORIAL, "--model.lr=1e-12", "--trainer.max_epochs=3",
+    main(["fit", "--config", TUTORIAL, "--model.optimizer.lr=1e-12", "--trainer.max_epochs=3",
           *fake_data(fake_mnist_dir)])  # fmt: skip
     checkpoints = tmp_path / "logs" / "seed_cross_entropy" / "version_0" / "checkpoints"
     (best,) = checkpoints.glob("best-*.ckpt")
@@ -84,9 +84,9 @@ def _fit_killed_while_saving(data_dir: Path, cwd: Path, *options: str) -> Path:
     (cwd / "killer.py").write_text(KILLER)
     (cwd / "direct_io.py").write_text(DIRECT_WRITER)
     # lr ~0: epoch 1 does not improve on epoch 0, so last.ckpt is the only file it saves.
-    killed = console("fit", "--config", TUTORIAL, "--model.lr=1e-12", "--trainer.max_epochs=3",
-                     "--trainer.callbacks+=killer.KillWhileSaving", *fake_data(data_dir),
-                     *options, cwd=cwd, env=with_pythonpath(cwd))  # fmt: skip
+    killed = console("fit", "--config", TUTORIAL, "--model.optimizer.lr=1e-12",
+                     "--trainer.max_epochs=3", "--trainer.callbacks+=killer.KillWhileSaving",
+                     *fake_data(data_dir), *options, cwd=cwd, env=with_pythonpath(cwd))  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     return cwd / "logs" / "seed_cross_entropy" / "version_0" / "checkpoints"
 

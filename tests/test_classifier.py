@@ -1,3 +1,4 @@
+import functools
 from pathlib import Path
 
 import lightning as L
@@ -11,6 +12,10 @@ from mnist_lit.diagnostics import output_probabilities, saturated_share
 from mnist_lit.errors import MnistLitError
 from mnist_lit.losses import SigmoidQuadratic
 from tests.fake_mnist import square
+
+
+def sgd(lr: float) -> functools.partial[torch.optim.SGD]:
+    return functools.partial(torch.optim.SGD, lr=lr)
 
 
 def _trainer(**kwargs) -> L.Trainer:
@@ -31,7 +36,7 @@ def datamodule(fake_mnist_dir: Path) -> MNISTDataModule:
 
 def test_learns_the_fake_digits_and_logs_every_split(datamodule: MNISTDataModule) -> None:
     L.seed_everything(0)
-    model = MNISTClassifier(SoftmaxRegression(), Quadratic(), lr=0.5)
+    model = MNISTClassifier(SoftmaxRegression(), Quadratic(), sgd(0.5))
     trainer = _trainer(max_epochs=3)
     trainer.fit(model, datamodule)
     logged = trainer.callback_metrics
@@ -76,7 +81,7 @@ class _MislabelOnTrainStart(Callback):
 def test_best_accuracy_ignores_the_sanity_check(datamodule: MNISTDataModule) -> None:
     # Perfect during the sanity check, then wrong about every digit and hardly trained:
     # the best accuracy must be the epoch's, not the sanity check's 100%.
-    model = MNISTClassifier(_perfect_net(), lr=1e-12)
+    model = MNISTClassifier(_perfect_net(), optimizer=sgd(1e-12))
     mislabel = _MislabelOnTrainStart()
     trainer = _trainer(max_epochs=1, num_sanity_val_steps=-1, callbacks=[mislabel])
     trainer.fit(model, datamodule)
@@ -118,9 +123,19 @@ def test_network_with_wrong_number_of_outputs_is_named(datamodule: MNISTDataModu
     assert net.batch_sizes == [2]
 
 
-def test_learning_rate_must_be_positive() -> None:
-    with pytest.raises(MnistLitError, match=r"model\.lr"):
-        MNISTClassifier(lr=0)
+def test_a_bad_optimizer_option_is_one_message_before_training() -> None:
+    with pytest.raises(MnistLitError, match=r"model\.optimizer \(SGD\): Invalid learning rate"):
+        MNISTClassifier(optimizer=sgd(-1))
+
+
+def test_parts_built_in_python_are_saved_as_class_paths() -> None:
+    schedule = functools.partial(torch.optim.lr_scheduler.StepLR, step_size=2, gamma=0.5)
+    hparams = MNISTClassifier(optimizer=sgd(0.1), lr_scheduler=schedule).hparams
+    assert hparams["optimizer"]["class_path"] == "torch.optim.sgd.SGD"
+    assert hparams["optimizer"]["init_args"]["lr"] == 0.1
+    assert hparams["lr_scheduler"]["init_args"] == {"step_size": 2, "gamma": 0.5}
+    # The default, a lambda, is described as what it builds: the tutorial's SGD at 0.5.
+    assert MNISTClassifier().hparams["optimizer"]["init_args"]["lr"] == 0.5
 
 
 def test_logs_dcdz_saturation_and_calibration(fake_mnist_dir: Path) -> None:
@@ -128,7 +143,7 @@ def test_logs_dcdz_saturation_and_calibration(fake_mnist_dir: Path) -> None:
     # must be the per-sample gradient at the initial weights, computed here by hand.
     datamodule = MNISTDataModule(data_dir=str(fake_mnist_dir), batch_size=1000, val_size=100)
     L.seed_everything(0)
-    model = MNISTClassifier(SoftmaxRegression(), SigmoidQuadratic(), lr=1e-12)
+    model = MNISTClassifier(SoftmaxRegression(), SigmoidQuadratic(), sgd(1e-12))
     initial = [p.detach().clone() for p in model.parameters()]
     trainer = _trainer(max_epochs=1)
     trainer.fit(model, datamodule)

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from mnist_lit.checkpointing import read_checkpoint
-from mnist_lit.cli import MNISTLightningCLI, main
+from mnist_lit.cli import main
+from mnist_lit.runs.lightning_cli import MNISTLightningCLI
 from tests.cli_helpers import FAST, TUTORIAL, console, fake_data, with_pythonpath
 
 
@@ -138,8 +139,8 @@ def test_a_scheduler_alone_schedules_the_default_sgd(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     main(["fit", "--config", TUTORIAL, "--trainer.max_epochs=2", *fake_data(fake_mnist_dir),
-          "--lr_scheduler=torch.optim.lr_scheduler.StepLR", "--lr_scheduler.step_size=1",
-          "--lr_scheduler.gamma=0.1"])  # fmt: skip
+          "--model.lr_scheduler=torch.optim.lr_scheduler.StepLR",
+          "--model.lr_scheduler.step_size=1", "--model.lr_scheduler.gamma=0.1"])  # fmt: skip
     last = read_checkpoint("logs/seed_cross_entropy/version_0/checkpoints/last.ckpt")
     # The tutorial's lr 0.5, divided by 10 after each of the two epochs.
     assert last["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.005)

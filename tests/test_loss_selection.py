@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_lit.cli import MNISTLightningCLI
+from mnist_lit.runs.lightning_cli import MNISTLightningCLI
 
 
 @pytest.mark.parametrize(

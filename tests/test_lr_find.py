@@ -44,7 +44,7 @@ def test_lr_find_suggests_model_lr_and_keeps_its_curve(
     fake_mnist_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _lr_find(fake_mnist_dir, "--lr_find.min_lr=1e-4", "--lr_find.max_lr=10")
-    suggested = _suggested(capsys.readouterr().out, "--model.lr")
+    suggested = _suggested(capsys.readouterr().out, "--model.optimizer.lr")
     results = _results()
     rates = [lr for lr, _ in results]
     assert len(results) == 30
@@ -58,11 +58,11 @@ def test_lr_find_suggests_model_lr_and_keeps_its_curve(
 def test_lr_find_with_an_optimizer_finds_the_optimizers_rate(
     fake_mnist_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _lr_find(fake_mnist_dir, "--optimizer=Adam", "--optimizer.lr=0.001",
+    _lr_find(fake_mnist_dir, "--model.optimizer=Adam", "--model.optimizer.lr=0.001",
              "--lr_find.max_lr=0.1")  # fmt: skip
     out = capsys.readouterr().out
-    assert "--model.lr" not in out
-    assert 0 < _suggested(out, "--optimizer.lr") <= 0.1
+    assert "--model.optimizer.lr" not in out
+    assert 0 < _suggested(out, "--model.optimizer.lr") <= 0.1
     # The range replaced Adam's own rate: it went all the way to max_lr.
     assert _results()[-1][0] == pytest.approx(0.1)
 
@@ -83,7 +83,7 @@ def test_a_diverging_loss_ends_the_search_not_the_run(
     results = _results()
     assert len(results) < 30 and math.isnan(results[-1][1])
     diverged_at = results[-1][0]
-    assert _suggested(capsys.readouterr().out, "--model.lr") < diverged_at
+    assert _suggested(capsys.readouterr().out, "--model.optimizer.lr") < diverged_at
 
 
 def test_lr_find_lists_its_own_options_and_fits(capsys: pytest.CaptureFixture[str]) -> None:
@@ -91,7 +91,7 @@ def test_lr_find_lists_its_own_options_and_fits(capsys: pytest.CaptureFixture[st
         main(["lr_find", "--help"])
     out = capsys.readouterr().out
     assert "--lr_find.min_lr" in out and "--lr_find.num_training" in out
-    assert "--trainer.max_epochs" in out and "--model.lr" in out
+    assert "--trainer.max_epochs" in out and "--model.optimizer.lr" in out
 
 
 def test_batch_size_scaling_is_refused_with_the_reason(

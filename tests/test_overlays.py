@@ -18,8 +18,8 @@ from lightning.pytorch.callbacks import (
     TQDMProgressBar,
 )
 
-from mnist_lit.cli import MNISTLightningCLI
 from mnist_lit.losses import CrossEntropy
+from mnist_lit.runs.lightning_cli import MNISTLightningCLI
 from tests.cli_helpers import REPO, TUTORIAL, fake_data
 
 RUN = Path("logs/seed_cross_entropy/version_0")
@@ -49,8 +49,8 @@ def test_early_stopping_and_the_lr_monitor_stack(fake_mnist_dir: Path) -> None:
     # The fake validation set is learnt in the first epoch: no improvement after it.
     cli = _fit(fake_mnist_dir, *overlay("callbacks/early_stopping"),
                *overlay("callbacks/lr_monitor"), "--trainer.max_epochs=20",
-               "--lr_scheduler=StepLR", "--lr_scheduler.step_size=1",
-               "--lr_scheduler.gamma=0.5")  # fmt: skip
+               "--model.lr_scheduler=StepLR", "--model.lr_scheduler.step_size=1",
+               "--model.lr_scheduler.gamma=0.5")  # fmt: skip
     val_acc = _logged("val/acc")
     assert val_acc[0] == max(val_acc)
     assert len(val_acc) == 4  # the best epoch, then the patience of 3 epochs

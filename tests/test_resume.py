@@ -22,12 +22,12 @@ STATEFUL = [
     "--model.net=mnist_lit.models.CNN",
     "--model.net.channels=[4, 8]",
     "--model.net.hidden=16",
-    "--optimizer=torch.optim.SGD",
-    "--optimizer.lr=0.05",
-    "--optimizer.momentum=0.9",
-    "--lr_scheduler=torch.optim.lr_scheduler.StepLR",
-    "--lr_scheduler.step_size=1",
-    "--lr_scheduler.gamma=0.7",
+    "--model.optimizer=torch.optim.SGD",
+    "--model.optimizer.lr=0.05",
+    "--model.optimizer.momentum=0.9",
+    "--model.lr_scheduler=torch.optim.lr_scheduler.StepLR",
+    "--model.lr_scheduler.step_size=1",
+    "--model.lr_scheduler.gamma=0.7",
 ]
 
 
@@ -150,9 +150,10 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(
 ) -> None:
     # Epoch 0 trains at lr 0.1; then the scheduler multiplies it by 1e30 and the MLP diverges.
     diverging = ["--model.net=mnist_lit.models.MLP", "--model.loss=mnist_lit.losses.CrossEntropy",
-                 "--data.normalize=true", "--optimizer=torch.optim.SGD", "--optimizer.lr=0.1",
-                 "--lr_scheduler=torch.optim.lr_scheduler.StepLR",
-                 "--lr_scheduler.step_size=1", "--lr_scheduler.gamma=1e30"]  # fmt: skip
+                 "--data.normalize=true", "--model.optimizer=torch.optim.SGD",
+                 "--model.optimizer.lr=0.1",
+                 "--model.lr_scheduler=torch.optim.lr_scheduler.StepLR",
+                 "--model.lr_scheduler.step_size=1", "--model.lr_scheduler.gamma=1e30"]  # fmt: skip
     old = Path.cwd()
     os.chdir(tmp_path)
     try:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mnist_lit.cli import main
-from mnist_lit.study.plan import NETWORKS, make_plan
+from mnist_lit.study.plan import STUDY_NETWORKS, make_plan
 from mnist_lit.study.runner import epochs_to_reach
 from tests.cli_helpers import console_error
 
@@ -101,7 +101,8 @@ def test_default_budget_and_plan() -> None:
     assert plan.networks == ("softmax_regression", "mlp", "cnn")
     assert plan.losses == ("ce", "softmax_twice", "quadratic", "square_logits")
     assert len(plan.budget.seeds) >= 5 and plan.budget.n_trials == 8
-    assert NETWORKS["cnn"].lr_key == "optimizer.lr"
+    assert STUDY_NETWORKS["cnn"].schedule_ends_with_training()
+    assert not STUDY_NETWORKS["mlp"].schedule_ends_with_training()
     assert epochs_to_reach([0.5, 0.97, 0.99], 0.96) == 2
     with pytest.raises(Exception, match="at least 2 seeds"):
         make_plan(quick=True, seeds=[0])

@@ -54,7 +54,8 @@ def test_search_file_drives_each_trial(
     monkeypatch.chdir(tmp_path)
     search = _search(
         tmp_path,
-        "model.lr: {low: 1e-2, high: 1.0, log: true}\ndata.batch_size: {choices: [32, 128]}\n",
+        "model.optimizer.lr: {low: 1e-2, high: 1.0, log: true}\n"
+        "data.batch_size: {choices: [32, 128]}\n",
     )
     study = tmp_path / "lr_study"
     main(_tune_args(fake_mnist_dir, search, study, 3, 1, "--seed", "0"))
@@ -64,13 +65,15 @@ def test_search_file_drives_each_trial(
         config = yaml.safe_load(
             (study / "trials" / f"trial_{trial.number:04d}" / "config.yaml").read_text()
         )
-        assert config["model"]["lr"] == trial.params["model.lr"]
+        assert config["model"]["optimizer"]["init_args"]["lr"] == trial.params["model.optimizer.lr"]
         assert config["data"]["batch_size"] == trial.params["data.batch_size"]
-        assert 1e-2 <= config["model"]["lr"] <= 1.0
+        assert 1e-2 <= config["model"]["optimizer"]["init_args"]["lr"] <= 1.0
     # Trials write into the study folder, never into the user's logs/.
     assert not (tmp_path / "logs").exists()
     rows = list(csv.DictReader((study / "trials.csv").open()))
-    assert [r["model.lr"] for r in rows] == [str(t.params["model.lr"]) for t in trials]
+    assert [r["model.optimizer.lr"] for r in rows] == [
+        str(t.params["model.optimizer.lr"]) for t in trials
+    ]
     for name in ("best.yaml", "history.png", "slices.png"):
         assert (study / name).stat().st_size > 500
 
@@ -81,22 +84,22 @@ def test_a_grid_is_tried_once_and_unpromising_trials_are_pruned(
     # Choices only make a grid: each rate once, however many trials are asked for. Half the
     # rates cannot learn in time: the median pruner stops them after an epoch.
     rates = [0.5, 0.3, 0.2, 1.0e-6, 2.0e-6, 3.0e-6]
-    search = _search(tmp_path, f"model.lr: {{choices: {rates}}}\n")
+    search = _search(tmp_path, f"model.optimizer.lr: {{choices: {rates}}}\n")
     study = tmp_path / "pruned"
     main(_tune_args(fake_mnist_dir, search, study, 10, 3, "--seed", "2"))
     trials = _trials(study)
-    assert sorted(t.params["model.lr"] for t in trials) == sorted(rates)
+    assert sorted(t.params["model.optimizer.lr"] for t in trials) == sorted(rates)
     pruned = [t for t in trials if t.state.name == "PRUNED"]
-    assert pruned and all(t.params["model.lr"] < 1e-5 for t in pruned)
+    assert pruned and all(t.params["model.optimizer.lr"] < 1e-5 for t in pruned)
     assert all(len(t.intermediate_values) < 3 for t in pruned)
-    assert all(t.state.name == "COMPLETE" for t in trials if t.params["model.lr"] > 0.1)
+    assert all(t.state.name == "COMPLETE" for t in trials if t.params["model.optimizer.lr"] > 0.1)
 
 
 def test_best_yaml_reproduces_the_best_trial(
     fake_mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Small rates so that the validation metrics still move between epochs.
-    search = _search(tmp_path, "model.lr: {low: 1e-3, high: 1e-2, log: true}\n")
+    search = _search(tmp_path, "model.optimizer.lr: {low: 1e-3, high: 1e-2, log: true}\n")
     study = tmp_path / "best"
     main(_tune_args(fake_mnist_dir, search, study, 2, 2, "--seed", "0"))
     best = max((t for t in _trials(study) if t.value is not None), key=lambda t: t.value)
@@ -109,7 +112,7 @@ def test_best_yaml_reproduces_the_best_trial(
 
 
 def test_objective_can_be_validation_cross_entropy(fake_mnist_dir: Path, tmp_path: Path) -> None:
-    search = _search(tmp_path, "model.lr: {low: 1e-2, high: 1.0, log: true}\n")
+    search = _search(tmp_path, "model.optimizer.lr: {low: 1e-2, high: 1.0, log: true}\n")
     study = tmp_path / "ce"
     main(_tune_args(fake_mnist_dir, search, study, 2, 2, "--objective", "ce", "--pruner", "none"))
     trials = _trials(study)
@@ -123,7 +126,7 @@ def _command(data: Path, search: str, study: Path, n_trials: int, epochs: int) -
 
 @pytest.mark.slow
 def test_a_killed_tune_loses_only_its_running_trial(fake_mnist_dir: Path, tmp_path: Path) -> None:
-    search = _search(tmp_path, "model.lr: {low: 1e-2, high: 1.0, log: true}\n")
+    search = _search(tmp_path, "model.optimizer.lr: {low: 1e-2, high: 1.0, log: true}\n")
     study = tmp_path / "killed"
     command = _command(fake_mnist_dir, search, study, 4, 30)
     process = subprocess.Popen(
@@ -156,7 +159,7 @@ def test_a_killed_tune_loses_only_its_running_trial(fake_mnist_dir: Path, tmp_pa
 
 @pytest.mark.slow
 def test_two_workers_share_one_storage(fake_mnist_dir: Path, tmp_path: Path) -> None:
-    search = _search(tmp_path, "model.lr: {low: 1e-2, high: 1.0, log: true}\n")
+    search = _search(tmp_path, "model.optimizer.lr: {low: 1e-2, high: 1.0, log: true}\n")
     study = tmp_path / "shared"
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
     commands = [
@@ -187,27 +190,29 @@ def test_two_workers_share_one_storage(fake_mnist_dir: Path, tmp_path: Path) -> 
     ("search", "expected"),
     [
         pytest.param(
-            "model.lrr: {low: 0.1, high: 1.0}\n",
-            "model.lrr = 0.1 does not fit the config",
+            "model.optimizer.lrr: {low: 0.1, high: 1.0}\n",
+            "model.optimizer.lrr = 0.1 does not fit the config",
             id="unknown-key",
         ),
         pytest.param(
-            "model.lr: {low: 1.0, high: 0.1}\n",
-            "model.lr: low must be below high",
+            "model.optimizer.lr: {low: 1.0, high: 0.1}\n",
+            "model.optimizer.lr: low must be below high",
             id="low-above-high",
         ),
         pytest.param(
-            "model.lr: {low: 0, high: 1.0, log: true}\n",
+            "model.optimizer.lr: {low: 0, high: 1.0, log: true}\n",
             "a log range must start above 0",
             id="log-from-zero",
         ),
         pytest.param(
-            "model.lr: {low: -1.0, high: 1.0}\n",
-            "model.lr = -1.0 does not fit the config: model.lr must be positive",
+            "model.optimizer.lr: {low: -1.0, high: 1.0}\n",
+            "model.optimizer.lr = -1.0 does not fit the config: model.optimizer (SGD): Invalid",
             id="value-the-model-refuses",
         ),
-        pytest.param("model.lr: {low: 0.1, hihg: 1.0}\n", "unknown field(s) hihg", id="typo"),
-        pytest.param("model.lr: 0.5\n", "give a range", id="not-a-range"),
+        pytest.param(
+            "model.optimizer.lr: {low: 0.1, hihg: 1.0}\n", "unknown field(s) hihg", id="typo"
+        ),
+        pytest.param("model.optimizer.lr: 0.5\n", "give a range", id="not-a-range"),
         pytest.param("- model.lr\n", "must map config keys to ranges", id="not-a-mapping"),
     ],
 )
@@ -221,7 +226,7 @@ def test_bad_search_file_is_one_message(
 
 
 def test_storage_that_cannot_be_opened_is_one_message(fake_mnist_dir: Path, tmp_path: Path) -> None:
-    search = _search(tmp_path, "model.lr: {low: 0.1, high: 1.0}\n")
+    search = _search(tmp_path, "model.optimizer.lr: {low: 0.1, high: 1.0}\n")
     for storage, expected in (
         (f"sqlite:///{tmp_path}/no/such/folder/x.db", "unable to open database file"),
         ("postgresql://user:secret@127.0.0.1:9/db", "cannot be opened"),
@@ -236,7 +241,7 @@ def test_storage_that_cannot_be_opened_is_one_message(fake_mnist_dir: Path, tmp_
 def test_study_folder_of_another_configuration_is_one_message(
     fake_mnist_dir: Path, tmp_path: Path
 ) -> None:
-    search = _search(tmp_path, "model.lr: {low: 0.1, high: 1.0}\n")
+    search = _search(tmp_path, "model.optimizer.lr: {low: 0.1, high: 1.0}\n")
     study = tmp_path / "s"
     main(_tune_args(fake_mnist_dir, search, study, 1, 1))
     args = _tune_args(fake_mnist_dir, search, study, 2, 1)
@@ -250,7 +255,7 @@ def test_rerunning_the_same_command_continues_the_study(
     fake_mnist_dir: Path, tmp_path: Path
 ) -> None:
     # The CNN's config holds a tuple (its channels): it must compare equal once stored.
-    search = _search(tmp_path, "optimizer.lr: {low: 1e-3, high: 0.1, log: true}\n")
+    search = _search(tmp_path, "model.optimizer.lr: {low: 1e-3, high: 0.1, log: true}\n")
     study = tmp_path / "cnn"
     args = _tune_args(fake_mnist_dir, search, study, 1, 1)
     args[args.index(TUTORIAL)] = str(Path(TUTORIAL).with_name("cnn.yaml"))
@@ -268,7 +273,7 @@ def test_without_optuna_is_one_message(
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     monkeypatch.setitem(sys.modules, "optuna", None)  # as if not installed
-    search = _search(tmp_path, "model.lr: {low: 0.1, high: 1.0}\n")
+    search = _search(tmp_path, "model.optimizer.lr: {low: 0.1, high: 1.0}\n")
     err = cli_error(_tune_args(fake_mnist_dir, search, tmp_path / "s", 1), capsys)
     assert "pip install 'mnist-lit[tune]'" in err
     err = cli_error(["study", "--study-dir", str(tmp_path / "t")], capsys)

@@ -12,10 +12,10 @@ Outputs, in ``--output-dir`` (default ``outputs/compare/<preset>/``):
 - ``curves.png``: the learning curves, mean over seeds with a band of one standard deviation.
 - ``summary.md``: the Markdown table also printed at the end (mean ± std over seeds).
 
-:mod:`~mnist_lit.compare.experiment` runs the study, :mod:`~mnist_lit.compare.report`
+:mod:`~mnist_lit.compare.experiment` trains and measures, :mod:`~mnist_lit.compare.report`
 writes it, :mod:`~mnist_lit.compare.command` holds the options.
 """
 
-from mnist_lit.compare.experiment import LOSSES, PRESETS, run_comparison, saturated_sigmoid_mlp
+from mnist_lit.compare.experiment import PRESETS, run_comparison, saturated_sigmoid_mlp
 
-__all__ = ["LOSSES", "PRESETS", "run_comparison", "saturated_sigmoid_mlp"]
+__all__ = ["PRESETS", "run_comparison", "saturated_sigmoid_mlp"]

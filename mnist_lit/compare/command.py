@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from jsonargparse import Namespace
 
-from mnist_lit.compare.experiment import LOSSES, PRESETS, run_comparison
+from mnist_lit.catalog import LOSSES
+from mnist_lit.compare.experiment import PRESETS, run_comparison
 from mnist_lit.compare.report import plot_curves, summary_table, write_csv
 from mnist_lit.errors import MnistLitError, OneMessageParser
+from mnist_lit.quiet import RUN_NOTICES, quiet
 
 HELP = "Train several losses on the same data and weights; compare them epoch by epoch."
 
@@ -77,11 +78,10 @@ def main(argv: Sequence[str]) -> None:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise MnistLitError(f"--output-dir {output_dir}: cannot create it ({error}).") from None
-    # The Trainer's notices about devices are noise here.
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    rows = run_comparison(
-        args.preset, losses, epochs, args.seeds, args.data_dir, args.val_size, args.accelerator
-    )
+    with quiet(RUN_NOTICES):  # the Trainer's notices about devices are noise here
+        rows = run_comparison(
+            args.preset, losses, epochs, args.seeds, args.data_dir, args.val_size, args.accelerator
+        )
     write_csv(rows, output_dir / "metrics.csv")
     title = f"{args.preset}: {preset.description}; {len(args.seeds)} seed(s)"
     plot_curves(rows, title, output_dir / "curves.png")

@@ -1,44 +1,24 @@
-"""Running the loss study: several losses trained on the same data, network, seed and
-initial weights, measured epoch by epoch."""
+"""The experiment of ``mnist-lit compare``: several losses trained on the same data,
+network, seed and initial weights, measured epoch by epoch (validation and test metrics,
+dC/dz and saturated outputs)."""
 
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
-from torch import Tensor, nn
-from torchmetrics.functional.classification import multiclass_calibration_error
+from torch import nn
 
+from mnist_lit.catalog import LOSSES
 from mnist_lit.data import MNISTDataModule
 from mnist_lit.diagnostics import output_probabilities, per_sample_dcdz, saturated_share
-from mnist_lit.losses import (
-    BinaryCrossEntropy,
-    CrossEntropy,
-    FocalLoss,
-    LabelSmoothingCrossEntropy,
-    Quadratic,
-    SigmoidQuadratic,
-    SoftmaxTwiceCrossEntropy,
-    SquareLoss,
-)
-from mnist_lit.mnist import NUM_CLASSES
 from mnist_lit.models import MLP, MNISTClassifier, SoftmaxRegression
-
-LOSSES: dict[str, Callable[[], nn.Module]] = {
-    "ce": CrossEntropy,
-    "softmax_twice": SoftmaxTwiceCrossEntropy,
-    "quadratic": Quadratic,
-    "sigmoid_quadratic": SigmoidQuadratic,
-    "bce": BinaryCrossEntropy,
-    "label_smoothing": LabelSmoothingCrossEntropy,
-    "focal": FocalLoss,
-    "square_logits": SquareLoss,
-}
+from mnist_lit.runs.evaluation import evaluate, split_logits
 
 # Nielsen's saturated start: every output neuron begins near 1, wrong for nine digits out
 # of ten, like his neuron that starts at 0.98 and should output 0. A sigmoid output with
@@ -91,34 +71,10 @@ PRESETS = {
 }
 
 
-@torch.no_grad()
-def _logits(net: nn.Module, images: Tensor, datamodule: MNISTDataModule) -> Tensor:
-    device = next(net.parameters()).device
-    chunks = [net(datamodule.preprocess(chunk.to(device))) for chunk in images.split(5_000)]
-    return torch.cat(chunks).float()
-
-
-def evaluate(model: MNISTClassifier, datamodule: MNISTDataModule, split: str) -> dict[str, float]:
-    """Accuracy, cross-entropy on logits and calibration error of ``model`` on ``split``."""
-    images, labels = datamodule.splits[split]
-    was_training = model.training
-    model.eval()
-    logits = _logits(model.net, images, datamodule)
-    model.train(was_training)
-    labels = labels.to(logits.device)
-    ece = multiclass_calibration_error(logits.softmax(-1), labels, NUM_CLASSES, n_bins=15)
-    return {
-        f"{split}_acc": (logits.argmax(-1) == labels).float().mean().item(),
-        f"{split}_ce": F.cross_entropy(logits, labels).item(),
-        f"{split}_ece": ece.item(),
-    }
-
-
 def initial_diagnostics(model: MNISTClassifier, datamodule: MNISTDataModule) -> dict[str, float]:
     """dC/dz and the saturated share at the initial weights, on the validation set."""
-    images, labels = datamodule.splits["val"]
-    logits = _logits(model.net, images, datamodule).requires_grad_()
-    labels = labels.to(logits.device)
+    logits = split_logits(model, datamodule, "val").requires_grad_()
+    labels = datamodule.splits["val"][1].to(logits.device)
     (grad,) = torch.autograd.grad(model.loss(logits, labels), logits)
     probs = output_probabilities(logits.detach(), model.output_activation)
     return {"dcdz": per_sample_dcdz(grad).item(), "saturated": saturated_share(probs).item()}
@@ -135,7 +91,7 @@ class EpochRecorder(Callback):
     def record(self, model: MNISTClassifier, epoch: int, diagnostics: dict[str, float]) -> None:
         row: Row = {**self.labels, "epoch": epoch, **diagnostics}
         for split in ("val", "test"):
-            row.update(evaluate(model, self.datamodule, split))
+            row.update(evaluate(model, self.datamodule, split).metrics)
         self.rows.append(row)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -159,7 +115,8 @@ def train_one(
     """Train ``net`` with one loss; return its rows, epoch 0 (untrained) included."""
     preset = PRESETS[preset_name]
     # The study measures dC/dz on every batch, not on a sample.
-    model = MNISTClassifier(net, LOSSES[loss_name](), lr=preset.lr, diagnostics_every=1)
+    optimizer = functools.partial(torch.optim.SGD, lr=preset.lr)
+    model = MNISTClassifier(net, LOSSES[loss_name].build(), optimizer, diagnostics_every=1)
     recorder = EpochRecorder(datamodule, {"preset": preset_name, "loss": loss_name, "seed": seed})
     recorder.record(model, 0, initial_diagnostics(model, datamodule))
     trainer = L.Trainer(

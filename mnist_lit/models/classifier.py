@@ -1,14 +1,18 @@
-"""The LightningModule: any network, any loss, SGD by default, accuracy per split."""
+"""The LightningModule: any network, any loss, an injected optimiser (the tutorial's SGD by
+default), accuracy per split."""
 
 from __future__ import annotations
 
 import inspect
 import warnings
+from collections.abc import Callable
 from typing import Any, cast
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
@@ -18,6 +22,7 @@ from mnist_lit.diagnostics import output_probabilities, per_sample_dcdz, saturat
 from mnist_lit.errors import MnistLitError, first_line
 from mnist_lit.losses import CrossEntropy
 from mnist_lit.mnist import IMAGE_SIDE, NUM_CLASSES
+from mnist_lit.models.divergence import StopOnDivergence
 from mnist_lit.models.nets import SoftmaxRegression
 
 Batch = tuple[Tensor, Tensor]
@@ -27,17 +32,45 @@ LOSS_CONTRACT = (
 )
 
 
-def class_spec(module: nn.Module) -> dict[str, Any]:
-    """``module`` as ``class_path`` and ``init_args``: its class, and each argument of its
+def class_spec(obj: object) -> dict[str, Any]:
+    """``obj`` as ``class_path`` and ``init_args``: its class, and each argument of its
     ``__init__`` that it keeps as an attribute of the same name (plain values only)."""
-    cls = type(module)
+    cls = type(obj)
     parameters = inspect.signature(cls.__init__).parameters
     init_args = {
-        name: getattr(module, name)
+        name: getattr(obj, name)
         for name in list(parameters)[1:]
-        if isinstance(getattr(module, name, None), (bool, int, float, str, list, tuple))
+        if isinstance(getattr(obj, name, None), (bool, int, float, str, list, tuple))
     }
     return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}
+
+
+def optimizer_spec(make: Callable[..., torch.optim.Optimizer]) -> dict[str, Any]:
+    """The optimiser that ``make`` builds, as ``class_path`` and ``init_args``: built once
+    on a dummy parameter, so classes, partials and lambdas are described alike."""
+    optimizer = make([nn.Parameter(torch.zeros(1))])
+    spec = class_spec(optimizer)
+    spec["init_args"] = {
+        name: value
+        for name, value in optimizer.defaults.items()
+        if isinstance(value, (bool, int, float, str, list, tuple))
+    }
+    return spec
+
+
+def scheduler_spec(make: Callable[..., Any]) -> dict[str, Any]:
+    """The schedule that ``make`` builds, as ``class_path`` and ``init_args`` (less its
+    position, ``last_epoch``, which a new schedule starts from)."""
+    spec = class_spec(make(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)))
+    spec["init_args"].pop("last_epoch", None)
+    return spec
+
+
+def _class_name(spec: Any, part: Any) -> str:
+    """The class that ``part`` builds, from its ``class_path`` when LightningCLI gave one."""
+    if isinstance(spec, dict):
+        return str(spec.get("class_path", "")).rsplit(".", 1)[-1]
+    return str(getattr(getattr(part, "func", part), "__name__", type(part).__name__))
 
 
 def accuracy() -> MulticlassAccuracy:
@@ -47,7 +80,7 @@ def accuracy() -> MulticlassAccuracy:
 
 def running_mean() -> MeanMetric:
     # The NaN check would read the value on the host every step; a non-finite training loss
-    # is caught by the classifier itself.
+    # is recorded by the classifier itself (nonfinite_step).
     return MeanMetric(nan_strategy="disable")
 
 
@@ -74,8 +107,11 @@ class MNISTClassifier(L.LightningModule):
         net: maps ``(B, 1, 28, 28)`` images to ``(B, 10)`` logits; default the tutorial's
             :class:`SoftmaxRegression`.
         loss: ``loss(logits, target) -> scalar``; default :class:`CrossEntropy`.
-        lr: learning rate of the default optimiser, plain SGD (the tutorial's 0.5).
-            LightningCLI's ``--optimizer`` and ``--lr_scheduler`` replace it.
+        optimizer: builds the optimiser from the parameters; default the tutorial's SGD at
+            learning rate 0.5. From the command line, ``--model.optimizer Adam
+            --model.optimizer.lr 0.001``: the one place of the learning rate.
+        lr_scheduler: builds a schedule from the optimiser, stepped once per epoch; default
+            none (a constant rate).
         diagnostics_every: measure ``train/dcdz`` and ``train/saturated`` on every n-th
             training batch (1: all of them). Measuring costs a quarter of a step of the
             tutorial's model, and a sample of batches estimates an epoch's mean well.
@@ -87,18 +123,18 @@ class MNISTClassifier(L.LightningModule):
         self,
         net: nn.Module | None = None,
         loss: nn.Module | None = None,
-        lr: float = 0.5,
+        optimizer: OptimizerCallable = lambda params: torch.optim.SGD(params, lr=0.5),
+        lr_scheduler: LRSchedulerCallable | None = None,
         diagnostics_every: int = 10,
         compile: bool = False,
     ) -> None:
         super().__init__()
-        if lr <= 0:
-            raise MnistLitError(f"model.lr must be positive, got {lr}.")
         self.net = net if net is not None else SoftmaxRegression()
         self.loss = loss if loss is not None else CrossEntropy()
+        self.optimizer = optimizer
+        self.lr_scheduler = lr_scheduler
         self.save_hyperparameters_with_classes()
         self.output_activation = str(getattr(self.loss, "activation", "softmax"))
-        self.lr = lr
         if diagnostics_every <= 0:
             raise MnistLitError(
                 f"model.diagnostics_every must be a positive integer, got {diagnostics_every}."
@@ -134,19 +170,33 @@ class MNISTClassifier(L.LightningModule):
         self._rng_states_to_restore: dict[str, Any] | None = None
 
     def save_hyperparameters_with_classes(self) -> None:
-        """Save the hyperparameters, ``net`` and ``loss`` as ``class_path`` and ``init_args``,
-        so that a checkpoint rebuilds its own model: ``load_from_checkpoint(path)`` and
-        ``mnist-lit test --ckpt_path FILE`` need nothing else.
+        """Save the hyperparameters, each part (net, loss, optimiser, schedule) as
+        ``class_path`` and ``init_args``, so that a checkpoint rebuilds its own model:
+        ``load_from_checkpoint(path)`` and ``mnist-lit test --ckpt_path FILE`` need nothing
+        else.
 
-        From LightningCLI they arrive so; a module built in Python is described here.
+        From LightningCLI they arrive so; parts built in Python are described here.
         """
         with warnings.catch_warnings():  # modules from Python are replaced below
             warnings.filterwarnings("ignore", message=r"Attribute '(net|loss)' is an instance")
             self.save_hyperparameters()
         hparams = dict(self.hparams)
-        for name, module in (("net", self.net), ("loss", self.loss)):
+        describe = {"net": class_spec, "loss": class_spec, "optimizer": optimizer_spec,
+                    "lr_scheduler": scheduler_spec}  # fmt: skip
+        for name, spec in describe.items():
+            part = getattr(self, name)
+            if part is None:
+                continue
+            try:  # built once on a dummy parameter: a bad option fails here, not in fit
+                described = spec(part)
+            except Exception as error:
+                option = f"model.{name} ({_class_name(hparams.get(name), part)})"
+                raise MnistLitError(
+                    f"{option}: {first_line(error)}. Fix model.{name}'s init_args, or choose "
+                    "another class."
+                ) from error
             if not isinstance(hparams.get(name), (dict, str)):
-                hparams[name] = class_spec(module)
+                hparams[name] = described
         # Rebuild the classes from their class_path, as LightningCLI's own checkpoints do.
         hparams.setdefault("_instantiator", "lightning.pytorch.cli.instantiate_module")
         self.save_hyperparameters(hparams)
@@ -285,37 +335,17 @@ class MNISTClassifier(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         diagnose = batch_idx % self.diagnostics_every == 0
         loss = self.model_step(batch, "train", diagnose)
-        # Remember the first non-finite loss without waiting for the device.
+        # Remember the first non-finite loss without waiting for the device; a callback
+        # (StopOnDivergence) acts on it.
         first = ~torch.isfinite(loss.detach()) & (self.nonfinite_step < 0)
         self.nonfinite_step = torch.where(first, self.global_step, self.nonfinite_step)
         return loss
 
-    def on_train_batch_end(self, outputs: object, batch: Batch, batch_idx: int) -> None:
-        # Reading the flag makes the host wait for the device: free on the CPU, so every
-        # step there; on a GPU every 50 steps, and always before a checkpoint can be saved.
-        if self.device.type == "cpu" or batch_idx % 50 == 0:
-            self.raise_if_loss_was_nonfinite()
-
-    def raise_if_loss_was_nonfinite(self) -> None:
-        step = int(self.nonfinite_step)
-        if step >= 0:
-            raise MnistLitError(
-                f"the training loss became non-finite (nan or inf) in epoch {self.current_epoch}"
-                f" at step {step}; training stopped, checkpoints saved before are kept. "
-                "Lower model.lr (or the optimizer's lr), or normalise the data (data.normalize)."
-            )
-
     def on_train_epoch_end(self) -> None:
-        self.raise_if_loss_was_nonfinite()
         self.log_split("train")
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self.model_step(batch, "val")
-
-    def on_validation_epoch_start(self) -> None:
-        # Checkpoints are saved after validation: never save weights from a diverged run.
-        if not self.trainer.sanity_checking:
-            self.raise_if_loss_was_nonfinite()
 
     def on_validation_epoch_end(self) -> None:
         self.log_split("val")
@@ -342,5 +372,16 @@ class MNISTClassifier(L.LightningModule):
         probs = self.net(images).softmax(dim=-1)
         return {"digit": probs.argmax(dim=-1), "probs": probs}
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=self.lr)
+    def configure_callbacks(self) -> list[Callback]:
+        # A non-finite loss ends training with a message, unless the caller chose otherwise.
+        if any(isinstance(c, StopOnDivergence) for c in self.trainer.callbacks):  # type: ignore[attr-defined]
+            return []
+        return [StopOnDivergence("raise")]
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer(self.parameters())
+        if self.lr_scheduler is None:
+            return optimizer
+        # The monitor serves ReduceLROnPlateau; every other schedule ignores it.
+        schedule = {"scheduler": self.lr_scheduler(optimizer), "monitor": "val/loss"}
+        return {"optimizer": optimizer, "lr_scheduler": schedule}

@@ -21,6 +21,7 @@ from jsonargparse import Namespace
 
 from mnist_lit.errors import MnistLitError, OneMessageParser, first_line
 from mnist_lit.inference import TrainedModel, load_trained_model
+from mnist_lit.quiet import quiet
 from mnist_lit.serve.inputs import Limits
 
 if TYPE_CHECKING:
@@ -189,8 +190,7 @@ def main(argv: Sequence[str]) -> None:
     local = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(args.host, args.host)
     announce_when_ready(f"http://{local}:{args.port}/", list(models))
     # LitServe's notices (its Swagger address names 0.0.0.0 whatever the host) are noise.
-    logging.getLogger("litserve").setLevel(logging.WARNING)
-    with _sigterm_stops_gracefully():
+    with quiet({"litserve": logging.WARNING}), _sigterm_stops_gracefully():
         server.run(
             host=args.host,
             port=args.port,

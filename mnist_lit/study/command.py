@@ -1,4 +1,5 @@
-"""``mnist-lit study``: its options, and the run from tuning to verdicts."""
+"""``mnist-lit study``: its options, the run from tuning to verdicts, and the files it
+writes at the end (results and comparisons as CSV, the pictures, ``summary.md``)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,12 @@ from pathlib import Path
 import torch
 
 from mnist_lit.errors import MnistLitError, OneMessageParser
+from mnist_lit.study.plan import STUDY_LOSSES, STUDY_NETWORKS, make_plan
 
 HELP = (
     "The fair loss comparison: tune each loss's learning rate per network, train it with "
     "several seeds, test once, and compare with paired tests."
 )
-NETWORK_NAMES = ("softmax_regression", "mlp", "cnn")
-LOSS_NAMES = ("ce", "softmax_twice", "quadratic", "square_logits")
 
 
 def build_parser() -> OneMessageParser:
@@ -36,8 +36,10 @@ def build_parser() -> OneMessageParser:
         action="store_true",
         help="a few-minute version: 3 trials, 3 seeds, 1 short epoch",
     )
-    parser.add_argument("--networks", nargs="+", choices=NETWORK_NAMES, help="(default: all)")
-    parser.add_argument("--losses", nargs="+", choices=LOSS_NAMES, help="(default: all)")
+    parser.add_argument(
+        "--networks", nargs="+", choices=list(STUDY_NETWORKS), help="(default: all)"
+    )
+    parser.add_argument("--losses", nargs="+", choices=STUDY_LOSSES, help="(default: all)")
     parser.add_argument(
         "--n-trials", type=int, help="learning rates tried per loss, a log grid (default: 8)"
     )
@@ -71,7 +73,6 @@ def main(argv: Sequence[str]) -> None:
         from mnist_lit.tuning.command import needs_extra
 
         raise needs_extra(error) from None
-    from mnist_lit.study.plan import make_plan
     from mnist_lit.study.runner import run_study
 
     plan = make_plan(
@@ -161,7 +162,7 @@ def collect_trials(study_dir: Path, results: list) -> list[dict[str, str]]:
 
 
 def write_pictures(study_dir: Path, results: list, trials: list[dict[str, str]]) -> None:
-    from mnist_lit.study.plan import LOSS_LABELS
+    from mnist_lit.catalog import LOSSES
     from mnist_lit.study.plots import RatePoint, accuracy_intervals, rate_sensitivity
     from mnist_lit.study.stats import Interval, t_interval
 
@@ -169,11 +170,11 @@ def write_pictures(study_dir: Path, results: list, trials: list[dict[str, str]])
     for t in trials:
         acc = t["value"] if t["state"] == "complete" else t["last_val_acc"]
         point = RatePoint(float(t["lr"]), float(acc) if acc else None, t["state"])
-        points.setdefault(t["network"], {}).setdefault(LOSS_LABELS[t["loss"]], []).append(point)
+        points.setdefault(t["network"], {}).setdefault(LOSSES[t["loss"]].label, []).append(point)
     figure = rate_sensitivity(points)
     figure.savefig(study_dir / "rate_sensitivity.png", dpi=80)
     intervals: dict[str, dict[str, Interval]] = {}
     for network, loss in dict.fromkeys((r.network, r.loss) for r in results):
         accs = [r.test_acc for r in results if (r.network, r.loss) == (network, loss)]
-        intervals.setdefault(network, {})[LOSS_LABELS[loss]] = t_interval(accs)
+        intervals.setdefault(network, {})[LOSSES[loss].label] = t_interval(accs)
     accuracy_intervals(intervals).savefig(study_dir / "accuracy.png", dpi=80)

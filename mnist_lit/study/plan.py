@@ -1,12 +1,12 @@
 """What ``mnist-lit study`` trains: three networks, four losses, and the budget.
 
 The networks are those of ``configs/cross_entropy.yaml``, ``configs/mlp.yaml`` and
-``configs/cnn.yaml``, written here as ``mnist-lit fit`` options so that the study runs from
-any folder. Each is tuned on the learning rate that its optimiser uses, over a log range
-wide enough for every loss (the quadratic cost's gradients are tens of times smaller than
-cross-entropy's; the square loss on logits diverges where cross-entropy is still fine). The
-rates tried are a grid, evenly spaced on the log scale and the same for every loss: no loss
-is luckier in its draws than another, and the trials trace accuracy against rate.
+``configs/cnn.yaml``, read from those files (:mod:`mnist_lit.catalog`). Each is tuned on its
+optimiser's learning rate, over a log range wide enough for every loss (the quadratic
+cost's gradients are tens of times smaller than cross-entropy's; the square loss on logits
+diverges where cross-entropy is still fine). The rates tried are a grid, evenly spaced on
+the log scale and the same for every loss: no loss is luckier in its draws than another,
+and the trials trace accuracy against rate.
 """
 
 from __future__ import annotations
@@ -15,22 +15,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import yaml
 
+from mnist_lit.catalog import LEARNING_RATE, LOSSES, NETWORKS, Entry
 from mnist_lit.errors import MnistLitError
 
-# The losses compared, by the names `mnist-lit compare` uses, with their classes.
-LOSSES = {
-    "ce": "mnist_lit.losses.CrossEntropy",
-    "softmax_twice": "mnist_lit.losses.SoftmaxTwiceCrossEntropy",
-    "quadratic": "mnist_lit.losses.Quadratic",
-    "square_logits": "mnist_lit.losses.SquareLoss",
-}
-LOSS_LABELS = {
-    "ce": "cross-entropy",
-    "softmax_twice": "softmax-twice CE",
-    "quadratic": "quadratic (softmax)",
-    "square_logits": "square loss (logits)",
-}
+# The losses compared, by their names in mnist_lit.catalog.LOSSES.
+STUDY_LOSSES = ("ce", "softmax_twice", "quadratic", "square_logits")
 
 
 @dataclass(frozen=True)
@@ -38,61 +29,38 @@ class Network:
     """One network of the study, and how its learning rate is searched.
 
     Attributes:
-        name: its name in the study's files.
-        description: for the summary.
-        args: ``mnist-lit fit`` options that build it (net, data scaling, optimiser).
-        lr_key: the option that holds its learning rate.
+        name: its name in mnist_lit.catalog.NETWORKS and in the study's files.
         lr_range: the lowest and highest rate tried; the others lie evenly between on the
             log scale.
         threshold: the validation accuracy whose epoch of arrival is reported.
     """
 
     name: str
-    description: str
-    args: tuple[str, ...]
-    lr_key: str
     lr_range: tuple[float, float]
     threshold: float
 
+    @property
+    def entry(self) -> Entry:
+        return NETWORKS[self.name]
 
-NETWORKS = {
+    @property
+    def description(self) -> str:
+        return f"{self.entry.label} (configs/{self.entry.config})"
+
+    def schedule_ends_with_training(self) -> bool:
+        """Whether its config schedules the rate over the epochs (``T_max``), which then
+        follows the study's number of epochs."""
+        config = yaml.safe_load(self.entry.config_path().read_text())
+        schedule = config["model"].get("lr_scheduler") or {}
+        return "T_max" in schedule.get("init_args", {})
+
+
+STUDY_NETWORKS = {
     network.name: network
     for network in (
-        Network(
-            "softmax_regression",
-            "Linear(784, 10), SGD, batch 64, pixels in [0, 1] (configs/cross_entropy.yaml)",
-            ("--model.net=mnist_lit.models.SoftmaxRegression", "--data.normalize=false"),
-            "model.lr",
-            (0.01, 10**1.5),
-            threshold=0.90,
-        ),
-        Network(
-            "mlp",
-            "784-100-10 ReLU MLP, SGD, batch 64, normalised pixels (configs/mlp.yaml)",
-            (
-                "--model.net=mnist_lit.models.MLP",
-                "--model.net.hidden_sizes=[100]",
-                "--model.net.activation=relu",
-                "--data.normalize=true",
-            ),
-            "model.lr",
-            (0.01, 10**1.5),
-            threshold=0.96,
-        ),
-        Network(
-            "cnn",
-            "LeNet-style CNN, SGD momentum 0.9, cosine decay, normalised pixels (configs/cnn.yaml)",
-            (
-                "--model.net=mnist_lit.models.CNN",
-                "--data.normalize=true",
-                "--optimizer=torch.optim.SGD",
-                "--optimizer.momentum=0.9",
-                "--lr_scheduler=torch.optim.lr_scheduler.CosineAnnealingLR",
-            ),
-            "optimizer.lr",
-            (10**-3.5, 1.0),
-            threshold=0.98,
-        ),
+        Network("softmax_regression", (0.01, 10**1.5), threshold=0.90),
+        Network("mlp", (0.01, 10**1.5), threshold=0.96),
+        Network("cnn", (10**-3.5, 1.0), threshold=0.98),
     )
 }
 
@@ -135,17 +103,16 @@ class Plan:
         """``mnist-lit fit`` options of one network and loss, without its learning rate."""
         epochs = self.budget.epochs[network.name]
         args = [
-            *network.args,
-            f"--model.loss={LOSSES[loss]}",
+            f"--config={network.entry.config_path()}",
+            f"--model.loss={LOSSES[loss].class_path}",
             f"--data.data_dir={data_dir}",
             f"--data.val_size={self.val_size}",
-            "--data.batch_size=64",
             f"--trainer.max_epochs={epochs}",
             f"--trainer.accelerator={accelerator}",
             "--trainer.devices=1",
         ]
-        if network.lr_key.startswith("optimizer"):  # the schedule ends with the training
-            args.append(f"--lr_scheduler.T_max={epochs}")
+        if network.schedule_ends_with_training():
+            args.append(f"--model.lr_scheduler.T_max={epochs}")
         if self.budget.train_fraction < 1:
             args.append(f"--trainer.limit_train_batches={self.budget.train_fraction}")
         return args
@@ -166,7 +133,7 @@ class Plan:
             "val_size": self.val_size,
             "tuning_seed": self.tuning_seed,
             "search": {
-                name: {"key": NETWORKS[name].lr_key, "rates": list(self.rates(NETWORKS[name]))}
+                name: {"key": LEARNING_RATE, "rates": list(self.rates(STUDY_NETWORKS[name]))}
                 for name in self.networks
             },
         }
@@ -187,9 +154,11 @@ def make_plan(
         budget = Budget(
             n_trials if n_trials is not None else budget.n_trials,
             tuple(seeds) if seeds is not None else budget.seeds,
-            {name: epochs for name in NETWORKS} if epochs is not None else budget.epochs,
+            {name: epochs for name in STUDY_NETWORKS} if epochs is not None else budget.epochs,
             budget.train_fraction,
         )
     if len(budget.seeds) < 2:
         raise MnistLitError("--seeds: give at least 2 seeds; a paired test needs them.")
-    return Plan(tuple(networks or NETWORKS), tuple(losses or LOSSES), budget, val_size=val_size)
+    return Plan(
+        tuple(networks or STUDY_NETWORKS), tuple(losses or STUDY_LOSSES), budget, val_size=val_size
+    )

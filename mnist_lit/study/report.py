@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_lit.study.plan import LOSS_LABELS, NETWORKS
+from mnist_lit.catalog import LEARNING_RATE, LOSSES
+from mnist_lit.study.plan import STUDY_NETWORKS
 from mnist_lit.study.runner import SeedResult
 from mnist_lit.study.stats import Interval, holm, mcnemar_exact, paired_t_test, t_interval
 
@@ -53,7 +54,7 @@ class Comparison:
         if max(self.mcnemar_p_holm, self.t_test_p_holm) >= ALPHA or not self.mean_difference:
             return "no significant difference"
         better = self.loss_a if self.mean_difference > 0 else self.loss_b
-        return f"{LOSS_LABELS[better]} better"
+        return f"{LOSSES[better].label} better"
 
 
 def write_results_csv(results: Sequence[SeedResult], path: Path) -> None:
@@ -156,7 +157,7 @@ def summary_markdown(
     """The Markdown report: per network, a table of the losses and one of their pairs."""
     lines = [f"# {title}", ""]
     for network in dict.fromkeys(r.network for r in results):
-        lines += [f"## {network}: {NETWORKS[network].description}", ""]
+        lines += [f"## {network}: {STUDY_NETWORKS[network].description}", ""]
         lines += loss_table([r for r in results if r.network == network])
         lines += ["", *pair_table([c for c in comparisons if c.network == network]), ""]
     lines.append(
@@ -168,10 +169,9 @@ def summary_markdown(
 
 def loss_table(rows: Sequence[SeedResult]) -> list[str]:
     """One line per loss of one network: tuned rate and test metrics over the seeds."""
-    network = NETWORKS[rows[0].network]
     lines = [
-        f"| loss | tuned {network.lr_key} | test accuracy (%) | test cross-entropy | test ECE "
-        f"| epochs to {network.threshold:.0%} val. acc. |",
+        f"| loss | tuned {LEARNING_RATE} | test accuracy (%) | test cross-entropy | test ECE "
+        f"| epochs to {rows[0].threshold:.0%} val. acc. |",
         "|---|---|---|---|---|---|",
     ]
     for loss in dict.fromkeys(r.loss for r in rows):
@@ -179,7 +179,7 @@ def loss_table(rows: Sequence[SeedResult]) -> list[str]:
         diverged = sum(r.diverged for r in runs)
         note = f" ({diverged} diverged)" if diverged else ""
         lines.append(
-            f"| {LOSS_LABELS[loss]} | {runs[0].lr:.3g} | "
+            f"| {LOSSES[loss].label} | {runs[0].lr:.3g} | "
             f"{_interval([r.test_acc for r in runs], 100, '.2f')}{note} | "
             f"{_interval([r.test_ce for r in runs], 1, '.3f')} | "
             f"{_interval([r.test_ece for r in runs], 1, '.3f')} | {_epochs(runs)} |"
@@ -197,7 +197,7 @@ def pair_table(comparisons: Sequence[Comparison]) -> list[str]:
     ]
     for c in comparisons:
         lines.append(
-            f"| {LOSS_LABELS[c.loss_a]} vs {LOSS_LABELS[c.loss_b]} "
+            f"| {LOSSES[c.loss_a].label} vs {LOSSES[c.loss_b].label} "
             f"| {100 * c.mean_difference:+.2f} | {c.only_a} / {c.only_b} | "
             f"{_p(c.mcnemar_p)} ({_p(c.mcnemar_p_holm)}) | {_p(c.t_test_p)} "
             f"({_p(c.t_test_p_holm)}) | {c.verdict} |"

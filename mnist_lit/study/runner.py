@@ -20,20 +20,16 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 import yaml
-from torchmetrics.functional.classification import multiclass_calibration_error
 
+from mnist_lit.catalog import LEARNING_RATE
 from mnist_lit.errors import MnistLitError
-from mnist_lit.mnist import NUM_CLASSES
-from mnist_lit.models import MNISTClassifier
-from mnist_lit.study.plan import NETWORKS, Network, Plan
-from mnist_lit.tuning.engine import differences, make_folder
-from mnist_lit.tuning.runs import Diverged, ValidationCurve, best_checkpoint, fit_run, load_best
+from mnist_lit.runs.evaluation import evaluate
+from mnist_lit.runs.fit import ValidationCurve, fit_run, load_best
+from mnist_lit.runs.records import differences, make_folder
+from mnist_lit.study.plan import STUDY_NETWORKS, Network, Plan
 from mnist_lit.tuning.search import Param, SearchSpace
 from mnist_lit.tuning.spec import TuneSpec
 
@@ -90,7 +86,7 @@ def tune_spec(
     rates = plan.rates(network)
     return TuneSpec(
         configs=(),
-        search=SearchSpace("study", (Param(network.lr_key, choices=rates),)),
+        search=SearchSpace("study", (Param(LEARNING_RATE, choices=rates),)),
         study_dir=study_dir / "tuning" / network.name / loss,
         n_trials=plan.budget.n_trials,
         fit_args=(
@@ -133,20 +129,16 @@ def seed_run(
         return SeedResult(**json.loads(done.read_text()))
     args = [
         *plan.fit_args(network, loss, data_dir, accelerator),
-        f"--{network.lr_key}={lr}",
+        f"--{LEARNING_RATE}={lr}",
         f"--seed_everything={seed}",
         f"--data.seed={seed}",  # the split and the order of the batches vary too
     ]
     curve = ValidationCurve()
     start = time.monotonic()
-    diverged = False
-    try:
-        cli = fit_run(args, run_dir, [curve], checkpoints=True)
-    except Diverged as error:
-        cli, diverged = error.cli, True
-    model = load_best(cli) if _has_best(cli) else cli.model
-    predictions, metrics = evaluate_on_test(model, cli.datamodule)
-    np.save(run_dir / "test_predictions.npy", predictions.astype(np.uint8))
+    run = fit_run(args, run_dir, [curve], checkpoints=True)
+    cli = run.cli
+    tested = evaluate(load_best(cli), cli.datamodule, "test")
+    np.save(run_dir / "test_predictions.npy", tested.predictions.numpy().astype(np.uint8))
     labels_path = study_dir / "test_labels.npy"
     if not labels_path.is_file():
         np.save(labels_path, cli.datamodule.splits["test"][1].cpu().numpy().astype(np.uint8))
@@ -155,24 +147,17 @@ def seed_run(
         loss=loss,
         seed=seed,
         lr=lr,
-        **metrics,
+        **tested.metrics,
         val_acc_best=max(curve.acc, default=float("nan")),
         best_epoch=1 + int(np.argmax(curve.acc)) if curve.acc else 0,
         epochs_to_threshold=epochs_to_reach(curve.acc, network.threshold),
         threshold=network.threshold,
         val_acc=curve.acc,
-        diverged=diverged,
+        diverged=run.diverged is not None,
         seconds=round(time.monotonic() - start, 1),
     )
     done.write_text(json.dumps(asdict(result), indent=1))
     return result
-
-
-def _has_best(cli: Any) -> bool:
-    try:
-        return bool(best_checkpoint(cli.trainer))
-    except RuntimeError:
-        return False
 
 
 def epochs_to_reach(val_acc: list[float], threshold: float) -> int | None:
@@ -184,38 +169,17 @@ def epochs_to_reach(val_acc: list[float], threshold: float) -> int | None:
     return next((epoch for epoch, acc in enumerate(val_acc, 1) if acc >= threshold), None)
 
 
-@torch.no_grad()
-def evaluate_on_test(
-    model: MNISTClassifier, datamodule: Any
-) -> tuple[np.ndarray, dict[str, float]]:
-    """Predictions on the official test images, and accuracy, cross-entropy and ECE."""
-    images, labels = datamodule.splits["test"]
-    model = model.cpu().eval()
-    logits = torch.cat(
-        [model(datamodule.preprocess(chunk.cpu())) for chunk in images.split(2_000)]
-    ).float()
-    labels = labels.cpu()
-    probs = logits.softmax(-1)
-    predictions = logits.argmax(-1)
-    metrics = {
-        "test_acc": (predictions == labels).float().mean().item(),
-        "test_ce": F.cross_entropy(logits, labels).item(),
-        "test_ece": multiclass_calibration_error(probs, labels, NUM_CLASSES, n_bins=15).item(),
-    }
-    return predictions.numpy(), metrics
-
-
 def run_study(plan: Plan, study_dir: Path, data_dir: str, accelerator: str) -> list[SeedResult]:
     """Tune and train every network and loss of ``plan``; return every seed's result."""
     check_manifest(study_dir, plan)
     results: list[SeedResult] = []
-    pairs = [(NETWORKS[n], loss) for n in plan.networks for loss in plan.losses]
+    pairs = [(STUDY_NETWORKS[n], loss) for n in plan.networks for loss in plan.losses]
     for index, (network, loss) in enumerate(pairs, 1):
-        print(f"\n[{index}/{len(pairs)}] {network.name}, {loss}: tuning {network.lr_key}")
+        print(f"\n[{index}/{len(pairs)}] {network.name}, {loss}: tuning {LEARNING_RATE}")
         start = time.monotonic()
         spec = tune_spec(plan, network, loss, study_dir, data_dir, accelerator)
         lr = tune_rate(spec)
-        print(f"tuned {network.lr_key} = {lr:.4g} ({time.monotonic() - start:.0f} s)")
+        print(f"tuned {LEARNING_RATE} = {lr:.4g} ({time.monotonic() - start:.0f} s)")
         for seed in plan.budget.seeds:
             result = seed_run(plan, network, loss, lr, seed, study_dir, data_dir, accelerator)
             note = ", diverged" if result.diverged else ""

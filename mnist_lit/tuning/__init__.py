@@ -2,13 +2,12 @@
 ``mnist-lit lr_find``, Lightning's learning-rate range test.
 
 - :mod:`~mnist_lit.tuning.search` reads a search file (dotted config keys and ranges);
-- :mod:`~mnist_lit.tuning.runs` runs one normal fit into a folder of its own;
 - :mod:`~mnist_lit.tuning.engine` is the Optuna study: storage, trials, pruning, resuming;
+  each trial is a fit of :mod:`mnist_lit.runs.fit`;
 - :mod:`~mnist_lit.tuning.outputs` writes ``best.yaml``, ``trials.csv`` and the plots;
 - :mod:`~mnist_lit.tuning.command` holds tune's options;
-- :mod:`~mnist_lit.tuning.lr_find` runs the range test, and
-  :mod:`~mnist_lit.tuning.finders` lists it (and refuses batch-size scaling, which does not
-  fit the in-memory batches).
+- :mod:`~mnist_lit.tuning.lr_find` runs the range test (and refuses batch-size scaling,
+  which does not fit the in-memory batches).
 
 Optuna is imported only when a tune runs (``pip install 'mnist-lit[tune]'``).
 """

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mnist_lit.errors import MnistLitError, OneMessageParser
+from mnist_lit.quiet import RUN_NOTICES, quiet
 from mnist_lit.tuning.search import load_search
 from mnist_lit.tuning.spec import OBJECTIVES, TuneSpec
 
@@ -119,8 +120,6 @@ def needs_extra(error: ImportError) -> MnistLitError:
 def run(spec: TuneSpec) -> optuna.Study:
     """Tune, then write ``best.yaml``, ``trials.csv`` and the plots into the study folder."""
     try:
-        import optuna
-
         from mnist_lit.tuning.engine import tune
         from mnist_lit.tuning.outputs import (
             best_trial,
@@ -130,9 +129,9 @@ def run(spec: TuneSpec) -> optuna.Study:
         )
     except ImportError as error:
         raise needs_extra(error) from None
-    optuna.logging.set_verbosity(optuna.logging.INFO)  # a line per trial
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    study = tune(spec)
+    # A line per trial from Optuna; Lightning's per-run notices would bury them.
+    with quiet({"optuna": logging.INFO, **RUN_NOTICES}):
+        study, base_args = tune(spec)
     write_trials_csv(spec.study_dir / "trials.csv", study, spec.search)
     plots = write_plots(spec.study_dir, study)
     best = best_trial(study)
@@ -140,7 +139,7 @@ def run(spec: TuneSpec) -> optuna.Study:
         print(f"no trial of {study.study_name} completed (all pruned or failed): no best.yaml")
         return study
     best_yaml = spec.study_dir / "best.yaml"
-    write_best_config(best_yaml, spec.base_args, best, spec.search, spec.monitor)
+    write_best_config(best_yaml, base_args, best, spec.search, spec.monitor)
     print(
         f"best trial {best.number}: {spec.monitor} {best.value:.4f} with {best.params}\n"
         f"wrote {best_yaml}, {spec.study_dir / 'trials.csv'}" + "".join(f", {p}" for p in plots),

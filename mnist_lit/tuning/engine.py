@@ -5,7 +5,7 @@ whose validation metric falls behind (through ``PyTorchLightningPruningCallback`
 RDB storage keeps every trial (an SQLite file by default, any database URL it supports
 otherwise), and its heartbeat notices trials whose process died and runs them again
 (``RetryHeartbeatStaleTrialCallback``). This module adds what is particular to this project: a trial
-is a fit through :class:`~mnist_lit.cli.MNISTLightningCLI` writing into the study folder,
+is a fit (:func:`~mnist_lit.runs.fit.fit_run`) writing into the study folder,
 and a study remembers which configuration it tunes, so that a folder or storage is never
 continued with another one.
 """
@@ -18,7 +18,6 @@ import socket
 import time
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -30,7 +29,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from mnist_lit.errors import MnistLitError, first_line
-from mnist_lit.tuning.runs import Diverged, ValidationCurve, build_cli, fit_run
+from mnist_lit.runs.fit import ValidationCurve, build_cli, fit_run
+from mnist_lit.runs.records import differences, make_folder
 from mnist_lit.tuning.search import override
 from mnist_lit.tuning.spec import TuneSpec
 
@@ -53,10 +53,11 @@ _TRAINER_KEYS_KEPT = (
 _ATTR = "mnist_lit"  # the study's user attribute that records its configuration
 
 
-def tune(spec: TuneSpec) -> optuna.Study:
-    """Run (or continue) the study until it holds ``spec.n_trials`` finished trials."""
+def tune(spec: TuneSpec) -> tuple[optuna.Study, list[str]]:
+    """Run (or continue) the study until it holds ``spec.n_trials`` finished trials.
+    Returns it, and the fit options that every trial starts from."""
+    base_args, configuration = check_configuration(spec)
     make_folder(spec.study_dir)
-    configuration = check_configuration(spec)
     study = open_study(spec, configuration)
     finished = count(study, FINISHED)
     print(
@@ -64,20 +65,13 @@ def tune(spec: TuneSpec) -> optuna.Study:
         f"{spec.monitor} to {spec.direction}; storage {redact(spec.storage_url())}",
         flush=True,
     )
-    run_trials(study, spec)
-    return study
+    run_trials(study, spec, base_args)
+    return study, base_args
 
 
-def make_folder(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise MnistLitError(f"{folder}: cannot create it ({error.strerror}).") from None
-
-
-def check_configuration(spec: TuneSpec) -> dict[str, Any]:
-    """Fail with one message unless every searched value fits the config; return what the
-    config trains (to compare with a stored study), and set ``spec.base_args``."""
+def check_configuration(spec: TuneSpec) -> tuple[list[str], dict[str, Any]]:
+    """Fail with one message unless every searched value fits the config; return the fit
+    options every trial starts from, and what they train (to compare with a stored study)."""
     args = [arg for config in spec.configs for arg in ("--config", config)]
     args += list(spec.fit_args)
     base = build_cli(args)
@@ -96,13 +90,12 @@ def check_configuration(spec: TuneSpec) -> dict[str, Any]:
                     f"--search {spec.search.source}: {param.key} = {value} does not fit the "
                     f"config: {first_line(error)}"
                 ) from None
-    spec.base_args[:] = args
     configuration = {
         "trained": trained_config(base.config),
         "search": spec.search.describe(),
         "objective": spec.monitor,
     }
-    return json.loads(json.dumps(configuration))  # as the storage gives it back: no tuples
+    return args, json.loads(json.dumps(configuration))  # as stored: no tuples
 
 
 def trained_config(config: Namespace) -> dict[str, Any]:
@@ -207,22 +200,11 @@ def open_study(spec: TuneSpec, configuration: dict[str, Any]) -> optuna.Study:
     return study
 
 
-def differences(old: Any, new: Any, key: str = "") -> list[str]:
-    """The dotted keys whose values differ between two nested dictionaries."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        found: list[str] = []
-        for name in sorted(set(old) | set(new), key=str):
-            dotted = f"{key}.{name}" if key else str(name)
-            found += differences(old.get(name), new.get(name), dotted)
-        return found
-    return [] if old == new else [key]
-
-
 def count(study: optuna.Study, states: Sequence[TrialState]) -> int:
     return len(study.get_trials(deepcopy=False, states=tuple(states)))
 
 
-def run_trials(study: optuna.Study, spec: TuneSpec) -> None:
+def run_trials(study: optuna.Study, spec: TuneSpec, base_args: list[str]) -> None:
     """Run trials until the study holds ``n_trials`` finished ones (counting every
     worker's), or ``timeout`` seconds have passed.
 
@@ -232,7 +214,7 @@ def run_trials(study: optuna.Study, spec: TuneSpec) -> None:
     ``2 x heartbeat`` seconds old, and run again with the same values.
     """
     deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
-    objective = Objective(spec)
+    objective = Objective(spec, base_args)
     n_trials = min(spec.n_trials, spec.search.grid_size() or spec.n_trials)
     while deadline is None or time.monotonic() < deadline:
         with warnings.catch_warnings():  # Optuna calls its own heartbeat experimental
@@ -250,8 +232,9 @@ def run_trials(study: optuna.Study, spec: TuneSpec) -> None:
 class Objective:
     """One trial: the config with the trial's values, fitted into ``trials/trial_NNNN``."""
 
-    def __init__(self, spec: TuneSpec) -> None:
+    def __init__(self, spec: TuneSpec, base_args: list[str]) -> None:
         self.spec = spec
+        self.base_args = base_args
 
     def __call__(self, trial: optuna.Trial) -> float:
         spec = self.spec
@@ -264,15 +247,15 @@ class Objective:
         run_dir = spec.study_dir / "trials" / f"trial_{trial.number:04d}"
         start = time.monotonic()
         try:
-            fit_run([*spec.base_args, *overrides], run_dir, callbacks)
-        except Diverged as diverged:
-            # Too large a rate for this loss: a result for the sampler, not an error.
-            trial.set_user_attr("diverged", True)
-            raise optuna.TrialPruned(f"diverged in epoch {diverged.epoch}") from None
+            diverged = fit_run([*self.base_args, *overrides], run_dir, callbacks).diverged
         finally:
             trial.set_user_attr("val_acc", curve.acc)
             trial.set_user_attr("val_ce", curve.ce)
             trial.set_user_attr("seconds", round(time.monotonic() - start, 2))
+        if diverged is not None:
+            # Too large a rate for this loss: a result for the sampler, not an error.
+            trial.set_user_attr("diverged", True)
+            raise optuna.TrialPruned(f"diverged in epoch {diverged.epoch}")
         if not curve.acc:
             raise MnistLitError("the trial ran no validation epoch: check trainer.max_epochs.")
         return max(curve.acc) if spec.objective == "acc" else min(curve.ce)

@@ -1,4 +1,5 @@
-"""``mnist-lit lr_find``: Lightning's learning-rate range test on any config.
+"""``mnist-lit lr_find``: Lightning's learning-rate range test on any config; and
+``mnist-lit scale_batch_size``, refused with the reason.
 
 The range test trains from the config's initial weights for ``num_training`` steps while the
 rate grows from ``min_lr`` to ``max_lr``, records the smoothed training loss, and suggests
@@ -9,23 +10,28 @@ restored afterwards and nothing is trained.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 from lightning.pytorch.cli import LightningArgumentParser
 from lightning.pytorch.tuner import Tuner
 
-from mnist_lit.cli import MNISTLightningCLI
-from mnist_lit.errors import MnistLitError
+from mnist_lit.catalog import LEARNING_RATE
+from mnist_lit.errors import MnistLitError, OneMessageParser
 from mnist_lit.figures import lr_finder_curve
-from mnist_lit.models import MNISTClassifier
+from mnist_lit.models.divergence import StopOnDivergence
+from mnist_lit.runs.lightning_cli import BATCH_SIZE_REFUSAL, MNISTLightningCLI
 from mnist_lit.tracking import log_figure
-from mnist_lit.tuning.finders import LR_FIND_DESCRIPTION
 
+HELP = "Find a learning rate: Lightning's range test on a config, with its plot."
+DESCRIPTION = (
+    HELP + " Takes every option of `mnist-lit fit` (--config ...), and --lr_find.* for the "
+    "range test. Writes lr_find.png and lr_find.csv (rate, smoothed loss) to the run folder "
+    f"and prints the suggested --{LEARNING_RATE}."
+)
+BATCH_SIZE_HELP = "Not offered: the batch-size finder does not fit in-memory MNIST (why)."
 # Options of Tuner.lr_find that this command sets itself.
 _FIXED = {"model", "train_dataloaders", "val_dataloaders", "dataloaders", "datamodule",
           "method", "update_attr", "attr_name"}  # fmt: skip
@@ -35,29 +41,31 @@ class LRFindCLI(MNISTLightningCLI):
     """``fit``'s options, plus ``--lr_find.*`` (Tuner.lr_find's), without subcommands."""
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
-        kwargs.update(prog="mnist-lit lr_find", description=LR_FIND_DESCRIPTION)
+        kwargs.update(prog="mnist-lit lr_find", description=DESCRIPTION)
         return super().init_parser(**kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         super().add_arguments_to_parser(parser)
         parser.add_method_arguments(Tuner, "lr_find", "lr_find", skip=_FIXED)
 
-    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        super().parse_arguments(parser, args)
-        # An optimizer of the user's own takes its rate from --optimizer.lr, else model.lr.
-        self.rate_option = "--optimizer.lr" if self.config.get("optimizer") else "--model.lr"
+
+def build_parser() -> OneMessageParser:
+    """What ``mnist-lit --help`` lists; ``mnist-lit lr_find --help`` shows every option."""
+    return OneMessageParser(prog="mnist-lit lr_find", description=DESCRIPTION)
 
 
-def run(argv: Sequence[str]) -> None:
+def main(argv: Sequence[str]) -> None:
     """Run the range test of ``argv`` (fit's options and ``--lr_find.*``), write its
     results to the run folder and print the suggested rate."""
-    cli = LRFindCLI(args=argv, run=False)
-    trainer, model = cli.trainer, cli.model
+    cli = LRFindCLI(args=list(argv), run=False)
+    trainer = cli.trainer
+    # A non-finite loss ends the test (every larger rate diverges too); the finder leaves
+    # the non-finite losses out when it suggests a rate.
+    trainer.callbacks.append(StopOnDivergence("stop"))  # type: ignore[attr-defined]
     options = vars(cli.config["lr_find"])
-    with _divergence_ends_the_search(model, trainer):
-        finder = Tuner(trainer).lr_find(
-            model, datamodule=cli.datamodule, update_attr=False, **options
-        )
+    finder = Tuner(trainer).lr_find(
+        cli.model, datamodule=cli.datamodule, update_attr=False, **options
+    )
     if finder is None:  # fast_dev_run: Lightning skips the search
         raise MnistLitError("lr_find does not run with --trainer.fast_dev_run; leave it out.")
     suggestion = finder.suggestion()
@@ -75,7 +83,7 @@ def run(argv: Sequence[str]) -> None:
             f"(see {folder / 'lr_find.png'}). Lower --lr_find.max_lr or raise "
             "--lr_find.num_training."
         )
-    print(f"Suggested learning rate: {suggestion:.3g}; train with {cli.rate_option} "
+    print(f"Suggested learning rate: {suggestion:.3g}; train with --{LEARNING_RATE} "
           f"{suggestion:.3g}")  # fmt: skip
 
 
@@ -86,19 +94,9 @@ def _write_results(results: dict[str, list[float]], path: Path) -> None:
         writer.writerows(zip(results["lr"], results["loss"], strict=True))
 
 
-@contextlib.contextmanager
-def _divergence_ends_the_search(model: L.LightningModule, trainer: L.Trainer) -> Iterator[None]:
-    """While the range test runs, a non-finite loss stops it (every larger rate diverges
-    too) instead of failing the run, as :class:`MNISTClassifier` does in training; the
-    finder leaves the non-finite losses out when it suggests a rate."""
-    if isinstance(model, MNISTClassifier):
+def build_batch_size_parser() -> OneMessageParser:
+    return OneMessageParser(prog="mnist-lit scale_batch_size", description=BATCH_SIZE_REFUSAL)
 
-        def stop() -> None:
-            if int(model.nonfinite_step) >= 0:
-                trainer.should_stop = True
 
-        model.raise_if_loss_was_nonfinite = stop  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        model.__dict__.pop("raise_if_loss_was_nonfinite", None)
+def scale_batch_size(argv: Sequence[str]) -> None:
+    raise MnistLitError(BATCH_SIZE_REFUSAL)

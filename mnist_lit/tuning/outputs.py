@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from mnist_lit.tuning.runs import build_cli
+from mnist_lit.runs.fit import build_cli
 from mnist_lit.tuning.search import SearchSpace, override
 
 TRIAL_COLUMNS = ("number", "state", "value", "epochs", "diverged", "seconds", "worker")

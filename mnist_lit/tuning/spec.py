@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_lit.tuning.search import SearchSpace
@@ -27,7 +27,6 @@ class TuneSpec:
     seed: int | None = None
     pruner: str = "median"
     heartbeat: int = 30
-    base_args: list[str] = field(default_factory=list, compare=False)
 
     @property
     def monitor(self) -> str:

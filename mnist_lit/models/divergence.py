@@ -1,0 +1,87 @@
+"""What happens when the training loss becomes non-finite: the classifier records the
+step, a callback chosen by the caller acts on it (as ``EarlyStopping(check_finite=True)``
+does for a monitored metric).
+
+- :class:`StopOnDivergence` ``("raise")``: training ends with :class:`Diverged`, a user's
+  error naming the step and the fix; the default of every fit.
+- :class:`StopOnDivergence` ``("stop")``: training ends quietly; the range test of
+  ``mnist-lit lr_find`` reads the rates it reached.
+
+Either way no checkpoint is written after the loss became non-finite.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from torch import Tensor
+
+from mnist_lit.catalog import LEARNING_RATE
+from mnist_lit.errors import MnistLitError
+
+# Reading the record makes the host wait for the device: free on the CPU, so every step
+# there; on a GPU every this many steps, and always before validation (and checkpoints).
+GPU_CHECK_EVERY = 50
+
+
+class Diverged(MnistLitError):
+    """The training loss became non-finite: the learning rate is too large for this loss.
+
+    Attributes:
+        epoch: the epoch (from 0) in which it happened.
+        step: the global step at which it happened.
+    """
+
+    def __init__(self, epoch: int, step: int) -> None:
+        super().__init__(
+            f"the training loss became non-finite (nan or inf) in epoch {epoch} at step "
+            f"{step}; training stopped, checkpoints saved before are kept. Lower "
+            f"{LEARNING_RATE}, or normalise the data (data.normalize)."
+        )
+        self.epoch = epoch
+        self.step = step
+
+
+def nonfinite_step(pl_module: L.LightningModule) -> int:
+    """The global step of the module's first non-finite training loss, or -1."""
+    record = getattr(pl_module, "nonfinite_step", None)
+    return int(record) if isinstance(record, Tensor) else -1
+
+
+class StopOnDivergence(Callback):
+    """Ends training once the classifier has recorded a non-finite training loss.
+
+    Args:
+        action: ``"raise"`` ends it with :class:`Diverged`; ``"stop"`` ends it quietly.
+    """
+
+    def __init__(self, action: Literal["raise", "stop"] = "raise") -> None:
+        if action not in ("raise", "stop"):
+            raise ValueError(f"action must be 'raise' or 'stop', got {action!r}")
+        self.action = action
+        self.diverged_at: tuple[int, int] | None = None  # (epoch, step)
+
+    def check(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        step = nonfinite_step(pl_module)
+        if step < 0:
+            return
+        self.diverged_at = (trainer.current_epoch, step)
+        if self.action == "raise":
+            raise Diverged(*self.diverged_at)
+        trainer.should_stop = True
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object
+    ) -> None:
+        if pl_module.device.type == "cpu" or trainer.global_step % GPU_CHECK_EVERY == 0:
+            self.check(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check(trainer, pl_module)
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Checkpoints are saved after validation: never from a diverged run.
+        if not trainer.sanity_checking:
+            self.check(trainer, pl_module)

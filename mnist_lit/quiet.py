@@ -1,0 +1,58 @@
+"""One way to quiet logs and warnings: only while a block runs, restored afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+
+# Warnings that are noise wherever this project runs Lightning.
+NOISE = (
+    # Testing or resuming a checkpoint from an earlier run is what --ckpt_path is for.
+    r"The dirpath has changed from",
+    # Each prediction carries its image's index itself (PredictionCSV).
+    r"Couldn't infer the batch indices",
+    # Lightning 2.6 against newer torch; nothing for a user to do.
+    r".*LeafSpec.*is deprecated",
+    # Runs from Python (tune, study, lr_find) are what it is for here.
+    r"LightningCLI's args parameter",
+    # Metrics are logged per epoch.
+    r".*smaller than the logging interval",
+    # Batches are cut from tensors in memory: no workers needed.
+    r".*does not have many workers",
+)
+# Lightning's notices that every run would repeat: seeds, devices, batch counts.
+RUN_NOTICES = {"lightning.pytorch": logging.WARNING, "lightning.fabric": logging.WARNING}
+
+
+class _NoAdverts(logging.Filter):
+    """Drops Lightning's tips that advertise cloud services."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("💡 Tip")
+
+
+@contextlib.contextmanager
+def quiet(levels: Mapping[str, int] | None = None, ignore: Iterable[str] = NOISE) -> Iterator[None]:
+    """Within the block: the loggers named in ``levels`` at those levels, the warnings
+    matching ``ignore`` silenced, Lightning's adverts dropped. All restored on exit."""
+    levels = levels or {}
+    loggers = {name: logging.getLogger(name) for name in levels}
+    saved = {name: logger.level for name, logger in loggers.items()}
+    handlers = logging.getLogger("lightning.pytorch").handlers
+    no_adverts = _NoAdverts()
+    for name, level in levels.items():
+        loggers[name].setLevel(level)
+    for handler in handlers:
+        handler.addFilter(no_adverts)
+    with warnings.catch_warnings():
+        for message in ignore:
+            warnings.filterwarnings("ignore", message=message)
+        try:
+            yield
+        finally:
+            for handler in handlers:
+                handler.removeFilter(no_adverts)
+            for name, level in saved.items():
+                loggers[name].setLevel(level)
