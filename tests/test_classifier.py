@@ -1,4 +1,5 @@
 import functools
+import math
 from pathlib import Path
 
 import lightning as L
@@ -10,6 +11,7 @@ from torch import nn
 from mnist_lit import MNISTClassifier, MNISTDataModule, Quadratic, SoftmaxRegression
 from mnist_lit.diagnostics import output_probabilities, saturated_share
 from mnist_lit.errors import MnistLitError
+from mnist_lit.models.divergence import Diverged
 from mnist_lit.losses import SigmoidQuadratic
 from tests.fake_mnist import square
 
@@ -205,3 +207,12 @@ def test_diagnostics_are_measured_on_every_nth_batch(
 def test_diagnostics_every_must_be_positive() -> None:
     with pytest.raises(MnistLitError, match=r"model\.diagnostics_every"):
         MNISTClassifier(diagnostics_every=0)
+
+
+def test_a_non_finite_loss_ends_a_fit_in_python_too(fake_mnist_dir: Path) -> None:
+    # No callback given: the classifier's own StopOnDivergence ends the fit at that step.
+    datamodule = MNISTDataModule(data_dir=str(fake_mnist_dir), batch_size=32, val_size=100)
+    model = MNISTClassifier(optimizer=sgd(math.inf))
+    with pytest.raises(Diverged, match=r"non-finite \(nan or inf\) in epoch 0 at step") as error:
+        _trainer(max_epochs=2).fit(model, datamodule)
+    assert error.value.step < 5 and int(model.nonfinite_step) == error.value.step

@@ -56,8 +56,8 @@ def test_study_writes_results_comparisons_summary_and_pictures(quick_study: Path
     # The rate each seed trained with is the tuned one, read back from best.yaml.
     best = yaml.safe_load((quick_study / "tuning/cnn/ce/best.yaml").read_text())
     cnn_ce = [r for r in rows if (r["network"], r["loss"]) == ("cnn", "ce")]
-    assert float(cnn_ce[0]["lr"]) == best["optimizer"]["init_args"]["lr"]
-    assert best["lr_scheduler"]["init_args"]["T_max"] == 1
+    assert float(cnn_ce[0]["lr"]) == best["model"]["optimizer"]["init_args"]["lr"]
+    assert best["model"]["lr_scheduler"]["init_args"]["T_max"] == 1
     comparisons = _rows(quick_study / "comparisons.csv")
     assert len(comparisons) == 2
     assert all(c["verdict"] for c in comparisons)

@@ -1,18 +1,12 @@
 """What happens when the training loss becomes non-finite: the classifier records the
-step, a callback chosen by the caller acts on it (as ``EarlyStopping(check_finite=True)``
-does for a monitored metric).
-
-- :class:`StopOnDivergence` ``("raise")``: training ends with :class:`Diverged`, a user's
-  error naming the step and the fix; the default of every fit.
-- :class:`StopOnDivergence` ``("stop")``: training ends quietly; the range test of
-  ``mnist-lit lr_find`` reads the rates it reached.
-
-Either way no checkpoint is written after the loss became non-finite.
+step (``nonfinite_step``), and :class:`StopOnDivergence` ends training with
+:class:`Diverged`, before any checkpoint of the diverged weights can be written, as
+``EarlyStopping(check_finite=True)`` does for a monitored metric. The caller decides what
+the error means: the command line prints it as the user's mistake, a tuning trial or a
+study's seed records the run as diverged.
 """
 
 from __future__ import annotations
-
-from typing import Literal
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
@@ -51,26 +45,13 @@ def nonfinite_step(pl_module: L.LightningModule) -> int:
 
 
 class StopOnDivergence(Callback):
-    """Ends training once the classifier has recorded a non-finite training loss.
-
-    Args:
-        action: ``"raise"`` ends it with :class:`Diverged`; ``"stop"`` ends it quietly.
-    """
-
-    def __init__(self, action: Literal["raise", "stop"] = "raise") -> None:
-        if action not in ("raise", "stop"):
-            raise ValueError(f"action must be 'raise' or 'stop', got {action!r}")
-        self.action = action
-        self.diverged_at: tuple[int, int] | None = None  # (epoch, step)
+    """Ends training with :class:`Diverged` once the classifier has recorded a non-finite
+    training loss."""
 
     def check(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         step = nonfinite_step(pl_module)
-        if step < 0:
-            return
-        self.diverged_at = (trainer.current_epoch, step)
-        if self.action == "raise":
-            raise Diverged(*self.diverged_at)
-        trainer.should_stop = True
+        if step >= 0:
+            raise Diverged(trainer.current_epoch, step)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object

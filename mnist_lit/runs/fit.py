@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from mnist_lit.checkpointing import read_checkpoint
 from mnist_lit.models import MNISTClassifier
-from mnist_lit.models.divergence import Diverged, StopOnDivergence
+from mnist_lit.models.divergence import Diverged
 from mnist_lit.quiet import RUN_NOTICES, quiet
 from mnist_lit.runs.lightning_cli import MNISTLightningCLI
 
@@ -87,8 +87,8 @@ def fit_run(
         shutil.rmtree(run_dir)
     cli = build_cli([*args, *run_args(run_dir, checkpoints)])
     # Before the checkpoint callbacks, so that a pruned epoch is never saved as the best.
-    cli.trainer.callbacks[0:0] = [*callbacks, StopOnDivergence("raise")]  # type: ignore[attr-defined]
-    try:
+    cli.trainer.callbacks[0:0] = list(callbacks)  # type: ignore[attr-defined]
+    try:  # the classifier's StopOnDivergence ends a diverging run
         with quiet(RUN_NOTICES):
             cli.trainer.fit(cli.model, cli.datamodule)
     except Diverged as diverged:

@@ -120,6 +120,8 @@ def needs_extra(error: ImportError) -> MnistLitError:
 def run(spec: TuneSpec) -> optuna.Study:
     """Tune, then write ``best.yaml``, ``trials.csv`` and the plots into the study folder."""
     try:
+        import optuna  # noqa: F401  (the extra's package, asked for first)
+
         from mnist_lit.tuning.engine import tune
         from mnist_lit.tuning.outputs import (
             best_trial,

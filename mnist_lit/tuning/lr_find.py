@@ -11,6 +11,7 @@ restored afterwards and nothing is trained.
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,6 @@ from lightning.pytorch.tuner import Tuner
 from mnist_lit.catalog import LEARNING_RATE
 from mnist_lit.errors import MnistLitError, OneMessageParser
 from mnist_lit.figures import lr_finder_curve
-from mnist_lit.models.divergence import StopOnDivergence
 from mnist_lit.runs.lightning_cli import BATCH_SIZE_REFUSAL, MNISTLightningCLI
 from mnist_lit.tracking import log_figure
 
@@ -59,15 +59,13 @@ def main(argv: Sequence[str]) -> None:
     results to the run folder and print the suggested rate."""
     cli = LRFindCLI(args=list(argv), run=False)
     trainer = cli.trainer
-    # A non-finite loss ends the test (every larger rate diverges too); the finder leaves
-    # the non-finite losses out when it suggests a rate.
-    trainer.callbacks.append(StopOnDivergence("stop"))  # type: ignore[attr-defined]
     options = vars(cli.config["lr_find"])
     finder = Tuner(trainer).lr_find(
         cli.model, datamodule=cli.datamodule, update_attr=False, **options
     )
     if finder is None:  # fast_dev_run: Lightning skips the search
         raise MnistLitError("lr_find does not run with --trainer.fast_dev_run; leave it out.")
+    _end_at_divergence(finder.results)
     suggestion = finder.suggestion()
     folder = Path(trainer.log_dir or ".")
     folder.mkdir(parents=True, exist_ok=True)
@@ -85,6 +83,15 @@ def main(argv: Sequence[str]) -> None:
         )
     print(f"Suggested learning rate: {suggestion:.3g}; train with --{LEARNING_RATE} "
           f"{suggestion:.3g}")  # fmt: skip
+
+
+def _end_at_divergence(results: dict[str, list[float]]) -> None:
+    """Cut the curve after its first non-finite loss: from there the weights are not finite,
+    and every larger rate only repeats it."""
+    losses = results["loss"]
+    end = next((i + 1 for i, loss in enumerate(losses) if not math.isfinite(loss)), len(losses))
+    for key in results:
+        results[key] = results[key][:end]
 
 
 def _write_results(results: dict[str, list[float]], path: Path) -> None:
