@@ -6,14 +6,12 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-from jsonargparse import Namespace
-
 from mnist_lit.catalog import LOSSES
 from mnist_lit.compare.experiment import PRESETS, run_comparison
 from mnist_lit.compare.report import plot_curves, summary_table, write_csv
 from mnist_lit.errors import MnistLitError, OneMessageParser
 from mnist_lit.quiet import RUN_NOTICES, quiet
+from mnist_lit.runs.options import add_run_options, check_run_options
 
 HELP = "Train several losses on the same data and weights; compare them epoch by epoch."
 
@@ -38,38 +36,17 @@ def build_parser() -> OneMessageParser:
         metavar="LOSS",
         help=f"losses to compare, of {', '.join(LOSSES)} (default: the preset's)",
     )
-    parser.add_argument("--epochs", type=int, help="epochs per run (default: the preset's)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="(default: 0)")
-    parser.add_argument(
-        "--data-dir", default="data", help="folder holding MNIST/raw/ (default: data)"
-    )
-    parser.add_argument(
-        "--val-size", type=int, default=5_000, help="training images held out (default: 5000)"
-    )
+    add_run_options(parser, "0", "the preset's")
     parser.add_argument("--output-dir", help="(default: outputs/compare/<preset>)")
-    parser.add_argument(
-        "--accelerator", choices=["cpu", "gpu", "auto"], default="cpu", help="(default: cpu)"
-    )
     return parser
-
-
-def parse_args(argv: Sequence[str]) -> Namespace:
-    parser = build_parser()
-    args = parser.parse_args(list(argv))
-    if args.epochs is not None and args.epochs < 1:
-        parser.error(f"--epochs must be at least 1, got {args.epochs}")
-    if args.val_size < 1:
-        parser.error(f"--val-size must be at least 1, got {args.val_size}")
-    if len(set(args.seeds)) != len(args.seeds):
-        parser.error(f"--seeds must be distinct, got {args.seeds}")
-    if args.accelerator == "gpu" and not torch.cuda.is_available():
-        raise MnistLitError("--accelerator gpu: this machine has no usable GPU; use cpu or auto.")
-    return args
 
 
 def main(argv: Sequence[str]) -> None:
     """Run ``mnist-lit compare``; a user's mistake ends in a :class:`MnistLitError`."""
-    args = parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    check_run_options(parser, args)
+    args.seeds = args.seeds or [0]
     preset = PRESETS[args.preset]
     losses = args.losses or list(preset.losses)
     epochs = args.epochs or preset.epochs

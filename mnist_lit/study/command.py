@@ -9,9 +9,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
-from mnist_lit.errors import MnistLitError, OneMessageParser
+from mnist_lit.errors import OneMessageParser
+from mnist_lit.runs.options import add_run_options, check_run_options
 from mnist_lit.study.plan import STUDY_LOSSES, STUDY_NETWORKS, make_plan
 
 HELP = (
@@ -29,9 +28,6 @@ def build_parser() -> OneMessageParser:
     )
     parser.add_argument("--study-dir", default="outputs/study", help="(default: outputs/study)")
     parser.add_argument(
-        "--data-dir", default="data", help="folder holding MNIST/raw/ (default: data)"
-    )
-    parser.add_argument(
         "--quick",
         action="store_true",
         help="a few-minute version: 3 trials, 3 seeds, 1 short epoch",
@@ -43,14 +39,7 @@ def build_parser() -> OneMessageParser:
     parser.add_argument(
         "--n-trials", type=int, help="learning rates tried per loss, a log grid (default: 8)"
     )
-    parser.add_argument("--seeds", type=int, nargs="+", help="(default: 0 1 2 3 4)")
-    parser.add_argument("--epochs", type=int, help="epochs of every network (default: 10, 5, 2)")
-    parser.add_argument(
-        "--val-size", type=int, default=5_000, help="training images held out (default: 5000)"
-    )
-    parser.add_argument(
-        "--accelerator", choices=["cpu", "gpu", "auto"], default="cpu", help="(default: cpu)"
-    )
+    add_run_options(parser, "0 1 2 3 4", "10, 5, 2 for the three networks")
     return parser
 
 
@@ -58,14 +47,7 @@ def main(argv: Sequence[str]) -> None:
     """Run ``mnist-lit study``; a user's mistake ends in a :class:`MnistLitError`."""
     parser = build_parser()
     args = parser.parse_args(list(argv))
-    for option in ("n_trials", "epochs", "val_size"):
-        value = getattr(args, option)
-        if value is not None and value < 1:
-            parser.error(f"--{option.replace('_', '-')} must be at least 1, got {value}")
-    if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
-        parser.error(f"--seeds must be distinct, got {args.seeds}")
-    if args.accelerator == "gpu" and not torch.cuda.is_available():
-        raise MnistLitError("--accelerator gpu: this machine has no usable GPU; use cpu or auto.")
+    check_run_options(parser, args, "n_trials")
     try:
         import optuna  # noqa: F401
         import scipy  # noqa: F401
