@@ -8,9 +8,12 @@ and turns a user's mistake into one message and exit status 2.
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,6 +21,7 @@ from jsonargparse import ArgumentParser
 from lightning.pytorch.cli import LightningArgumentParser
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from mnist_lit.catalog import LEARNING_RATE
 from mnist_lit.compare import command as compare
 from mnist_lit.completion import PrintCompletion
 from mnist_lit.errors import MnistLitError, first_line
@@ -88,10 +92,22 @@ def main(args: Sequence[str] | None = None) -> None:
             _fail(str(error))
         except MisconfigurationException as error:
             _fail(_trainer_problem(error))
+        except BrokenPipeError:  # the reader stopped reading (`| head`): nothing to report
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SystemExit(1) from None
         except OSError as error:
             if error.filename is None:  # not about a file the user named: a bug, show it
                 raise
-            _fail(f"{error.filename}: {error.strerror}. Check the path and its permissions.")
+            _fail(_file_problem(error))
+        except RuntimeError as error:
+            if "returned nan values" not in str(error):  # anomaly detection's finding
+                raise
+            _fail(
+                "anomaly detection found a NaN in the backward pass "
+                f"({first_line(error).rstrip('.')}); "
+                f"training stopped, checkpoints saved before are kept. Lower {LEARNING_RATE}, "
+                "or normalise the data (data.normalize)."
+            )
         finally:
             _leave_process_group()
 
@@ -102,6 +118,17 @@ def _leave_process_group() -> None:
     torn down under it, which can abort the process after its work is done."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
+
+
+def _file_problem(error: OSError) -> str:
+    """A file or folder the run must write or read, named with what is wrong."""
+    if error.errno in (errno.EEXIST, errno.ENOTDIR):
+        path = Path(error.filename)
+        while not path.exists() and path != path.parent:
+            path = path.parent  # the part of the path that is there: a file, not a folder
+        if path.exists() and not path.is_dir():
+            return f"{path} is not a folder, so nothing can be written inside it."
+    return f"{error.filename}: {error.strerror}. Check the path and its permissions."
 
 
 def _trainer_problem(error: MisconfigurationException) -> str:

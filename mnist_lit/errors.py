@@ -6,6 +6,7 @@ exits with status 2.
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import NoReturn
 
@@ -31,7 +32,8 @@ class OneMessageParser(ArgumentParser):
             super().error(message, ex)
         parser = getattr(ex, "subcommand_parser", None) or self
         prog = parser.prog.replace(" [options]", "")
-        raise MnistLitError(f"{_tidy(message)}\n`{prog} --help` lists the options.")
+        hint = _nearest_option(parser, message)
+        raise MnistLitError(f"{_tidy(message)}{hint}\n`{prog} --help` lists the options.")
 
 
 # Lines of jsonargparse's messages about union types that never help a user.
@@ -39,6 +41,24 @@ _NOISE = re.compile(
     r"Does not validate against any of the Union subtypes|Subtypes: |Given value type: "
     r"|- Expected a <class 'NoneType'>|- Import path .* does not correspond to a subclass"
 )
+
+
+def _nearest_option(parser: ArgumentParser, message: str) -> str:
+    """`` (did you mean --X?)`` for the option that ``message`` does not recognise: the
+    option whose last part is nearest the one typed, and of those the nearest in full."""
+    typed = re.search(r"(?:unrecognized arguments|ambiguous option): (--[\w.]+)", message)
+    if typed is None:
+        return ""
+    try:
+        keys = parser.get_defaults().keys()
+    except Exception:  # defaults that cannot be built: no hint rather than a second error
+        return ""
+    options = {"--" + k.replace(".init_args", "").removesuffix(".class_path") for k in keys}
+    last = {option.rsplit(".", 1)[-1] for option in options}
+    tails = difflib.get_close_matches(typed.group(1).rsplit(".", 1)[-1], sorted(last), cutoff=0.6)
+    candidates = sorted(o for o in options if o.rsplit(".", 1)[-1] in tails) or sorted(options)
+    nearest = difflib.get_close_matches(typed.group(1), candidates, n=1, cutoff=0.4)
+    return f" (did you mean {nearest[0]}?)" if nearest else ""
 
 
 def _tidy(message: str) -> str:
