@@ -119,10 +119,21 @@ def read_checkpoint(path: str | Path, label: str | None = None) -> dict[str, Any
         # Onto the CPU (the default map_location), whatever device saved it.
         checkpoint = AtomicCheckpointIO().load_checkpoint(path, weights_only=True)
     except Exception as error:  # torch reports a bad file as many kinds of error
-        raise unreadable_checkpoint(path, first_line(error), label) from error
+        raise unreadable_checkpoint(path, _load_problem(error), label) from error
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise unreadable_checkpoint(path, "it holds no state_dict", label)
     return checkpoint
+
+
+def _load_problem(error: Exception) -> str:
+    """torch's reason, without its advice to unpickle anything (never for a file from
+    elsewhere), and saying so when the file is not torch's at all."""
+    reason = first_line(error)
+    if "weights_only" in reason or "Weights only load failed" in reason:
+        return "it holds Python objects besides tensors and plain values; those are not loaded"
+    if len(reason) < 20:  # e.g. an invalid load key: not a file torch.save wrote
+        return f"not a file written by torch.save: {reason}"
+    return reason
 
 
 def unreadable_checkpoint(path: str | Path, reason: str, label: str | None = None) -> MnistLitError:
@@ -135,6 +146,11 @@ def unreadable_checkpoint(path: str | Path, reason: str, label: str | None = Non
 def check_checkpoint_fits(path: str | Path, checkpoint: dict[str, Any], net: nn.Module) -> None:
     """Fail with one message if the checkpoint's network weights do not fit ``net``."""
     saved = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+    if not saved:
+        raise MnistLitError(
+            f"--ckpt_path {path} was not written by MNISTClassifier: its weights hold no "
+            "network (net.*). Pass a checkpoint written by `mnist-lit fit`."
+        )
     wanted = {f"net.{k}": tuple(v.shape) for k, v in net.state_dict().items()}
     if saved == wanted:
         return

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
+import lightning as L
 import pytest
+import torch
+from lightning.pytorch.demos.boring_classes import BoringModel
 
 from tests.cli_helpers import (
     CONSOLE_SCRIPT,
@@ -84,3 +88,36 @@ def test_anomaly_detections_nan_is_one_message(fake_mnist_dir: Path, tmp_path: P
     assert result.returncode == 2 and "Traceback (most recent call last)" not in err, err
     assert err.count("mnist-lit: error: ") == 1
     assert "anomaly detection found a NaN in the backward pass (Function 'SqrtBackward0'" in err
+
+
+def test_a_checkpoint_of_python_objects_gets_no_advice_to_unpickle_it(
+    fake_mnist_dir: Path, tmp_path: Path
+) -> None:
+    torch.save({"state_dict": {}, "extra": Fraction(1, 3)}, tmp_path / "objects.ckpt")
+    err = console_error("test", "--ckpt_path=objects.ckpt", *fake_data(fake_mnist_dir),
+                        cwd=tmp_path)  # fmt: skip
+    assert "holds Python objects besides tensors and plain values" in err, err
+    assert "weights_only" not in err
+
+
+def test_another_modules_checkpoint_was_not_written_by_the_classifier(
+    fake_mnist_dir: Path, tmp_path: Path
+) -> None:
+    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer.fit(BoringModel())
+    trainer.save_checkpoint(tmp_path / "boring.ckpt")
+    err = console_error("test", "--ckpt_path=boring.ckpt", *fake_data(fake_mnist_dir),
+                        cwd=tmp_path)  # fmt: skip
+    assert "boring.ckpt was not written by MNISTClassifier" in err, err
+
+
+def test_ckpt_path_best_says_which_file_it_chose(fake_mnist_dir: Path, tmp_path: Path) -> None:
+    fit = console("fit", "--config", TUTORIAL, "--trainer.max_epochs=1",
+                  *fake_data(fake_mnist_dir), cwd=tmp_path)  # fmt: skip
+    assert fit.returncode == 0, fit.stderr
+    tested = console("test", "--config", TUTORIAL, "--ckpt_path=best",
+                     *fake_data(fake_mnist_dir), cwd=tmp_path)  # fmt: skip
+    assert tested.returncode == 0, tested.stderr
+    chosen = "--ckpt_path best: logs/seed_cross_entropy/version_0/checkpoints/best-epoch00-"
+    assert chosen in tested.stderr, tested.stderr

@@ -5,6 +5,7 @@ options (``--ckpt_path best|last``) and the mapping of a failed option to one me
 from __future__ import annotations
 
 import inspect
+import sys
 import traceback
 from collections.abc import Sequence
 from contextvars import ContextVar
@@ -142,7 +143,10 @@ class MNISTLightningCLI(LightningCLI):
         ckpt_path = config.get("ckpt_path")
         if ckpt_path in ("best", "last"):
             folders, where = checkpoint_folders(config)
-            config["ckpt_path"] = ckpt_path = str(find_checkpoint(ckpt_path, folders, where))
+            found = str(find_checkpoint(ckpt_path, folders, where))
+            # The newest run of this experiment: say which file that is.
+            print(f"--ckpt_path {ckpt_path}: {found}, the newest under {where}", file=sys.stderr)
+            config["ckpt_path"] = ckpt_path = found
         if ckpt_path is None or ckpt_path in ("hpc", "registry"):
             return
         checkpoint = read_checkpoint(ckpt_path)
