@@ -121,3 +121,12 @@ def test_ckpt_path_best_says_which_file_it_chose(fake_mnist_dir: Path, tmp_path:
     assert tested.returncode == 0, tested.stderr
     chosen = "--ckpt_path best: logs/seed_cross_entropy/version_0/checkpoints/best-epoch00-"
     assert chosen in tested.stderr, tested.stderr
+
+
+def test_a_dry_run_test_keeps_no_figures(fake_mnist_dir: Path, tmp_path: Path) -> None:
+    dry_run = str(Path(TUTORIAL).parent / "debug" / "fast_dev_run.yaml")
+    result = console("test", "--config", TUTORIAL, "--config", dry_run,
+                     *fake_data(fake_mnist_dir), cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+

@@ -46,7 +46,10 @@ def test_mlflow_holds_the_run_with_its_metrics_params_and_config(fake_mnist_dir:
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.run_name == "version_0"  # the run folder's name
     assert len(client.get_metric_history(run.info.run_id, "val/acc")) == 2
-    assert run.data.params["lr"] == "0.5"
+    # The optimiser the run trained with, under its one option path.
+    assert run.data.params["optimizer/init_args/lr"] == "0.5"
+    assert run.data.params["optimizer/class_path"] == "torch.optim.SGD"
+    assert "lr" not in run.data.params
     assert run.data.params["loss/class_path"] == "mnist_lit.losses.SoftmaxTwiceCrossEntropy"
     artifacts = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
     assert "config.yaml" in artifacts
