@@ -129,4 +129,3 @@ def test_a_dry_run_test_keeps_no_figures(fake_mnist_dir: Path, tmp_path: Path) -
                      *fake_data(fake_mnist_dir), cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
-
