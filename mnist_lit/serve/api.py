@@ -8,15 +8,11 @@ models saw and, per model, the digit and the ten probabilities.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-from queue import Empty, Queue
 from typing import Any
 
 import litserve as ls
 import torch
-from litserve.loops import BatchedLoop
-from litserve.loops.base import _SENTINEL_VALUE, _StopLoopError
 from starlette.responses import Response
 from torch import Tensor
 
@@ -34,14 +30,13 @@ class DigitAPI(ls.LitAPI):
     Args:
         checkpoints: model name -> checkpoint path, in the order the answer lists them.
         max_batch_size: requests run together at most; 1 turns batching off.
-        batch_timeout: seconds to wait for more requests once one has come.
+        batch_timeout: seconds that a worker collects each batch for.
     """
 
     def __init__(
         self, checkpoints: dict[str, Path], max_batch_size: int = 16, batch_timeout: float = 0.002
     ) -> None:
-        loop = BlockingBatchedLoop() if max_batch_size > 1 else "auto"
-        super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout, loop=loop)
+        super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
         self.checkpoints = dict(checkpoints)
         self.models: dict[str, PixelClassifier] = {}
 
@@ -81,46 +76,3 @@ class DigitAPI(ls.LitAPI):
     # annotated, as LitServe would take the annotation for FastAPI's response model.
     def encode_response(self, output, **kwargs: Any):
         return Response(json.dumps(output, separators=(",", ":")), media_type="application/json")
-
-
-class BlockingBatchedLoop(BatchedLoop):
-    """LitServe's batched loop, collecting each batch without polling.
-
-    LitServe's own loop asks the request queue for work every millisecond, idle or not (a
-    round trip to the queue's manager process each time), which kept about a tenth of a
-    core busy on an idle server. This one blocks until a batch's first request comes, then
-    waits up to ``batch_timeout`` for the batch to fill, and takes every request queued by
-    then, up to ``max_batch_size``.
-    """
-
-    idle_wait_s = 1.0  # how often the loop looks for its stop signal while idle
-
-    def get_batch_requests(
-        self, lit_api: ls.LitAPI, request_queue: Queue, transport: Any
-    ) -> tuple[list, list]:
-        batch: list[tuple[int, str, Any]] = []
-        timed_out: list[tuple[int, str]] = []
-        deadline = None
-        while len(batch) + len(timed_out) < lit_api.max_batch_size:
-            try:
-                if deadline is None:
-                    item = request_queue.get(timeout=self.idle_wait_s)
-                    deadline = time.monotonic() + lit_api.batch_timeout
-                else:
-                    item = request_queue.get(timeout=max(deadline - time.monotonic(), 0.0))
-            except Empty:
-                break
-            if item == _SENTINEL_VALUE:
-                raise _StopLoopError()
-            response_queue_id, uid, queued_at, request = item
-            if _waited_too_long(lit_api, queued_at):
-                timed_out.append((response_queue_id, uid))
-            else:
-                batch.append((response_queue_id, uid, request))
-        return batch, timed_out
-
-
-def _waited_too_long(lit_api: ls.LitAPI, queued_at: float) -> bool:
-    """A request queued for longer than the server's ``timeout``, answered 504 unrun."""
-    timeout = lit_api.request_timeout
-    return timeout not in (None, False, -1) and time.monotonic() - queued_at > timeout
