@@ -86,10 +86,11 @@ class BlockingBatchedLoop(BatchedLoop):
 
     LitServe's own loop asks the request queue for work every millisecond, idle or not (a
     round trip to the queue's manager process each time), which keeps a fifth of a core busy
-    on an idle server. This one blocks until a request comes, then has LitServe collect the
-    batch from it as usual (for ``batch_timeout``, up to ``max_batch_size``). It relies on
-    LitServe's collection reading the queue only through ``get`` and ``get_nowait``, which
-    ``tests/test_serve_parts.py`` checks against LitServe's own loop.
+    on an idle server (docs/serving.md). This one blocks until a request comes, then has
+    LitServe collect the batch from it as usual (for ``batch_timeout``, up to
+    ``max_batch_size``). It relies on ``BatchedLoop`` asking ``get_batch_requests`` for each
+    batch, and on LitServe's collection reading the queue only through ``get`` and
+    ``get_nowait``; ``tests/test_serve_parts.py`` checks both against LitServe's own loop.
     """
 
     idle_wait_s = 1.0  # the longest wait on an idle queue, as in LitServe's unbatched loop
