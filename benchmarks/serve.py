@@ -1,14 +1,16 @@
 """Load test of ``mnist-lit serve`` on loopback: images per second and p50/p99 latency at
 concurrency 1 and 16, with batching on and off, for JSON 28x28 arrays and for PNGs like
-the drawing page sends.
+the drawing page sends; and the CPU time an idle server uses.
 
     python benchmarks/serve.py --data-dir data --model cross_entropy=A.ckpt --model quadratic=B.ckpt
 
-Each variant is its own ``mnist-lit serve`` on a free loopback port. The load comes from
-this process: ``concurrency`` keep-alive connections, each sending its next request when the
-last is answered, over MNIST's test images. Every cell is bounded by ``--requests`` and by
-``--seconds``; nothing but 127.0.0.1 is ever sent anything. The server's CPU time per image
-is read from /proc (Linux) for all its processes together.
+Each variant is its own ``mnist-lit serve`` on a free loopback port, run from this tree or,
+with ``--server NAME=DIR``, from the package in each DIR, to compare versions in one run. The
+load comes from this process: ``concurrency`` keep-alive connections, each sending its next
+request when the last is answered, over MNIST's test images. Every cell is bounded by
+``--requests`` and by ``--seconds``; nothing but 127.0.0.1 is ever sent anything. The
+server's CPU time is read from /proc (Linux) for all its processes together: per image under
+load and, after the cells, over ``--idle-seconds`` without requests.
 """
 
 from __future__ import annotations
@@ -46,12 +48,14 @@ VARIANTS = {  # name -> mnist-lit serve options
 CONCURRENCY = (1, 16)
 WARM_UP = 100  # requests per cell before timing
 STARTUP_S = 180
+SETTLE_S = 2.0  # after the last cell, before the idle CPU time is measured
 TARGET_P99_MS = 20.0  # at concurrency 1
 TARGET_IMAGES_PER_S = 500.0  # at concurrency 16
 
 
 @dataclass(frozen=True)
 class Cell:
+    server: str
     variant: str
     payload: str
     concurrency: int
@@ -93,13 +97,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(models: Sequence[str], options: Sequence[str], log: Path) -> Iterator[tuple[int, int]]:
-    """``mnist-lit serve`` on a free loopback port: yields (port, pid) once healthy."""
+def server(
+    models: Sequence[str], options: Sequence[str], log: Path, source: Path
+) -> Iterator[tuple[int, int]]:
+    """``mnist-lit serve`` from the package in ``source`` on a free loopback port: yields
+    (port, pid) once healthy. ``models`` are NAME=PATH with absolute paths."""
     port = free_port()
     command = [
         sys.executable,
         "-m",
-        "mnist_lit",
+        "mnist_lit",  # from the current folder, which -m puts first on sys.path
         "serve",
         *(f"--model={m}" for m in models),
         "--port",
@@ -108,7 +115,7 @@ def server(models: Sequence[str], options: Sequence[str], log: Path) -> Iterator
     ]
     with log.open("w") as output:
         process = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=source, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
         try:
             deadline = time.monotonic() + STARTUP_S
@@ -144,6 +151,15 @@ def cpu_seconds(pgid: int) -> float | None:
     except OSError:
         return None
     return total / ticks
+
+
+def idle_cpu_seconds(pgid: int, seconds: float) -> float | None:
+    """CPU time used by the process group ``pgid`` over ``seconds`` without requests."""
+    time.sleep(SETTLE_S)
+    before = cpu_seconds(pgid)
+    time.sleep(seconds)
+    after = cpu_seconds(pgid)
+    return None if before is None or after is None else after - before
 
 
 async def _client(
@@ -211,6 +227,7 @@ async def _load(
 def measure(
     port: int,
     pgid: int,
+    server: str,
     variant: str,
     payload: str,
     content_type: str,
@@ -229,24 +246,31 @@ def measure(
     cpu_after = cpu_seconds(pgid)
     cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     return Cell(
-        variant, payload, concurrency, len(latencies), elapsed, latencies, errors, cpu, load
+        server, variant, payload, concurrency, len(latencies), elapsed, latencies, errors, cpu, load
     )
 
 
 def table(cells: Sequence[Cell]) -> str:
     lines = [
-        "| batching | payload | concurrency | requests | images/s | p50 | p99 | server CPU per "
-        "image | load before |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| server | batching | payload | concurrency | requests | images/s | p50 | p99 | server "
+        "CPU per image | load before |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cells:
         cpu = "n/a" if c.server_cpu_s is None else f"{c.server_cpu_s / c.requests * 1e3:.2f} ms"
         errors = f" ({c.errors} errors)" if c.errors else ""
         lines.append(
-            f"| {c.variant} | {c.payload} | {c.concurrency} | {c.requests}{errors} | "
+            f"| {c.server} | {c.variant} | {c.payload} | {c.concurrency} | {c.requests}{errors} | "
             f"{c.images_per_s:.0f} | {c.percentile(50):.1f} ms | {c.percentile(99):.1f} ms | "
             f"{cpu} | {c.load:.1f} |"
         )
+    return "\n".join(lines)
+
+
+def idle_table(idle: dict[tuple[str, str], float | None], seconds: float) -> str:
+    lines = [f"| server | batching | CPU time over {seconds:g} idle seconds |", "|---|---|---|"]
+    for (server, variant), cpu in idle.items():
+        lines.append(f"| {server} | {variant} | {'n/a' if cpu is None else f'{cpu:.2f} s'} |")
     return "\n".join(lines)
 
 
@@ -256,7 +280,7 @@ def targets(cells: Sequence[Cell]) -> str:
         if c.concurrency == 1:
             met = c.percentile(99) < TARGET_P99_MS
             lines.append(
-                f"- p99 under {TARGET_P99_MS:.0f} ms at concurrency 1, batching "
+                f"- p99 under {TARGET_P99_MS:.0f} ms at concurrency 1, {c.server}, batching "
                 f"{c.variant}, {c.payload}: {c.percentile(99):.1f} ms, "
                 f"{'met' if met else 'missed'}"
             )
@@ -264,7 +288,7 @@ def targets(cells: Sequence[Cell]) -> str:
             met = c.images_per_s >= TARGET_IMAGES_PER_S
             lines.append(
                 f"- at least {TARGET_IMAGES_PER_S:.0f} images/s at concurrency "
-                f"{c.concurrency}, batching {c.variant}, {c.payload}: "
+                f"{c.concurrency}, {c.server}, batching {c.variant}, {c.payload}: "
                 f"{c.images_per_s:.0f}, {'met' if met else 'missed'}"
             )
     return "\n".join(lines)
@@ -274,6 +298,12 @@ def machine() -> str:
     import litserve
 
     return f"{training_machine()}, LitServe {litserve.__version__}"
+
+
+def _named_path(spec: str) -> tuple[str, Path]:
+    """``NAME=PATH`` -> (NAME, absolute PATH)."""
+    name, _, path = spec.partition("=")
+    return name, Path(path).resolve()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -291,6 +321,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=1000, help="test images to cycle through")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument(
+        "--server",
+        action="append",
+        metavar="NAME=DIR",
+        help="run mnist-lit serve from the package in DIR (a checkout), named NAME in the "
+        "tables; repeat it to compare versions (default: this tree)",
+    )
+    parser.add_argument(
+        "--idle-seconds", type=float, default=10.0, help="idle time measured per server"
+    )
+    parser.add_argument(
         "--work-dir",
         type=Path,
         default=Path("outputs/benchmarks"),
@@ -299,36 +339,43 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     bodies = payloads(args.data_dir, args.images)
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    cells = []
+    sources = dict(_named_path(spec) for spec in args.server or [f"this tree={REPO}"])
+    models = [f"{name}={path}" for name, path in map(_named_path, args.model)]
+    cells, idle = [], {}
     for variant in args.variants:
-        log = args.work_dir / f"serve-batching-{variant.split()[0]}.log"
-        with server(args.model, VARIANTS[variant], log) as (port, pgid):
-            for payload, (content_type, examples) in bodies.items():
-                for concurrency in CONCURRENCY:
-                    cell = measure(
-                        port,
-                        pgid,
-                        variant,
-                        payload,
-                        content_type,
-                        examples,
-                        concurrency,
-                        args.requests,
-                        args.seconds,
-                    )
-                    print(
-                        f"batching {variant}, {payload}, concurrency {concurrency}: "
-                        f"{cell.images_per_s:.0f} images/s, p50 {cell.percentile(50):.1f} "
-                        f"ms, p99 {cell.percentile(99):.1f} ms",
-                        flush=True,
-                    )
-                    cells.append(cell)
-    models = ", ".join(model.split("=")[0] for model in args.model)
+        for name, source in sources.items():
+            log = args.work_dir / f"serve-{len(idle)}.log"
+            with server(models, VARIANTS[variant], log, source) as (port, pgid):
+                for payload, (content_type, examples) in bodies.items():
+                    for concurrency in CONCURRENCY:
+                        cell = measure(
+                            port,
+                            pgid,
+                            name,
+                            variant,
+                            payload,
+                            content_type,
+                            examples,
+                            concurrency,
+                            args.requests,
+                            args.seconds,
+                        )
+                        print(
+                            f"{name}, batching {variant}, {payload}, concurrency "
+                            f"{concurrency}: {cell.images_per_s:.0f} images/s, p50 "
+                            f"{cell.percentile(50):.1f} ms, p99 {cell.percentile(99):.1f} ms",
+                            flush=True,
+                        )
+                        cells.append(cell)
+                idle[name, variant] = idle_cpu_seconds(pgid, args.idle_seconds)
+    names = ", ".join(name for name, _ in map(_named_path, args.model))
     print(
-        f"\n{machine()}; models {models}; up to {args.requests} requests or "
+        f"\n{machine()}; models {names}; up to {args.requests} requests or "
         f"{args.seconds:g} s per cell\n"
     )
     print(table(cells))
+    print()
+    print(idle_table(idle, args.idle_seconds))
     print()
     print(targets(cells))
 

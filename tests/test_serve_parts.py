@@ -1,8 +1,10 @@
-"""The parts of ``mnist-lit serve`` on their own: the batching loop, the prepared image on
-its way to a worker, and JSON arrays that Python reads but no client should send."""
+"""The parts of ``mnist-lit serve`` on their own: the batching loop beside LitServe's own, the
+prepared image on its way to a worker, and JSON arrays that Python reads but no client should
+send."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import shutil
@@ -13,10 +15,12 @@ import time
 import zipfile
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import torch
-from litserve.loops.base import _SENTINEL_VALUE, _StopLoopError
+from litserve.callbacks import CallbackRunner
+from litserve.loops import BatchedLoop, SingleLoop
 
 from mnist_lit.serve.api import BlockingBatchedLoop, DigitAPI
 from mnist_lit.serve.inputs import InputError, Limits, forwarded_body, forwarded_image, prepare
@@ -24,44 +28,100 @@ from tests.cli_helpers import REPO
 
 
 class CountingQueue(queue.Queue):
-    """A request queue that counts how often it is asked for an item."""
+    """A request queue that counts how often it is asked for an item; ``closed`` makes the
+    next ``get`` raise :class:`Closed`, to end a loop."""
 
     def __init__(self) -> None:
         super().__init__()
         self.gets = 0
+        self.closed = False
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         self.gets += 1
+        if self.closed:
+            raise Closed
         return super().get(block, timeout)
+
+
+class Closed(Exception):
+    pass
+
+
+class Transport:
+    """LitServe's transport to the HTTP servers, keeping what is sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Any]] = []
+
+    def send(self, item: tuple[str, tuple[Any, ...]], consumer_id: int) -> None:
+        uid, (_, status, *_) = item
+        self.sent.append((uid, status))
 
 
 def _api(max_batch_size: int = 16, batch_timeout: float = 0.05) -> DigitAPI:
     api = DigitAPI({}, max_batch_size=max_batch_size, batch_timeout=batch_timeout)
     api.request_timeout = 30
+    api.pre_setup()
     return api
 
 
-def _request(i: int, queued_at: float | None = None) -> tuple[int, str, float, dict[str, str]]:
-    return (0, f"uid-{i}", time.monotonic() if queued_at is None else queued_at, {"n": str(i)})
+def _request(i: int, queued_at: float | None = None) -> tuple[int, str, float, Any]:
+    image = json.loads(forwarded_body(torch.full((28, 28), i, dtype=torch.uint8)))
+    return (0, f"uid-{i}", time.monotonic() if queued_at is None else queued_at, image)
 
 
-def test_an_idle_loop_waits_on_the_queue_instead_of_polling_it() -> None:
+def test_the_loop_waits_while_idle_and_litserve_answers_the_batch_it_takes() -> None:
+    loop, requests, transport = BlockingBatchedLoop(), CountingQueue(), Transport()
+    loop.idle_wait_s = 0.1
+    run = threading.Thread(target=_run, args=(loop, _api(), requests, transport), daemon=True)
+    run.start()
+    try:
+        time.sleep(0.5)
+        idle_gets = requests.gets
+        for i in range(3):
+            requests.put(_request(i))
+        deadline = time.monotonic() + 10
+        while len(transport.sent) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        requests.closed = True
+        run.join(timeout=10)
+    assert 1 <= idle_gets <= 10  # LitServe's own loop asks every millisecond: ~500 times
+    assert transport.sent == [(f"uid-{i}", "OK") for i in range(3)]
+
+
+def _run(loop: BatchedLoop, api: DigitAPI, requests: CountingQueue, transport: Transport) -> None:
+    with contextlib.suppress(Closed):
+        loop(api, "cpu", 0, requests, transport, {}, CallbackRunner())
+
+
+def test_litserves_own_loop_polls_an_idle_queue() -> None:
+    """The reason for BlockingBatchedLoop: when this fails, LitServe's loop will do."""
+    requests, deadline = CountingQueue(), time.monotonic() + 0.3
+    while time.monotonic() < deadline:
+        BatchedLoop().get_batch_requests(_api(), requests, None)
+    assert requests.gets > 30
+
+
+@pytest.mark.parametrize("batch_timeout", [0.05, 0.0])
+def test_a_batch_is_what_litserves_own_loop_collects(batch_timeout: float) -> None:
+    collected = []
+    for loop in (BlockingBatchedLoop(), BatchedLoop()):
+        requests = CountingQueue()
+        requests.put(_request(0, queued_at=time.monotonic() - 60))  # queued too long: a 504
+        for i in range(1, 20):
+            requests.put(_request(i))
+        with mock.patch.object(loop, "put_response") as put_response:  # START, per request
+            batch = loop.get_batch_requests(_api(batch_timeout=batch_timeout), requests, "t")
+        collected.append((batch, put_response.call_args_list))
+    assert collected[0] == collected[1]
+    (batch, timed_out), started = collected[0]
+    assert [uid for _, uid, _ in batch] == [f"uid-{i}" for i in range(1, 17)]
+    assert timed_out == [(0, "uid-0")] and len(started) == 17
+
+
+def test_a_batch_waits_batch_timeout_from_its_first_request() -> None:
     loop, requests = BlockingBatchedLoop(), CountingQueue()
-    loop.idle_wait_s = 0.3
-    started = time.monotonic()
-    assert loop.get_batch_requests(_api(), requests, transport=None) == ([], [])
-    assert time.monotonic() - started >= 0.29
-    assert requests.gets == 1  # LitServe's own loop asks every millisecond: about 300 times
-
-
-def test_a_batch_takes_what_comes_within_the_timeout_up_to_the_largest_batch() -> None:
-    loop, requests = BlockingBatchedLoop(), CountingQueue()
-    for i in range(20):
-        requests.put(_request(i))
-    batch, timed_out = loop.get_batch_requests(_api(max_batch_size=16), requests, None)
-    assert [uid for _, uid, _ in batch] == [f"uid-{i}" for i in range(16)] and timed_out == []
-    # The first request of a batch waits batch_timeout for company, not longer.
-    requests = CountingQueue()
     requests.put(_request(0))
     threading.Timer(0.01, requests.put, [_request(1)]).start()
     threading.Timer(0.9, requests.put, [_request(2)]).start()
@@ -71,20 +131,9 @@ def test_a_batch_takes_what_comes_within_the_timeout_up_to_the_largest_batch() -
     assert [uid for _, uid, _ in batch] == ["uid-2"]
 
 
-def test_requests_queued_too_long_are_set_apart_and_the_stop_signal_stops() -> None:
-    loop, requests = BlockingBatchedLoop(), CountingQueue()
-    requests.put(_request(0, queued_at=time.monotonic() - 60))
-    requests.put(_request(1))
-    batch, timed_out = loop.get_batch_requests(_api(), requests, None)
-    assert ([uid for _, uid, _ in batch], timed_out) == (["uid-1"], [(0, "uid-0")])
-    requests.put(_SENTINEL_VALUE)
-    with pytest.raises(_StopLoopError):
-        loop.get_batch_requests(_api(), requests, None)
-
-
 def test_batching_off_uses_litserves_own_loop() -> None:
     assert isinstance(_api(max_batch_size=4).loop, BlockingBatchedLoop)
-    assert not isinstance(_api(max_batch_size=1).loop, BlockingBatchedLoop)
+    assert isinstance(_api(max_batch_size=1).loop, SingleLoop)
 
 
 def test_the_prepared_image_reaches_the_worker_unchanged() -> None:

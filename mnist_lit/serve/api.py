@@ -8,7 +8,6 @@ models saw and, per model, the digit and the ten probabilities.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from queue import Empty, Queue
 from typing import Any
@@ -16,7 +15,6 @@ from typing import Any
 import litserve as ls
 import torch
 from litserve.loops import BatchedLoop
-from litserve.loops.base import _SENTINEL_VALUE, _StopLoopError
 from starlette.responses import Response
 from torch import Tensor
 
@@ -84,43 +82,37 @@ class DigitAPI(ls.LitAPI):
 
 
 class BlockingBatchedLoop(BatchedLoop):
-    """LitServe's batched loop, collecting each batch without polling.
+    """LitServe's batched loop, waiting for each batch's first request instead of polling.
 
     LitServe's own loop asks the request queue for work every millisecond, idle or not (a
-    round trip to the queue's manager process each time), which kept about a tenth of a
-    core busy on an idle server. This one blocks until a batch's first request comes, then
-    waits up to ``batch_timeout`` for the batch to fill, and takes every request queued by
-    then, up to ``max_batch_size``.
+    round trip to the queue's manager process each time), which keeps a fifth of a core busy
+    on an idle server (docs/serving.md). This one blocks until a request comes, then has
+    LitServe collect the batch from it as usual (for ``batch_timeout``, up to
+    ``max_batch_size``). It relies on ``BatchedLoop`` asking ``get_batch_requests`` for each
+    batch, and on LitServe's collection reading the queue only through ``get`` and
+    ``get_nowait``; ``tests/test_serve_parts.py`` checks both against LitServe's own loop.
     """
 
-    idle_wait_s = 1.0  # how often the loop looks for its stop signal while idle
+    idle_wait_s = 1.0  # the longest wait on an idle queue, as in LitServe's unbatched loop
 
     def get_batch_requests(
         self, lit_api: ls.LitAPI, request_queue: Queue, transport: Any
     ) -> tuple[list, list]:
-        batch: list[tuple[int, str, Any]] = []
-        timed_out: list[tuple[int, str]] = []
-        deadline = None
-        while len(batch) + len(timed_out) < lit_api.max_batch_size:
-            try:
-                if deadline is None:
-                    item = request_queue.get(timeout=self.idle_wait_s)
-                    deadline = time.monotonic() + lit_api.batch_timeout
-                else:
-                    item = request_queue.get(timeout=max(deadline - time.monotonic(), 0.0))
-            except Empty:
-                break
-            if item == _SENTINEL_VALUE:
-                raise _StopLoopError()
-            response_queue_id, uid, queued_at, request = item
-            if _waited_too_long(lit_api, queued_at):
-                timed_out.append((response_queue_id, uid))
-            else:
-                batch.append((response_queue_id, uid, request))
-        return batch, timed_out
+        try:
+            first = request_queue.get(timeout=self.idle_wait_s)
+        except Empty:
+            return [], []
+        return super().get_batch_requests(lit_api, _FirstThen(first, request_queue), transport)
 
 
-def _waited_too_long(lit_api: ls.LitAPI, queued_at: float) -> bool:
-    """A request queued for longer than the server's ``timeout``, answered 504 unrun."""
-    timeout = lit_api.request_timeout
-    return timeout not in (None, False, -1) and time.monotonic() - queued_at > timeout
+class _FirstThen:
+    """The request queue with ``first`` taken already: ``get`` gives it, then the queue's."""
+
+    def __init__(self, first: Any, queue: Queue) -> None:
+        self.first, self.queue = [first], queue
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        return self.first.pop() if self.first else self.queue.get(block, timeout)
+
+    def get_nowait(self) -> Any:
+        return self.get(block=False)

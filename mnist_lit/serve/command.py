@@ -221,7 +221,6 @@ def build_server(models: dict[str, TrainedModel], args: Namespace) -> LitServer:
     return ls.LitServer(
         api,
         accelerator="cpu",
-        fast_queue=os.environ.get("MNIST_FQ") == "1",
         workers_per_device=args.workers,
         model_metadata={"models": {name: model.describe() for name, model in models.items()}},
         middlewares=[(PreparedInputs, {"limits": limits}), DrawingPage],
