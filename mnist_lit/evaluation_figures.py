@@ -121,7 +121,8 @@ class EvaluationFigures(Callback):
         self.summary.add(images, target, probs, self.bins, self.mistakes)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.enabled or trainer.fast_dev_run:  # a dry run keeps nothing
+        # A dry run (fast_dev_run) keeps nothing.
+        if not self.enabled or trainer.fast_dev_run:  # type: ignore[attr-defined]
             return
         summary = _sum_over_processes(self.summary)
         # Every process asks: the trainer's log_dir is broadcast from the first one.
