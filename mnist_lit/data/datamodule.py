@@ -28,7 +28,8 @@ def download_mnist(data_dir: str | Path) -> None:
     raw = raw_folder(data_dir)
     if raw.is_dir():
         extract_archives(raw)
-    if all((raw / name.removesuffix(".gz")).is_file() for name in RAW_FILES):
+    missing = [name for name in RAW_FILES if not (raw / name.removesuffix(".gz")).is_file()]
+    if not missing:
         return
     try:
         # torchvision prints one line per mirror it tries; keep only our own message.
@@ -36,10 +37,12 @@ def download_mnist(data_dir: str | Path) -> None:
             MNIST(data_dir, train=True, download=True)
             MNIST(data_dir, train=False, download=True)
     except (OSError, RuntimeError) as error:
+        reason = first_line(error).rstrip(": ") or type(error).__name__
         raise MnistLitError(
-            f"MNIST is not in {raw} and could not be downloaded ({first_line(error)}). "
-            f"Without internet, copy the four files {', '.join(RAW_FILES)} into {raw}/, "
-            "or point --data.data_dir at a folder that has them in MNIST/raw/."
+            f"{', '.join(missing)} missing from {raw}/ (neither extracted nor as .gz), and "
+            f"the download failed ({reason}). Without internet, copy the four files "
+            f"{', '.join(RAW_FILES)} into {raw}/, or point --data.data_dir at a folder that "
+            "has them in MNIST/raw/."
         ) from error
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import socket
 import struct
 import zlib
 from pathlib import Path
@@ -35,14 +36,16 @@ def _redo(path: Path) -> str:
 def extract_archives(raw: Path) -> None:
     """Extract every ``.gz`` in ``raw`` whose ``-ubyte`` file is missing.
 
-    The file is written under a temporary name and renamed when complete, so a truncated
-    archive or a crash never leaves a half-extracted file for the next run to trip on.
+    The file is written under a name of this process's own and renamed when complete, so a
+    truncated archive or a crash never leaves a half-extracted file for the next run to trip
+    on, and processes that start together on one folder (tune workers, several fits, nodes
+    on a shared disk) each extract whole and rename the same content into place.
     """
     for name in RAW_FILES:
         archive, target = raw / name, raw / name.removesuffix(".gz")
         if target.is_file() or not archive.is_file():
             continue
-        partial = target.with_name(f".{target.name}.partial")
+        partial = target.with_name(f".{target.name}.{socket.gethostname()}.{os.getpid()}.partial")
         try:
             with gzip.open(archive, "rb") as source, open(partial, "wb") as out:
                 shutil.copyfileobj(source, out)
