@@ -68,6 +68,5 @@ def test_missing_data_is_one_line_without_traceback(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("run.py: error: train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz")
-    assert " missing from " in line
+    assert line.startswith("run.py: error: MNIST is not in")
     assert f"{tmp_path}/empty/MNIST/raw" in line

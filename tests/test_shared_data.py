@@ -63,5 +63,7 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(MnistLitError) as error:
         download_mnist(tmp_path)
     message = str(error.value)
-    assert message.startswith(f"train-images-idx3-ubyte.gz missing from {raw.resolve()}/")
+    assert message.startswith(
+        f"MNIST is not in {raw.resolve()}: train-images-idx3-ubyte.gz missing"
+    )
     assert "t10k-images" not in message.split(" missing")[0]

@@ -39,8 +39,8 @@ def download_mnist(data_dir: str | Path) -> None:
     except (OSError, RuntimeError) as error:
         reason = first_line(error).rstrip(": ") or type(error).__name__
         raise MnistLitError(
-            f"{', '.join(missing)} missing from {raw}/ (neither extracted nor as .gz), and "
-            f"the download failed ({reason}). Without internet, copy the four files "
+            f"MNIST is not in {raw}: {', '.join(missing)} missing (neither extracted nor as "
+            f".gz), and the download failed ({reason}). Without internet, copy the four files "
             f"{', '.join(RAW_FILES)} into {raw}/, or point --data.data_dir at a folder that "
             "has them in MNIST/raw/."
         ) from error
