@@ -6,6 +6,7 @@ import importlib
 import pytest
 
 MODULES = [
+    "mnist_lit.diagnostics",
     "mnist_lit.information",
     "mnist_lit.losses.cross_entropy",
     "mnist_lit.losses.quadratic",

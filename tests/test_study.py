@@ -4,6 +4,7 @@ study folder of another configuration."""
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,10 @@ def test_study_writes_results_comparisons_summary_and_pictures(quick_study: Path
     for row in rows:
         assert 0 <= float(row["test_acc"]) <= 1 and float(row["test_ce"]) >= 0
         assert float(row["lr"]) > 0
+        assert 0 < float(row["temperature"]) < math.inf
+        for name in ("test_ce", "test_ece", "test_brier"):
+            assert float(row[f"{name}_scaled"]) >= 0 and float(row[name]) >= 0
+        assert float(row["test_brier"]) <= 2
     # Each loss is tuned with the same number of trials, on the validation split only.
     trials = _rows(quick_study / "tuning_trials.csv")
     assert len(trials) == 2 * 2 * 2
@@ -64,6 +69,7 @@ def test_study_writes_results_comparisons_summary_and_pictures(quick_study: Path
     summary = (quick_study / "summary.md").read_text()
     assert "| cross-entropy |" in summary and "| square loss (logits) |" in summary
     assert "cross-entropy vs square loss (logits)" in summary and "95% t-interval" in summary
+    assert "| test cross-entropy, scaled (raw) |" in summary and "| temperature |" in summary
     for name in ("rate_sensitivity.png", "accuracy.png"):
         assert (quick_study / name).stat().st_size > 10_000
 
