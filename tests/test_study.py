@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from mnist_lit.cli import main
+from mnist_lit.errors import MnistLitError
 from mnist_lit.study.plan import STUDY_NETWORKS, make_plan
-from mnist_lit.study.runner import epochs_to_reach
+from mnist_lit.study.runner import check_manifest, epochs_to_reach
 from tests.cli_helpers import console_error
 
 
@@ -112,3 +113,12 @@ def test_default_budget_and_plan() -> None:
     assert epochs_to_reach([0.5, 0.97, 0.99], 0.96) == 2
     with pytest.raises(Exception, match="at least 2 seeds"):
         make_plan(quick=True, seeds=[0])
+
+
+def test_label_noise_reaches_every_fit_and_the_plan(tmp_path: Path) -> None:
+    plan = make_plan(quick=True, label_noise=0.2)
+    for network in STUDY_NETWORKS.values():
+        assert "--data.label_noise=0.2" in plan.fit_args(network, "ce", "data", "cpu")
+    check_manifest(tmp_path, plan)
+    with pytest.raises(MnistLitError, match=r"another configuration \(label_noise differ\)"):
+        check_manifest(tmp_path, make_plan(quick=True))

@@ -39,6 +39,13 @@ def build_parser() -> OneMessageParser:
     parser.add_argument(
         "--n-trials", type=int, help="learning rates tried per loss, a log grid (default: 8)"
     )
+    parser.add_argument(
+        "--label-noise",
+        type=float,
+        default=0.0,
+        help="share of the training labels moved to another class in every fit, by its "
+        "seed; validation and test stay clean (default: 0)",
+    )
     add_run_options(parser, "0 1 2 3 4", "10, 5, 2 for the three networks")
     return parser
 
@@ -48,6 +55,9 @@ def main(argv: Sequence[str]) -> None:
     parser = build_parser()
     args = parser.parse_args(list(argv))
     check_run_options(parser, args, "n_trials")
+    from mnist_lit.data.datamodule import check_label_noise
+
+    check_label_noise(args.label_noise, "--label-noise")
     try:
         import optuna  # noqa: F401
         import scipy  # noqa: F401
@@ -65,6 +75,7 @@ def main(argv: Sequence[str]) -> None:
         seeds=args.seeds,
         epochs=args.epochs,
         val_size=args.val_size,
+        label_noise=args.label_noise,
     )
     study_dir = Path(args.study_dir)
     start = time.monotonic()

@@ -91,13 +91,15 @@ QUICK_BUDGET = Budget(
 
 @dataclass(frozen=True)
 class Plan:
-    """One study: which networks and losses, on which budget, with which data split."""
+    """One study: which networks and losses, on which budget, with which data split and
+    share of wrong training labels."""
 
     networks: tuple[str, ...]
     losses: tuple[str, ...]
     budget: Budget
     val_size: int = 5_000
     tuning_seed: int = 42
+    label_noise: float = 0.0  # the share of training labels made wrong in every fit
 
     def fit_args(self, network: Network, loss: str, data_dir: str, accelerator: str) -> list[str]:
         """``mnist-lit fit`` options of one network and loss, without its learning rate."""
@@ -107,6 +109,7 @@ class Plan:
             f"--model.loss={LOSSES[loss].class_path}",
             f"--data.data_dir={data_dir}",
             f"--data.val_size={self.val_size}",
+            f"--data.label_noise={self.label_noise}",
             f"--trainer.max_epochs={epochs}",
             f"--trainer.accelerator={accelerator}",
             "--trainer.devices=1",
@@ -132,6 +135,7 @@ class Plan:
             "budget": {**asdict(self.budget), "seeds": list(self.budget.seeds)},
             "val_size": self.val_size,
             "tuning_seed": self.tuning_seed,
+            "label_noise": self.label_noise,
             "search": {
                 name: {"key": LEARNING_RATE, "rates": list(self.rates(STUDY_NETWORKS[name]))}
                 for name in self.networks
@@ -147,6 +151,7 @@ def make_plan(
     seeds: list[int] | None = None,
     epochs: int | None = None,
     val_size: int = 5_000,
+    label_noise: float = 0.0,
 ) -> Plan:
     """The default (or quick) plan, with the options a user gave in its place."""
     budget = QUICK_BUDGET if quick else DEFAULT_BUDGET
@@ -160,5 +165,9 @@ def make_plan(
     if len(budget.seeds) < 2:
         raise MnistLitError("--seeds: give at least 2 seeds; a paired test needs them.")
     return Plan(
-        tuple(networks or STUDY_NETWORKS), tuple(losses or STUDY_LOSSES), budget, val_size=val_size
+        tuple(networks or STUDY_NETWORKS),
+        tuple(losses or STUDY_LOSSES),
+        budget,
+        val_size=val_size,
+        label_noise=label_noise,
     )
