@@ -12,6 +12,7 @@ MODULES = [
     "mnist_lit.losses.quadratic",
     "mnist_lit.losses.binary",
     "mnist_lit.losses.square",
+    "mnist_lit.study.plan",
     "mnist_lit.study.stats",
 ]
 

@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mnist_lit.catalog import OPTIMIZERS
+from mnist_lit.checkpointing import read_checkpoint
 from mnist_lit.cli import main
 from mnist_lit.errors import MnistLitError
+from mnist_lit.runs.fit import build_cli
 from mnist_lit.study.plan import STUDY_NETWORKS, make_plan
 from mnist_lit.study.runner import check_manifest, epochs_to_reach
 from tests.cli_helpers import console_error
@@ -122,3 +125,43 @@ def test_label_noise_reaches_every_fit_and_the_plan(tmp_path: Path) -> None:
     check_manifest(tmp_path, plan)
     with pytest.raises(MnistLitError, match=r"another configuration \(label_noise differ\)"):
         check_manifest(tmp_path, make_plan(quick=True))
+
+
+def test_a_study_with_adam_and_label_noise_fits_every_run_so(
+    fake_mnist_dir: Path, tmp_path: Path
+) -> None:
+    study = tmp_path / "adam"
+    main(_study(fake_mnist_dir, study, "--networks", "softmax_regression", "--losses", "ce",
+                "quadratic", "--optimizer", "adam", "--label-noise", "0.1"))  # fmt: skip
+    plan = yaml.safe_load((study / "study.yaml").read_text())
+    assert plan["optimizer"] == "adam" and plan["label_noise"] == 0.1
+    # Two trials: the ends of Adam's own range, not SGD's.
+    adam_range = STUDY_NETWORKS["softmax_regression"].lr_ranges["adam"]
+    assert plan["search"]["softmax_regression"]["rates"] == list(adam_range)
+    fits = [*study.glob("tuning/*/*/trials/trial_*/"), *study.glob("runs/*/*/seed_*/")]
+    assert len(fits) == 2 * 2 + 2 * 2  # two losses, each with two trials and two seeds
+    for fit in fits:
+        hparams = yaml.safe_load((fit / "hparams.yaml").read_text())
+        assert hparams["optimizer"]["class_path"] == "torch.optim.Adam", fit
+        assert hparams["label_noise"] == 0.1, fit
+    last = read_checkpoint(study / "runs/softmax_regression/ce/seed_0/checkpoints/last.ckpt")
+    assert "exp_avg" in last["optimizer_states"][0]["state"][0]  # Adam's moment estimates
+    assert {float(r["lr"]) for r in _rows(study / "results.csv")} <= set(adam_range)
+    assert "(Adam, 10% of the training labels wrong)" in (study / "summary.md").read_text()
+
+
+@pytest.mark.parametrize(("optimizer", "momentum"), [("adam", None), ("sgd", 0.9)])
+def test_the_cnns_momentum_goes_to_sgd_only(
+    optimizer: str, momentum: float | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = make_plan(quick=True, optimizer=optimizer).fit_args(
+        STUDY_NETWORKS["cnn"], "ce", str(tmp_path), "cpu"
+    )
+    cli = build_cli([*args, "--model.optimizer.lr=0.003"])
+    spec = cli.model.hparams["optimizer"]
+    assert spec["class_path"] == OPTIMIZERS[optimizer].class_path
+    assert spec["init_args"]["lr"] == 0.003 and spec["init_args"].get("momentum") == momentum
+    built = cli.model.configure_optimizers()["optimizer"]
+    assert f"torch.optim.{type(built).__name__}" == OPTIMIZERS[optimizer].class_path
+    assert built.defaults.get("momentum") == momentum

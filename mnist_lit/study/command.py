@@ -9,9 +9,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from mnist_lit.catalog import OPTIMIZERS
 from mnist_lit.errors import OneMessageParser
 from mnist_lit.runs.options import add_run_options, check_run_options
-from mnist_lit.study.plan import STUDY_LOSSES, STUDY_NETWORKS, make_plan
+from mnist_lit.study.plan import CONFIG_OPTIMIZER, STUDY_LOSSES, STUDY_NETWORKS, make_plan
 
 HELP = (
     "The fair loss comparison: tune each loss's learning rate per network, train it with "
@@ -38,6 +39,13 @@ def build_parser() -> OneMessageParser:
     parser.add_argument("--losses", nargs="+", choices=STUDY_LOSSES, help="(default: all)")
     parser.add_argument(
         "--n-trials", type=int, help="learning rates tried per loss, a log grid (default: 8)"
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=list(OPTIMIZERS),
+        default=CONFIG_OPTIMIZER,
+        help="the optimiser of every fit: the configs' own SGD (with the CNN's momentum), or "
+        f"Adam over a rate grid of its own (default: {CONFIG_OPTIMIZER})",
     )
     parser.add_argument(
         "--label-noise",
@@ -76,11 +84,13 @@ def main(argv: Sequence[str]) -> None:
         epochs=args.epochs,
         val_size=args.val_size,
         label_noise=args.label_noise,
+        optimizer=args.optimizer,
     )
     study_dir = Path(args.study_dir)
     start = time.monotonic()
     results = run_study(plan, study_dir, args.data_dir, args.accelerator)
-    report(study_dir, results, "quick study" if args.quick else "study", time.monotonic() - start)
+    kind = f"{'quick study' if args.quick else 'study'} ({plan.conditions()})"
+    report(study_dir, results, kind, time.monotonic() - start)
 
 
 def report(study_dir: Path, results: list, kind: str, seconds: float) -> None:
