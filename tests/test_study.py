@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mnist_lit import MNISTClassifier, MNISTDataModule
 from mnist_lit.catalog import OPTIMIZERS
 from mnist_lit.checkpointing import read_checkpoint
 from mnist_lit.cli import main
 from mnist_lit.errors import MnistLitError
+from mnist_lit.runs.evaluation import TEMPERATURE_RANGE, calibrate
 from mnist_lit.runs.fit import build_cli
 from mnist_lit.study.plan import STUDY_NETWORKS, make_plan
 from mnist_lit.study.runner import check_manifest, epochs_to_reach
@@ -76,6 +78,22 @@ def test_study_writes_results_comparisons_summary_and_pictures(quick_study: Path
     assert "| test cross-entropy, scaled (raw) |" in summary and "| temperature |" in summary
     for name in ("rate_sensitivity.png", "accuracy.png"):
         assert (quick_study / name).stat().st_size > 10_000
+
+
+def test_the_temperature_is_fitted_on_the_validation_split(quick_study: Path) -> None:
+    inside = 0  # runs whose temperature lies inside the range searched
+    for row in _rows(quick_study / "results.csv"):
+        run = quick_study / "runs" / row["network"] / row["loss"] / f"seed_{row['seed']}"
+        (best,) = run.glob("checkpoints/best-*.ckpt")
+        model = MNISTClassifier.load_from_checkpoint(best)
+        datamodule = MNISTDataModule.load_from_checkpoint(best)
+        datamodule.setup()
+        temperature = float(row["temperature"])
+        assert temperature == calibrate(model, datamodule, "val"), run
+        if TEMPERATURE_RANGE[0] * 1.01 < temperature < TEMPERATURE_RANGE[1] / 1.01:
+            inside += 1
+            assert temperature != pytest.approx(calibrate(model, datamodule, "test")), run
+    assert inside >= 2
 
 
 def test_a_rerun_resumes_without_training_again(
