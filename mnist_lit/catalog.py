@@ -1,5 +1,6 @@
-"""The losses and networks that ``mnist-lit compare`` and ``mnist-lit study`` know by name:
-one table each, from which the commands' choices, the studies and the reports derive.
+"""The losses, networks and optimisers that ``mnist-lit compare`` and ``mnist-lit study``
+know by name: one table each, from which the commands' choices, the studies and the
+reports derive.
 
 A network is read from the config that trains it (``configs/<config>``): the study fits
 exactly what ``mnist-lit fit --config configs/<config>`` fits, at its own learning rate.
@@ -21,7 +22,8 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 @dataclass(frozen=True)
 class Entry:
-    """A loss or a network: its name on the command line, its class and its label."""
+    """A loss, a network or an optimiser: its name on the command line, its class and its
+    label."""
 
     key: str
     class_path: str
@@ -66,6 +68,11 @@ NETWORKS = _table(
     Entry("mlp", "mnist_lit.models.MLP", "MLP 784-100-10", "mlp.yaml"),
     Entry("cnn", "mnist_lit.models.CNN", "CNN", "cnn.yaml"),
 )  # fmt: skip
+
+OPTIMIZERS = _table(
+    Entry("sgd", "torch.optim.SGD", "SGD"),
+    Entry("adam", "torch.optim.Adam", "Adam"),
+)
 
 # The option of every config that holds the learning rate.
 LEARNING_RATE = "model.optimizer.lr"

@@ -5,10 +5,13 @@ and for ``mnist-lit compare``.
 - :func:`saturated_share`: how many of those sit within a margin of 0 or 1.
 - :func:`per_sample_dcdz`: the mean :math:`|\partial C_x / \partial z_k|` of one sample,
   from the gradient of a batch-averaged loss with respect to the logits.
+- :func:`brier_score`: the mean squared distance of the class probabilities to the one-hot
+  label.
 """
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor
 
 # An output counts as saturated when its activation is this close to 0 or 1: there the
@@ -42,3 +45,17 @@ def per_sample_dcdz(grad: Tensor) -> Tensor:
         0.2
     """
     return grad.abs().mean() * len(grad)
+
+
+def brier_score(probs: Tensor, labels: Tensor) -> Tensor:
+    r"""The multiclass Brier score of ``probs`` ``(B, C)`` for integer ``labels`` ``(B,)``:
+    :math:`\sum_k (p_k - y_k)^2` with :math:`y` one-hot, averaged over the batch (0 for
+    certain and right, 2 for certain and wrong).
+
+    Example:
+        >>> import torch
+        >>> round(brier_score(torch.tensor([[0.7, 0.2, 0.1]]), torch.tensor([0])).item(), 4)
+        0.14
+    """
+    one_hot = F.one_hot(labels, probs.shape[-1]).to(probs.dtype)
+    return (probs - one_hot).square().sum(-1).mean()

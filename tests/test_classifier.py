@@ -140,7 +140,7 @@ def test_parts_built_in_python_are_saved_as_class_paths() -> None:
     assert MNISTClassifier().hparams["optimizer"]["init_args"]["lr"] == 0.5
 
 
-def test_logs_dcdz_saturation_and_calibration(fake_mnist_dir: Path) -> None:
+def test_logs_dcdz_saturation_calibration_and_brier(fake_mnist_dir: Path) -> None:
     # One batch per epoch and a learning rate too small to move anything: the logged dC/dz
     # must be the per-sample gradient at the initial weights, computed here by hand.
     datamodule = MNISTDataModule(data_dir=str(fake_mnist_dir), batch_size=1000, val_size=100)
@@ -163,8 +163,13 @@ def test_logs_dcdz_saturation_and_calibration(fake_mnist_dir: Path) -> None:
     expected_saturated = ((sigmoid < 0.01) | (sigmoid > 0.99)).float().mean()
     torch.testing.assert_close(logged["train/saturated"], expected_saturated)
     assert 0 < logged["val/ece"] < 1
+    val_images, val_labels = datamodule.splits["val"]
+    probs = net(datamodule.preprocess(val_images)).detach().softmax(-1)
+    one_hot = torch.eye(10)[val_labels]
+    expected_brier = ((probs - one_hot) ** 2).sum(-1).mean()
+    torch.testing.assert_close(logged["val/brier"], expected_brier, rtol=1e-4, atol=0)
     (result,) = trainer.test(model, datamodule, verbose=False)
-    assert 0 < result["test/ece"] < 1
+    assert 0 < result["test/ece"] < 1 and 0 < result["test/brier"] < 2
 
 
 def test_saturation_is_read_through_the_losss_activation() -> None:

@@ -164,3 +164,51 @@ def test_evaluation_takes_larger_batches_than_training(fake_mnist_dir: Path) -> 
     dm.setup()
     assert [len(labels) for _, labels in dm.val_dataloader()] == [64, 36]
     assert len(next(iter(dm.train_dataloader()))[1]) == 16
+
+
+def _setup(data_dir: Path, **options: Any) -> MNISTDataModule:
+    dm = MNISTDataModule(data_dir=str(data_dir), val_size=100, **options)
+    dm.setup()
+    return dm
+
+
+def _flipped_images(noisy: MNISTDataModule, clean: MNISTDataModule) -> set[bytes]:
+    changed = noisy.splits["train"][1] != clean.splits["train"][1]
+    return {image.numpy().tobytes() for image in noisy.splits["train"][0][changed]}
+
+
+@pytest.mark.parametrize("share", [0.3, 0.1234])  # 150 and 61.7 -> 62 labels
+def test_label_noise_moves_the_exact_share_of_training_labels_only(
+    fake_mnist_dir: Path, share: float
+) -> None:
+    clean = _setup(fake_mnist_dir, seed=3)
+    noisy = _setup(fake_mnist_dir, seed=3, label_noise=share)
+    # The same split: the noise comes after it and touches only the training labels.
+    for split in ("train", "val", "test"):
+        assert torch.equal(noisy.splits[split][0], clean.splits[split][0]), split
+    for split in ("val", "test"):
+        assert torch.equal(noisy.splits[split][1], clean.splits[split][1]), split
+    labels, noisy_labels = clean.splits["train"][1], noisy.splits["train"][1]
+    changed = labels != noisy_labels
+    # round(share * 500) labels drawn, and every one of them moved to another class.
+    assert changed.sum() == round(share * 500)
+    shifts = (noisy_labels[changed] - labels[changed]) % 10
+    assert set(shifts.tolist()) == set(range(1, 10))  # to any other class
+
+
+def test_label_noise_is_the_same_for_a_seed_and_another_for_another(
+    fake_mnist_dir: Path,
+) -> None:
+    def flipped(seed: int) -> set[bytes]:
+        noisy = _setup(fake_mnist_dir, seed=seed, label_noise=0.2)
+        return _flipped_images(noisy, _setup(fake_mnist_dir, seed=seed))
+
+    assert len(flipped(3)) == 100
+    assert flipped(3) == flipped(3)
+    assert flipped(3) != flipped(4)
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.0, float("nan")])
+def test_label_noise_outside_zero_to_one_is_named(share: float) -> None:
+    with pytest.raises(MnistLitError, match=r"data\.label_noise is the share .* got"):
+        MNISTDataModule(label_noise=share)

@@ -6,11 +6,13 @@ import importlib
 import pytest
 
 MODULES = [
+    "mnist_lit.diagnostics",
     "mnist_lit.information",
     "mnist_lit.losses.cross_entropy",
     "mnist_lit.losses.quadratic",
     "mnist_lit.losses.binary",
     "mnist_lit.losses.square",
+    "mnist_lit.study.plan",
     "mnist_lit.study.stats",
 ]
 

@@ -4,14 +4,21 @@ study folder of another configuration."""
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import pytest
 import yaml
 
+from mnist_lit import MNISTClassifier, MNISTDataModule
+from mnist_lit.catalog import OPTIMIZERS
+from mnist_lit.checkpointing import read_checkpoint
 from mnist_lit.cli import main
+from mnist_lit.errors import MnistLitError
+from mnist_lit.runs.evaluation import TEMPERATURE_RANGE, calibrate
+from mnist_lit.runs.fit import build_cli
 from mnist_lit.study.plan import STUDY_NETWORKS, make_plan
-from mnist_lit.study.runner import epochs_to_reach
+from mnist_lit.study.runner import check_manifest, epochs_to_reach
 from tests.cli_helpers import console_error
 
 
@@ -48,6 +55,10 @@ def test_study_writes_results_comparisons_summary_and_pictures(quick_study: Path
     for row in rows:
         assert 0 <= float(row["test_acc"]) <= 1 and float(row["test_ce"]) >= 0
         assert float(row["lr"]) > 0
+        assert 0 < float(row["temperature"]) < math.inf
+        for name in ("test_ce", "test_ece", "test_brier"):
+            assert float(row[f"{name}_scaled"]) >= 0 and float(row[name]) >= 0
+        assert float(row["test_brier"]) <= 2
     # Each loss is tuned with the same number of trials, on the validation split only.
     trials = _rows(quick_study / "tuning_trials.csv")
     assert len(trials) == 2 * 2 * 2
@@ -64,8 +75,25 @@ def test_study_writes_results_comparisons_summary_and_pictures(quick_study: Path
     summary = (quick_study / "summary.md").read_text()
     assert "| cross-entropy |" in summary and "| square loss (logits) |" in summary
     assert "cross-entropy vs square loss (logits)" in summary and "95% t-interval" in summary
+    assert "| test cross-entropy, scaled (raw) |" in summary and "| temperature |" in summary
     for name in ("rate_sensitivity.png", "accuracy.png"):
         assert (quick_study / name).stat().st_size > 10_000
+
+
+def test_the_temperature_is_fitted_on_the_validation_split(quick_study: Path) -> None:
+    inside = 0  # runs whose temperature lies inside the range searched
+    for row in _rows(quick_study / "results.csv"):
+        run = quick_study / "runs" / row["network"] / row["loss"] / f"seed_{row['seed']}"
+        (best,) = run.glob("checkpoints/best-*.ckpt")
+        model = MNISTClassifier.load_from_checkpoint(best)
+        datamodule = MNISTDataModule.load_from_checkpoint(best)
+        datamodule.setup()
+        temperature = float(row["temperature"])
+        assert temperature == calibrate(model, datamodule, "val"), run
+        if TEMPERATURE_RANGE[0] * 1.01 < temperature < TEMPERATURE_RANGE[1] / 1.01:
+            inside += 1
+            assert temperature != pytest.approx(calibrate(model, datamodule, "test")), run
+    assert inside >= 2
 
 
 def test_a_rerun_resumes_without_training_again(
@@ -106,3 +134,52 @@ def test_default_budget_and_plan() -> None:
     assert epochs_to_reach([0.5, 0.97, 0.99], 0.96) == 2
     with pytest.raises(Exception, match="at least 2 seeds"):
         make_plan(quick=True, seeds=[0])
+
+
+def test_label_noise_reaches_every_fit_and_the_plan(tmp_path: Path) -> None:
+    plan = make_plan(quick=True, label_noise=0.2)
+    for network in STUDY_NETWORKS.values():
+        assert "--data.label_noise=0.2" in plan.fit_args(network, "ce", "data", "cpu")
+    check_manifest(tmp_path, plan)
+    with pytest.raises(MnistLitError, match=r"another configuration \(label_noise differ\)"):
+        check_manifest(tmp_path, make_plan(quick=True))
+
+
+def test_a_study_with_adam_and_label_noise_fits_every_run_so(
+    fake_mnist_dir: Path, tmp_path: Path
+) -> None:
+    study = tmp_path / "adam"
+    main(_study(fake_mnist_dir, study, "--networks", "softmax_regression", "--losses", "ce",
+                "quadratic", "--optimizer", "adam", "--label-noise", "0.1"))  # fmt: skip
+    plan = yaml.safe_load((study / "study.yaml").read_text())
+    assert plan["optimizer"] == "adam" and plan["label_noise"] == 0.1
+    # Two trials: the ends of Adam's own range, not SGD's.
+    adam_range = STUDY_NETWORKS["softmax_regression"].lr_ranges["adam"]
+    assert plan["search"]["softmax_regression"]["rates"] == list(adam_range)
+    fits = [*study.glob("tuning/*/*/trials/trial_*/"), *study.glob("runs/*/*/seed_*/")]
+    assert len(fits) == 2 * 2 + 2 * 2  # two losses, each with two trials and two seeds
+    for fit in fits:
+        hparams = yaml.safe_load((fit / "hparams.yaml").read_text())
+        assert hparams["optimizer"]["class_path"] == "torch.optim.Adam", fit
+        assert hparams["label_noise"] == 0.1, fit
+    last = read_checkpoint(study / "runs/softmax_regression/ce/seed_0/checkpoints/last.ckpt")
+    assert "exp_avg" in last["optimizer_states"][0]["state"][0]  # Adam's moment estimates
+    assert {float(r["lr"]) for r in _rows(study / "results.csv")} <= set(adam_range)
+    assert "(Adam, 10% of the training labels wrong)" in (study / "summary.md").read_text()
+
+
+@pytest.mark.parametrize(("optimizer", "momentum"), [("adam", None), ("sgd", 0.9)])
+def test_the_cnns_momentum_goes_to_sgd_only(
+    optimizer: str, momentum: float | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = make_plan(quick=True, optimizer=optimizer).fit_args(
+        STUDY_NETWORKS["cnn"], "ce", str(tmp_path), "cpu"
+    )
+    cli = build_cli([*args, "--model.optimizer.lr=0.003"])
+    spec = cli.model.hparams["optimizer"]
+    assert spec["class_path"] == OPTIMIZERS[optimizer].class_path
+    assert spec["init_args"]["lr"] == 0.003 and spec["init_args"].get("momentum") == momentum
+    built = cli.model.configure_optimizers()["optimizer"]
+    assert f"torch.optim.{type(built).__name__}" == OPTIMIZERS[optimizer].class_path
+    assert built.defaults.get("momentum") == momentum

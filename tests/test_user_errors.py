@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.cli_helpers import REPO, TUTORIAL, console_error, fake_data, fit_one_epoch
+from tests.cli_helpers import (
+    REPO,
+    TUTORIAL,
+    console_error,
+    fake_data,
+    fit_one_epoch,
+    with_pythonpath,
+)
 
 MLP = str(REPO / "configs" / "mlp.yaml")
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
@@ -69,6 +76,9 @@ def _error(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str
                      id="scheduler-init-args"),
         pytest.param(["fit", "--config", TUTORIAL, "--data.batch_size=0"],
                      "data.batch_size must be a positive integer, got 0", id="data-option"),
+        pytest.param(["fit", "--config", TUTORIAL, "--data.label_noise=1"],
+                     "data.label_noise is the share of training labels made wrong, from 0 up "
+                     "to but not including 1; got 1.0", id="label-noise"),
         pytest.param(["fit", "--config", TUTORIAL, "--model.diagnostics_every=0"],
                      "model.diagnostics_every must be a positive integer, got 0",
                      id="model-option"),
@@ -90,6 +100,8 @@ def _error(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str
         pytest.param(["compare", "--accelerator", "gpu"],
                      "--accelerator gpu: this machine has no usable GPU", id="compare-no-gpu",
                      marks=NO_GPU),
+        pytest.param(["study", "--label-noise", "-0.5"], "--label-noise is the share",
+                     id="study-label-noise"),
         pytest.param(["--config", TUTORIAL, "compare"], "not accepted before subcommand",
                      id="compare-after-options"),
     ],
@@ -98,7 +110,7 @@ def test_a_mistake_in_the_options_is_one_message(
     args: list[str], expected: str, tmp_path: Path
 ) -> None:
     (tmp_path / "my_losses.py").write_text(MY_LOSSES)
-    err = _error(args, tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    err = _error(args, tmp_path, env=with_pythonpath(tmp_path))
     assert expected in err
 
 

@@ -21,6 +21,8 @@ COLUMNS = (
     "test_ce",
     "val_ece",
     "test_ece",
+    "val_brier",
+    "test_brier",
     "dcdz",
     "saturated",
 )

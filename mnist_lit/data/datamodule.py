@@ -1,4 +1,5 @@
-"""MNIST as a LightningDataModule: loaded once as uint8 tensors, batched by index."""
+"""MNIST as a LightningDataModule: loaded once as uint8 tensors, batched by index, with a
+seeded share of the training labels made wrong when asked (label noise)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,26 @@ from mnist_lit.data.own_digits import load_digits
 from mnist_lit.data.pixels import network_input
 from mnist_lit.data.raw_files import extract_archives, raw_folder, read_split
 from mnist_lit.errors import MnistLitError, first_line
-from mnist_lit.mnist import RAW_FILES, TRAIN_SET_SIZE
+from mnist_lit.mnist import NUM_CLASSES, RAW_FILES, TRAIN_SET_SIZE
+
+
+def check_label_noise(share: float, option: str = "data.label_noise") -> None:
+    """Fail with one message naming ``option`` unless ``0 <= share < 1``."""
+    if not 0 <= share < 1:
+        raise MnistLitError(
+            f"{option} is the share of training labels made wrong, from 0 up to but not "
+            f"including 1; got {share}."
+        )
+
+
+def flip_labels(labels: Tensor, share: float, generator: torch.Generator) -> Tensor:
+    """``labels`` with ``round(share * len(labels))`` of them, drawn by ``generator``, moved
+    to another class drawn uniformly (never to their own)."""
+    chosen = torch.randperm(len(labels), generator=generator)[: round(share * len(labels))]
+    shift = torch.randint(1, NUM_CLASSES, (len(chosen),), generator=generator)
+    noisy = labels.clone()
+    noisy[chosen] = (labels[chosen] + shift) % NUM_CLASSES
+    return noisy
 
 
 def download_mnist(data_dir: str | Path) -> None:
@@ -60,11 +80,14 @@ class MNISTDataModule(L.LightningDataModule):
             ``batch_size`` because evaluation has no gradient step, so fewer batches only
             save time and change no result.
         val_size: training images held out for validation (0 for none).
-        seed: seeds the train/validation split and the shuffle of every epoch.
+        seed: seeds the train/validation split, the labels made wrong and the shuffle of
+            every epoch.
         normalize: standardise pixels with MNIST's mean and std; off gives ``[0, 1]``
             pixels, as the tutorial's ``ToTensor()`` did.
         predict_path: an image file or a folder of them (your own digits) for
             ``mnist-lit predict``; default the test set.
+        label_noise: the share of the training labels (after the split) moved to another
+            class, uniformly, by the seed; validation and test labels stay clean.
     """
 
     def __init__(
@@ -76,6 +99,7 @@ class MNISTDataModule(L.LightningDataModule):
         seed: int = 42,
         normalize: bool = False,
         predict_path: str | None = None,
+        label_noise: float = 0.0,
     ) -> None:
         super().__init__()
         for option, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
@@ -85,6 +109,7 @@ class MNISTDataModule(L.LightningDataModule):
             raise MnistLitError(
                 f"data.val_size must be between 0 and {TRAIN_SET_SIZE - 1}, got {val_size}."
             )
+        check_label_noise(label_noise)
         self.save_hyperparameters()
         self.data_dir = data_dir
         self.batch_size = batch_size
@@ -93,6 +118,7 @@ class MNISTDataModule(L.LightningDataModule):
         self.seed = seed
         self.normalize = normalize
         self.predict_path = predict_path
+        self.label_noise = label_noise
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
 
     def prepare_data(self) -> None:
@@ -117,8 +143,9 @@ class MNISTDataModule(L.LightningDataModule):
         generator = torch.Generator().manual_seed(self.seed)
         order = torch.randperm(len(train_labels), generator=generator)
         val_idx, train_idx = order[: self.val_size], order[self.val_size :]
+        train_targets = flip_labels(train_labels[train_idx], self.label_noise, generator)
         splits = {
-            "train": (train_images[train_idx], train_labels[train_idx]),
+            "train": (train_images[train_idx], train_targets),
             "val": (train_images[val_idx], train_labels[val_idx]),
             "test": read_split(self.data_dir, train=False),
         }

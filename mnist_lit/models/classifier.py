@@ -18,7 +18,12 @@ from torchmetrics import MaxMetric, MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
 from mnist_lit.data.batches import PredictBatch
-from mnist_lit.diagnostics import output_probabilities, per_sample_dcdz, saturated_share
+from mnist_lit.diagnostics import (
+    brier_score,
+    output_probabilities,
+    per_sample_dcdz,
+    saturated_share,
+)
 from mnist_lit.errors import MnistLitError, first_line
 from mnist_lit.losses import CrossEntropy
 from mnist_lit.mnist import IMAGE_SIDE, NUM_CLASSES
@@ -102,6 +107,8 @@ class MNISTClassifier(L.LightningModule):
       ``"sigmoid"``; softmax when the loss does not say).
     - ``{val,test}/ece``: expected calibration error (15 bins, L1) of the softmax of
       the logits, the same probabilities for every loss.
+    - ``{val,test}/brier``: the Brier score of those probabilities, the mean over images
+      of :math:`\sum_k (p_k - y_k)^2` with :math:`y` one-hot.
 
     Args:
         net: maps ``(B, 1, 28, 28)`` images to ``(B, 10)`` logits; default the tutorial's
@@ -159,6 +166,8 @@ class MNISTClassifier(L.LightningModule):
                 "train_saturated": running_mean(),
                 "val_ece": MulticlassCalibrationError(NUM_CLASSES, n_bins=15),
                 "test_ece": MulticlassCalibrationError(NUM_CLASSES, n_bins=15),
+                "val_brier": running_mean(),
+                "test_brier": running_mean(),
             }
         )
         self.val_acc_best = MaxMetric()
@@ -276,7 +285,9 @@ class MNISTClassifier(L.LightningModule):
         else:
             ce = F.cross_entropy(logits.detach(), target)
             self.metric(split, "ce").update(ce, weight=len(target))
-            self.metric(split, "ece").update(logits.detach().softmax(dim=-1), target)
+            probs = logits.detach().softmax(dim=-1)
+            self.metric(split, "ece").update(probs, target)
+            self.metric(split, "brier").update(brier_score(probs, target), weight=len(target))
         return loss
 
     def record_output_diagnostics(self, logits: Tensor) -> None:
@@ -302,7 +313,7 @@ class MNISTClassifier(L.LightningModule):
         names = (
             ("acc", "loss", "dcdz", "saturated")
             if split == "train"
-            else ("acc", "loss", "ce", "ece")
+            else ("acc", "loss", "ce", "ece", "brier")
         )
         for name in names:
             self.log(f"{split}/{name}", self.metric(split, name), prog_bar=name == "acc")

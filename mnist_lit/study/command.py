@@ -9,9 +9,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from mnist_lit.catalog import OPTIMIZERS
 from mnist_lit.errors import OneMessageParser
 from mnist_lit.runs.options import add_run_options, check_run_options
-from mnist_lit.study.plan import STUDY_LOSSES, STUDY_NETWORKS, make_plan
+from mnist_lit.study.plan import CONFIG_OPTIMIZER, STUDY_LOSSES, STUDY_NETWORKS, make_plan
 
 HELP = (
     "The fair loss comparison: tune each loss's learning rate per network, train it with "
@@ -39,6 +40,20 @@ def build_parser() -> OneMessageParser:
     parser.add_argument(
         "--n-trials", type=int, help="learning rates tried per loss, a log grid (default: 8)"
     )
+    parser.add_argument(
+        "--optimizer",
+        choices=list(OPTIMIZERS),
+        default=CONFIG_OPTIMIZER,
+        help="the optimiser of every fit: the configs' own SGD (with the CNN's momentum), or "
+        f"Adam over a rate grid of its own (default: {CONFIG_OPTIMIZER})",
+    )
+    parser.add_argument(
+        "--label-noise",
+        type=float,
+        default=0.0,
+        help="share of the training labels moved to another class in every fit, by its "
+        "seed; validation and test stay clean (default: 0)",
+    )
     add_run_options(parser, "0 1 2 3 4", "10, 5, 2 for the three networks")
     return parser
 
@@ -48,6 +63,9 @@ def main(argv: Sequence[str]) -> None:
     parser = build_parser()
     args = parser.parse_args(list(argv))
     check_run_options(parser, args, "n_trials")
+    from mnist_lit.data.datamodule import check_label_noise
+
+    check_label_noise(args.label_noise, "--label-noise")
     try:
         import optuna  # noqa: F401
         import scipy  # noqa: F401
@@ -65,11 +83,14 @@ def main(argv: Sequence[str]) -> None:
         seeds=args.seeds,
         epochs=args.epochs,
         val_size=args.val_size,
+        label_noise=args.label_noise,
+        optimizer=args.optimizer,
     )
     study_dir = Path(args.study_dir)
     start = time.monotonic()
     results = run_study(plan, study_dir, args.data_dir, args.accelerator)
-    report(study_dir, results, "quick study" if args.quick else "study", time.monotonic() - start)
+    kind = f"{'quick study' if args.quick else 'study'} ({plan.conditions()})"
+    report(study_dir, results, kind, time.monotonic() - start)
 
 
 def report(study_dir: Path, results: list, kind: str, seconds: float) -> None:

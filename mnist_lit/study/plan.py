@@ -1,12 +1,14 @@
 """What ``mnist-lit study`` trains: three networks, four losses, and the budget.
 
 The networks are those of ``configs/cross_entropy.yaml``, ``configs/mlp.yaml`` and
-``configs/cnn.yaml``, read from those files (:mod:`mnist_lit.catalog`). Each is tuned on its
-optimiser's learning rate, over a log range wide enough for every loss (the quadratic
-cost's gradients are tens of times smaller than cross-entropy's; the square loss on logits
-diverges where cross-entropy is still fine). The rates tried are a grid, evenly spaced on
-the log scale and the same for every loss: no loss is luckier in its draws than another,
-and the trials trace accuracy against rate.
+``configs/cnn.yaml``, read from those files (:mod:`mnist_lit.catalog`), trained with their
+config's SGD or with Adam. Each is tuned on its optimiser's learning rate, over a log range
+of that optimiser wide enough for every loss (SGD's: the quadratic cost's gradients are
+tens of times smaller than cross-entropy's, and the square loss on logits diverges where
+cross-entropy is still fine; Adam's step does not grow with the gradient, so its range lies
+around its usual rate, 1e-3). The rates tried are a grid, evenly spaced on the log scale
+and the same for every loss: no loss is luckier in its draws than another, and the trials
+trace accuracy against rate.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from typing import Any
 import numpy as np
 import yaml
 
-from mnist_lit.catalog import LEARNING_RATE, LOSSES, NETWORKS, Entry
+from mnist_lit.catalog import LEARNING_RATE, LOSSES, NETWORKS, OPTIMIZERS, Entry
 from mnist_lit.errors import MnistLitError
 
 # The losses compared, by their names in mnist_lit.catalog.LOSSES.
 STUDY_LOSSES = ("ce", "softmax_twice", "quadratic", "square_logits")
+# The optimiser of the networks' configs, by its name in mnist_lit.catalog.OPTIMIZERS.
+CONFIG_OPTIMIZER = "sgd"
 
 
 @dataclass(frozen=True)
@@ -30,14 +34,17 @@ class Network:
 
     Attributes:
         name: its name in mnist_lit.catalog.NETWORKS and in the study's files.
-        lr_range: the lowest and highest rate tried; the others lie evenly between on the
-            log scale.
+        lr_ranges: per optimiser (its name in mnist_lit.catalog.OPTIMIZERS), the lowest and
+            highest rate tried; the others lie evenly between on the log scale.
         threshold: the validation accuracy whose epoch of arrival is reported.
     """
 
     name: str
-    lr_range: tuple[float, float]
+    lr_ranges: dict[str, tuple[float, float]]
     threshold: float
+
+    def __post_init__(self) -> None:
+        assert set(self.lr_ranges) == set(OPTIMIZERS), f"{self.name}: a range per optimiser"
 
     @property
     def entry(self) -> Entry:
@@ -58,9 +65,9 @@ class Network:
 STUDY_NETWORKS = {
     network.name: network
     for network in (
-        Network("softmax_regression", (0.01, 10**1.5), threshold=0.90),
-        Network("mlp", (0.01, 10**1.5), threshold=0.96),
-        Network("cnn", (10**-3.5, 1.0), threshold=0.98),
+        Network("softmax_regression", {"sgd": (0.01, 10**1.5), "adam": (1e-4, 0.1)}, 0.90),
+        Network("mlp", {"sgd": (0.01, 10**1.5), "adam": (1e-4, 0.1)}, threshold=0.96),
+        Network("cnn", {"sgd": (10**-3.5, 1.0), "adam": (1e-4, 0.1)}, threshold=0.98),
     )
 }
 
@@ -91,22 +98,32 @@ QUICK_BUDGET = Budget(
 
 @dataclass(frozen=True)
 class Plan:
-    """One study: which networks and losses, on which budget, with which data split."""
+    """One study: which networks and losses, on which budget, with which optimiser, data
+    split and share of wrong training labels."""
 
     networks: tuple[str, ...]
     losses: tuple[str, ...]
     budget: Budget
     val_size: int = 5_000
     tuning_seed: int = 42
+    label_noise: float = 0.0  # the share of training labels made wrong in every fit
+    optimizer: str = CONFIG_OPTIMIZER
 
     def fit_args(self, network: Network, loss: str, data_dir: str, accelerator: str) -> list[str]:
-        """``mnist-lit fit`` options of one network and loss, without its learning rate."""
+        """``mnist-lit fit`` options of one network and loss, without its learning rate.
+
+        The optimiser's class follows the config: jsonargparse keeps the config's
+        ``init_args`` for the same class, and for another class only those the new class
+        takes, so Adam gets no SGD momentum (and its rate is the tuned one).
+        """
         epochs = self.budget.epochs[network.name]
         args = [
             f"--config={network.entry.config_path()}",
+            f"--model.optimizer={OPTIMIZERS[self.optimizer].class_path}",
             f"--model.loss={LOSSES[loss].class_path}",
             f"--data.data_dir={data_dir}",
             f"--data.val_size={self.val_size}",
+            f"--data.label_noise={self.label_noise}",
             f"--trainer.max_epochs={epochs}",
             f"--trainer.accelerator={accelerator}",
             "--trainer.devices=1",
@@ -120,9 +137,18 @@ class Plan:
     def rates(self, network: Network) -> tuple[float, ...]:
         """The learning rates tried for every loss of ``network``: ``n_trials`` of them,
         evenly spaced on the log scale, to three significant digits."""
-        low, high = network.lr_range
+        low, high = network.lr_ranges[self.optimizer]
         rates = np.geomspace(low, high, self.budget.n_trials) if self.budget.n_trials > 1 else [low]
         return tuple(float(f"{rate:.3g}") for rate in rates)
+
+    def conditions(self) -> str:
+        """The optimiser and the labels, for a report's title.
+
+        >>> Plan(("mlp",), ("ce",), QUICK_BUDGET, label_noise=0.2, optimizer="adam").conditions()
+        'Adam, 20% of the training labels wrong'
+        """
+        labels = f"{self.label_noise:.0%} of the training labels wrong" if self.label_noise else ""
+        return ", ".join(filter(None, (OPTIMIZERS[self.optimizer].label, labels)))
 
     def describe(self) -> dict[str, Any]:
         """The plan as plain values: what a study folder records and is checked against."""
@@ -132,6 +158,8 @@ class Plan:
             "budget": {**asdict(self.budget), "seeds": list(self.budget.seeds)},
             "val_size": self.val_size,
             "tuning_seed": self.tuning_seed,
+            "label_noise": self.label_noise,
+            "optimizer": self.optimizer,
             "search": {
                 name: {"key": LEARNING_RATE, "rates": list(self.rates(STUDY_NETWORKS[name]))}
                 for name in self.networks
@@ -147,6 +175,8 @@ def make_plan(
     seeds: list[int] | None = None,
     epochs: int | None = None,
     val_size: int = 5_000,
+    label_noise: float = 0.0,
+    optimizer: str = CONFIG_OPTIMIZER,
 ) -> Plan:
     """The default (or quick) plan, with the options a user gave in its place."""
     budget = QUICK_BUDGET if quick else DEFAULT_BUDGET
@@ -160,5 +190,10 @@ def make_plan(
     if len(budget.seeds) < 2:
         raise MnistLitError("--seeds: give at least 2 seeds; a paired test needs them.")
     return Plan(
-        tuple(networks or STUDY_NETWORKS), tuple(losses or STUDY_LOSSES), budget, val_size=val_size
+        tuple(networks or STUDY_NETWORKS),
+        tuple(losses or STUDY_LOSSES),
+        budget,
+        val_size=val_size,
+        label_noise=label_noise,
+        optimizer=optimizer,
     )

@@ -1,5 +1,6 @@
 """The study's report: per network and loss, the tuned rate and the test metrics with
-their intervals; between losses, paired tests and a verdict.
+their intervals (the probability metrics temperature-scaled and raw); between losses,
+paired tests and a verdict.
 
 The verdict on a pair of losses needs two tests to agree, each corrected (Holm) for every
 pair of the study:
@@ -168,24 +169,37 @@ def summary_markdown(
 
 
 def loss_table(rows: Sequence[SeedResult]) -> list[str]:
-    """One line per loss of one network: tuned rate and test metrics over the seeds."""
+    """One line per loss of one network: tuned rate and test metrics over the seeds, the
+    probability metrics temperature-scaled with the raw ones beside them."""
     lines = [
-        f"| loss | tuned {LEARNING_RATE} | test accuracy (%) | test cross-entropy | test ECE "
+        f"| loss | tuned {LEARNING_RATE} | test accuracy (%) | test cross-entropy, scaled "
+        "(raw) | test ECE, scaled (raw) | test Brier, scaled (raw) | temperature "
         f"| epochs to {rows[0].threshold:.0%} val. acc. |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for loss in dict.fromkeys(r.loss for r in rows):
         runs = [r for r in rows if r.loss == loss]
         diverged = sum(r.diverged for r in runs)
         note = f" ({diverged} diverged)" if diverged else ""
+        scaled_and_raw = [
+            f"{_interval([getattr(r, f'{name}_scaled') for r in runs], 1, '.3f')} "
+            f"({_interval([getattr(r, name) for r in runs], 1, '.3f')})"
+            for name in ("test_ce", "test_ece", "test_brier")
+        ]
         lines.append(
             f"| {LOSSES[loss].label} | {runs[0].lr:.3g} | "
             f"{_interval([r.test_acc for r in runs], 100, '.2f')}{note} | "
-            f"{_interval([r.test_ce for r in runs], 1, '.3f')} | "
-            f"{_interval([r.test_ece for r in runs], 1, '.3f')} | {_epochs(runs)} |"
+            f"{' | '.join(scaled_and_raw)} | "
+            f"{_interval([r.temperature for r in runs], 1, '.3f')} | {_epochs(runs)} |"
         )
     n_seeds = len({r.seed for r in rows})
-    return [*lines, "", f"Mean ± half-width of the 95% t-interval over {n_seeds} seeds."]
+    return [
+        *lines,
+        "",
+        f"Mean ± half-width of the 95% t-interval over {n_seeds} seeds. Scaled: the logits "
+        "divided by the temperature fitted on the validation split (the cross-entropy there "
+        "least); it changes no prediction.",
+    ]
 
 
 def pair_table(comparisons: Sequence[Comparison]) -> list[str]:

@@ -1,5 +1,7 @@
 """Running the study: for each network and loss, tune the learning rate on the validation
-split, then train the chosen rate with every seed and evaluate it once on the test set.
+split, then train the chosen rate with every seed and evaluate it once on the test set,
+its probabilities raw and temperature-scaled (the temperature fitted on the validation
+split).
 
 Everything lands in the study folder and is looked for there first, so a rerun continues
 where a killed one stopped: the tuning through Optuna's storage, each seed by its
@@ -26,7 +28,7 @@ import yaml
 
 from mnist_lit.catalog import LEARNING_RATE
 from mnist_lit.errors import MnistLitError
-from mnist_lit.runs.evaluation import evaluate
+from mnist_lit.runs.evaluation import calibrate, evaluate
 from mnist_lit.runs.fit import ValidationCurve, fit_run, load_best
 from mnist_lit.runs.records import differences, make_folder
 from mnist_lit.study.plan import STUDY_NETWORKS, Network, Plan
@@ -47,6 +49,11 @@ class SeedResult:
     test_acc: float
     test_ce: float
     test_ece: float
+    test_brier: float
+    test_ce_scaled: float  # the probability metrics after temperature scaling
+    test_ece_scaled: float
+    test_brier_scaled: float
+    temperature: float  # fitted on the validation split
     val_acc_best: float
     best_epoch: int
     epochs_to_threshold: int | None
@@ -137,7 +144,8 @@ def seed_run(
     start = time.monotonic()
     run = fit_run(args, run_dir, [curve], checkpoints=True)
     cli = run.cli
-    tested = evaluate(load_best(cli), cli.datamodule, "test")
+    model = load_best(cli)
+    tested = evaluate(model, cli.datamodule, "test", calibrate(model, cli.datamodule, "val"))
     np.save(run_dir / "test_predictions.npy", tested.predictions.numpy().astype(np.uint8))
     labels_path = study_dir / "test_labels.npy"
     if not labels_path.is_file():
