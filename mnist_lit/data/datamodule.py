@@ -144,9 +144,10 @@ class MNISTDataModule(L.LightningDataModule):
         order = torch.randperm(len(train_labels), generator=generator)
         val_idx, train_idx = order[: self.val_size], order[self.val_size :]
         train_targets = flip_labels(train_labels[train_idx], self.label_noise, generator)
+        # index_select: the same images as train_images[train_idx], in half the time.
         splits = {
-            "train": (train_images[train_idx], train_targets),
-            "val": (train_images[val_idx], train_labels[val_idx]),
+            "train": (train_images.index_select(0, train_idx), train_targets),
+            "val": (train_images.index_select(0, val_idx), train_labels[val_idx]),
             "test": read_split(self.data_dir, train=False),
         }
         device = self._device()

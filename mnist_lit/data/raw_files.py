@@ -3,12 +3,14 @@ a missing, truncated or wrong file gives one message naming it and the fix."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import shutil
 import socket
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,24 @@ from mnist_lit.mnist import IMAGE_SIDE, NUM_CLASSES, RAW_FILES
 
 IMAGE_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 LABEL_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
+
+# The splits read while :func:`kept_in_memory` is on, by their two files' paths and their
+# (inode, size, modification time): a process running many fits reads each file once.
+_KEPT: dict[tuple[object, ...], tuple[Tensor, Tensor]] | None = None
+
+
+@contextlib.contextmanager
+def kept_in_memory() -> Iterator[None]:
+    """Within this block, :func:`read_split` reads each split's files once and hands out
+    copies of what it read; a file that changed (another inode, size or modification time)
+    is read again. Off by default: a single fit reads its data once anyway."""
+    global _KEPT
+    outer = _KEPT
+    _KEPT = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _KEPT = outer
 
 
 def raw_folder(data_dir: str | Path) -> Path:
@@ -101,6 +121,24 @@ def read_split(data_dir: str | Path, train: bool) -> tuple[Tensor, Tensor]:
     prefix = "train" if train else "t10k"
     images_path = raw / f"{prefix}-images-idx3-ubyte"
     labels_path = raw / f"{prefix}-labels-idx1-ubyte"
+    if _KEPT is None:
+        return _read_split(images_path, labels_path)
+    key = (str(images_path), str(labels_path), *map(_identity, (images_path, labels_path)))
+    if key not in _KEPT:
+        _KEPT[key] = _read_split(images_path, labels_path)
+    images, labels = _KEPT[key]
+    return images.clone(), labels.clone()
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None  # read_idx says what is wrong
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _read_split(images_path: Path, labels_path: Path) -> tuple[Tensor, Tensor]:
     images = read_idx(images_path, IMAGE_MAGIC)
     labels = read_idx(labels_path, LABEL_MAGIC).long()
     if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):

@@ -55,6 +55,24 @@ def build_parser() -> OneMessageParser:
         "seed; validation and test stay clean (default: 0)",
     )
     add_run_options(parser, "0 1 2 3 4", "10, 5, 2 for the three networks")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="fits run at once, each in its own process on one CPU thread; the results are "
+        "the same for any N (default: 1)",
+    )
+    parser.add_argument(
+        "--heartbeat",
+        type=int,
+        default=30,
+        metavar="S",
+        help="seconds between a run's signs of life; a run silent for twice as long is "
+        "taken as dead and done again (default: 30)",
+    )
+    # A worker process started by `--workers N`, and the parent whose end stops it.
+    parser.add_argument("--worker-of", type=int, metavar="PID", help=argparse.SUPPRESS)
     return parser
 
 
@@ -62,7 +80,7 @@ def main(argv: Sequence[str]) -> None:
     """Run ``mnist-lit study``; a user's mistake ends in a :class:`MnistLitError`."""
     parser = build_parser()
     args = parser.parse_args(list(argv))
-    check_run_options(parser, args, "n_trials")
+    check_run_options(parser, args, "n_trials", "workers", "heartbeat")
     from mnist_lit.data.datamodule import check_label_noise
 
     check_label_noise(args.label_noise, "--label-noise")
@@ -73,7 +91,7 @@ def main(argv: Sequence[str]) -> None:
         from mnist_lit.tuning.command import needs_extra
 
         raise needs_extra(error) from None
-    from mnist_lit.study.runner import run_study
+    from mnist_lit.study.workers import Where, be_worker, run_study
 
     plan = make_plan(
         args.quick,
@@ -87,8 +105,12 @@ def main(argv: Sequence[str]) -> None:
         optimizer=args.optimizer,
     )
     study_dir = Path(args.study_dir)
+    where = Where(plan, study_dir, args.data_dir, args.accelerator, args.heartbeat)
+    if args.worker_of is not None:
+        be_worker(where, args.worker_of)
+        return
     start = time.monotonic()
-    results = run_study(plan, study_dir, args.data_dir, args.accelerator)
+    results = run_study(where, args.workers, argv)
     kind = f"{'quick study' if args.quick else 'study'} ({plan.conditions()})"
     report(study_dir, results, kind, time.monotonic() - start)
 

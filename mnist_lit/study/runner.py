@@ -1,7 +1,8 @@
-"""Running the study: for each network and loss, tune the learning rate on the validation
-split, then train the chosen rate with every seed and evaluate it once on the test set,
-its probabilities raw and temperature-scaled (the temperature fitted on the validation
-split).
+"""The study's units of work: for each network and loss, one tuning trial per rate of the
+grid on the validation split, then one run per seed at the chosen rate, evaluated once on the
+test set, its probabilities raw and temperature-scaled (the temperature fitted on the
+validation split). :mod:`~mnist_lit.study.workers` hands them to one or several worker
+processes.
 
 Everything lands in the study folder and is looked for there first, so a rerun continues
 where a killed one stopped: the tuning through Optuna's storage, each seed by its
@@ -12,6 +13,7 @@ where a killed one stopped: the tuning through Optuna's storage, each seed by it
 <study-dir>/tuning/<network>/<loss>/            a `mnist-lit tune` study folder
 <study-dir>/runs/<network>/<loss>/seed_<s>/     metrics.csv, checkpoints, result.json,
                                                 test_predictions.npy
+<study-dir>/seeds.db                            which seed runs are waiting, running, done
 <study-dir>/test_labels.npy                     the 10,000 test labels, in order
 ```
 """
@@ -31,7 +33,7 @@ from mnist_lit.errors import MnistLitError
 from mnist_lit.runs.evaluation import calibrate, evaluate
 from mnist_lit.runs.fit import ValidationCurve, fit_run, load_best
 from mnist_lit.runs.records import differences, make_folder
-from mnist_lit.study.plan import STUDY_NETWORKS, Network, Plan
+from mnist_lit.study.plan import Network, Plan
 from mnist_lit.tuning.search import Param, SearchSpace
 from mnist_lit.tuning.spec import TuneSpec
 
@@ -86,10 +88,18 @@ def check_manifest(study_dir: Path, plan: Plan) -> None:
 
 
 def tune_spec(
-    plan: Plan, network: Network, loss: str, study_dir: Path, data_dir: str, accelerator: str
+    plan: Plan,
+    network: Network,
+    loss: str,
+    study_dir: Path,
+    data_dir: str,
+    accelerator: str,
+    heartbeat: int = 30,
 ) -> TuneSpec:
     """The `mnist-lit tune` of one network and loss: its learning rate over the same grid
-    for every loss, seeded so that the study can be run again."""
+    for every loss, seeded so that the study can be run again. No trial is pruned (a
+    median pruner's verdict would depend on which trials happened to finish first, hence on
+    the number of workers); a rate whose loss becomes non-finite still stops there."""
     rates = plan.rates(network)
     return TuneSpec(
         configs=(),
@@ -102,21 +112,9 @@ def tune_spec(
             f"--data.seed={plan.tuning_seed}",
         ),
         seed=plan.tuning_seed,
+        pruner="none",
+        heartbeat=heartbeat,
     )
-
-
-def tune_rate(spec: TuneSpec) -> float:
-    """Tune (or continue tuning), write the tune's outputs, and return the best rate."""
-    from mnist_lit.tuning.command import run as run_tune
-
-    study = run_tune(spec)
-    key = spec.search.params[0].key
-    if not any(t.value is not None and t.state.name == "COMPLETE" for t in study.trials):
-        raise MnistLitError(
-            f"no trial of {spec.study_dir} completed: every rate diverged or was pruned. "
-            "Widen the search towards smaller rates."
-        )
-    return float(study.best_trial.params[key])
 
 
 def seed_run(
@@ -175,26 +173,3 @@ def epochs_to_reach(val_acc: list[float], threshold: float) -> int | None:
     (2, None)
     """
     return next((epoch for epoch, acc in enumerate(val_acc, 1) if acc >= threshold), None)
-
-
-def run_study(plan: Plan, study_dir: Path, data_dir: str, accelerator: str) -> list[SeedResult]:
-    """Tune and train every network and loss of ``plan``; return every seed's result."""
-    check_manifest(study_dir, plan)
-    results: list[SeedResult] = []
-    pairs = [(STUDY_NETWORKS[n], loss) for n in plan.networks for loss in plan.losses]
-    for index, (network, loss) in enumerate(pairs, 1):
-        print(f"\n[{index}/{len(pairs)}] {network.name}, {loss}: tuning {LEARNING_RATE}")
-        start = time.monotonic()
-        spec = tune_spec(plan, network, loss, study_dir, data_dir, accelerator)
-        lr = tune_rate(spec)
-        print(f"tuned {LEARNING_RATE} = {lr:.4g} ({time.monotonic() - start:.0f} s)")
-        for seed in plan.budget.seeds:
-            result = seed_run(plan, network, loss, lr, seed, study_dir, data_dir, accelerator)
-            note = ", diverged" if result.diverged else ""
-            print(
-                f"  seed {seed}: test acc {result.test_acc:.4f}, best epoch "
-                f"{result.best_epoch} ({result.seconds:.0f} s{note})",
-                flush=True,
-            )
-            results.append(result)
-    return results

@@ -69,9 +69,12 @@ def tune(spec: TuneSpec) -> tuple[optuna.Study, list[str]]:
     return study, base_args
 
 
-def check_configuration(spec: TuneSpec) -> tuple[list[str], dict[str, Any]]:
-    """Fail with one message unless every searched value fits the config; return the fit
-    options every trial starts from, and what they train (to compare with a stored study)."""
+def check_configuration(
+    spec: TuneSpec, check_values: bool = True
+) -> tuple[list[str], dict[str, Any]]:
+    """Fail with one message unless every searched value fits the config (when
+    ``check_values``); return the fit options every trial starts from, and what they train
+    (to compare with a stored study)."""
     args = [arg for config in spec.configs for arg in ("--config", config)]
     args += list(spec.fit_args)
     base = build_cli(args)
@@ -81,7 +84,7 @@ def check_configuration(spec: TuneSpec) -> tuple[list[str], dict[str, Any]]:
         base = build_cli(args)
     if not base.config["data"]["val_size"]:
         raise MnistLitError("tune chooses by validation: data.val_size must be above 0.")
-    for param in spec.search.params:
+    for param in spec.search.params if check_values else ():
         for value in param.ends():
             try:
                 build_cli([*args, override(param.key, value)])
@@ -114,18 +117,23 @@ def trained_config(config: Namespace) -> dict[str, Any]:
 
 def open_storage(spec: TuneSpec) -> RDBStorage:
     """Optuna's RDB storage at ``spec``'s URL, with heartbeats; one message if it fails."""
+    return storage_at(spec.storage_url(), spec.heartbeat)
+
+
+def storage_at(url: str, heartbeat: int) -> RDBStorage:
+    """Optuna's RDB storage at ``url``: a running trial records a sign of life every
+    ``heartbeat`` seconds, and one silent for twice as long is failed and run again."""
     for attempt in range(3):
         try:
-            return _rdb_storage(spec)
+            return _rdb_storage(url, heartbeat)
         except IntegrityError:
             # Two workers creating the tables of a new database at the same moment: the
             # other one won, and the tables are there now.
             time.sleep(0.5 * (attempt + 1))
-    return _rdb_storage(spec)
+    return _rdb_storage(url, heartbeat)
 
 
-def _rdb_storage(spec: TuneSpec) -> RDBStorage:
-    url = spec.storage_url()
+def _rdb_storage(url: str, heartbeat: int) -> RDBStorage:
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # Workers on one SQLite file take turns to write; wait for the lock, not fail.
@@ -136,8 +144,8 @@ def _rdb_storage(spec: TuneSpec) -> RDBStorage:
             return RDBStorage(
                 url,
                 engine_kwargs=engine_kwargs,
-                heartbeat_interval=spec.heartbeat,
-                grace_period=2 * spec.heartbeat,
+                heartbeat_interval=heartbeat,
+                grace_period=2 * heartbeat,
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
             )
     except IntegrityError:
