@@ -26,7 +26,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_s
 from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from mnist_lit.errors import MnistLitError, first_line
 from mnist_lit.runs.fit import ValidationCurve, build_cli, fit_run
@@ -126,14 +126,14 @@ def storage_at(url: str, heartbeat: int) -> RDBStorage:
     for attempt in range(3):
         try:
             return _rdb_storage(url, heartbeat)
-        except IntegrityError:
+        except (IntegrityError, OperationalError):
             # Two workers creating the tables of a new database at the same moment: the
-            # other one won, and the tables are there now.
+            # other one won (or holds the lock), and the tables are there soon.
             time.sleep(0.5 * (attempt + 1))
-    return _rdb_storage(url, heartbeat)
+    return _rdb_storage(url, heartbeat, retrying=False)
 
 
-def _rdb_storage(url: str, heartbeat: int) -> RDBStorage:
+def _rdb_storage(url: str, heartbeat: int, retrying: bool = True) -> RDBStorage:
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # Workers on one SQLite file take turns to write; wait for the lock, not fail.
@@ -148,13 +148,13 @@ def _rdb_storage(url: str, heartbeat: int) -> RDBStorage:
                 grace_period=2 * heartbeat,
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
             )
-    except IntegrityError:
-        raise
     except Exception as error:  # SQLAlchemy and the database drivers raise many kinds
+        if retrying and isinstance(error, (IntegrityError, OperationalError)):
+            raise
         fix = (
             f"install its driver ({first_line(error)})"
             if isinstance(error, ImportError)
-            else f"{first_line(error)}"
+            else first_line(error)
         )
         raise MnistLitError(
             f"--storage {redact(url)} cannot be opened: {fix}. Give a database URL that "
