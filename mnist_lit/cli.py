@@ -127,7 +127,10 @@ def _file_problem(error: OSError) -> str:
         while not path.exists() and path != path.parent:
             path = path.parent  # the part of the path that is there: a file, not a folder
         if path.exists() and not path.is_dir():
-            return f"{error.filename}: {path} is not a folder, so nothing can be written in it."
+            return (
+                f"{error.filename}: {error.strerror} ({path} is a file, not a folder, so "
+                "nothing can be written in it). Choose another path."
+            )
     return f"{error.filename}: {error.strerror}. Check the path and its permissions."
 
 

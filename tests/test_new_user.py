@@ -61,7 +61,7 @@ def test_a_path_inside_a_file_says_that_it_is_not_a_folder(
     err = console_error("fit", "--config", TUTORIAL, *fake_data(fake_mnist_dir),
                         "--trainer.max_epochs=1", "--checkpoint.dirpath=plain/ckpts",
                         cwd=tmp_path)  # fmt: skip
-    assert f"{tmp_path / 'plain'} is not a folder, so nothing can be written in it" in err
+    assert f"({tmp_path / 'plain'} is a file, not a folder, so nothing can be written in it)" in err
 
 
 def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
