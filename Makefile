@@ -1,10 +1,15 @@
 # Two commands do everything on a fresh machine: `make train` and `make test`.
+# `make check` is what CI runs: lint, then every test there is.
 VENV ?= .venv
 CONFIG ?= configs/seed_cross_entropy.yaml
 DATA_DIR ?= data
 BIN := $(VENV)/bin
+# Left out of `make test`, run by `make check` (markers declared in pyproject.toml).
+FULL_ONLY := real_data or slow or serve or browser or notebook
+# `make check` fails where Chromium is missing; MNIST_LIT_REQUIRE_BROWSER=0 skips its test.
+MNIST_LIT_REQUIRE_BROWSER ?= 1
 
-.PHONY: install train test lint clean
+.PHONY: install train test check lint clean
 
 install: $(VENV)/.installed
 
@@ -19,8 +24,16 @@ train: install
 	$(BIN)/mnist-lit fit --config $(CONFIG) --data.data_dir $(DATA_DIR)
 	$(BIN)/mnist-lit test --config $(CONFIG) --data.data_dir $(DATA_DIR) --ckpt_path best
 
+# The everyday suite: unit and command-line tests on generated data, and the docstrings'
+# examples, on two workers of one thread each (torch's threads would fight over the cores).
 test: install
-	$(BIN)/pytest
+	OMP_NUM_THREADS=1 $(BIN)/pytest -n 2 --dist loadfile -m "not ($(FULL_ONLY))"
+
+# Everything: lint, the everyday suite, then the real-MNIST, DDP, serving, browser and
+# notebook tests one at a time. The real MNIST and Chromium are required here, not skipped.
+check: lint test
+	MNIST_LIT_REQUIRE_DATA=1 MNIST_LIT_REQUIRE_BROWSER=$(MNIST_LIT_REQUIRE_BROWSER) \
+		$(BIN)/pytest -m "$(FULL_ONLY)"
 
 lint: install
 	$(BIN)/ruff check .

@@ -14,6 +14,11 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.real_data
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the configs' CSV logger writes to logs/ here
+
+
 def fit_and_test(config: str, data_dir: Path, workdir: Path) -> float:
     """Train a shipped config as is, then test its best checkpoint; return test accuracy."""
     cli: LightningCLI = MNISTLightningCLI(

@@ -10,8 +10,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.fake_mnist import write_fake_mnist, write_idx
+
+pytestmark = pytest.mark.slow  # the script, then a process for each variant
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = str(REPO / "benchmarks" / "run.py")

@@ -14,7 +14,7 @@ import yaml
 from mnist_lit import MLP, MNISTClassifier, MNISTDataModule
 from mnist_lit.cli import main
 from mnist_lit.losses import LabelSmoothingCrossEntropy
-from tests.cli_helpers import REPO, TUTORIAL, console, console_error, fake_data
+from tests.cli_helpers import REPO, TUTORIAL, cli_error, console_error, fake_data
 
 MLP_CONFIG = str(REPO / "configs" / "mlp.yaml")
 MLP_RUN = Path("logs/mlp/version_0")
@@ -69,8 +69,7 @@ def test_test_without_a_config_uses_the_checkpoints_model_and_inputs(
     mlp_checkpoint: Path, fake_mnist_dir: Path, tmp_path: Path
 ) -> None:
     data = [f"--data.data_dir={fake_mnist_dir}", "--trainer.enable_progress_bar=false"]
-    result = console("test", f"--ckpt_path={mlp_checkpoint}", *data, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    main(["test", f"--ckpt_path={mlp_checkpoint}", *data])  # in tmp_path, as mlp_checkpoint left it
     config = yaml.safe_load((tmp_path / "logs/default/version_0/config.yaml").read_text())
     assert config["model"]["net"]["class_path"] == "mnist_lit.models.MLP"
     # The data as the MLP was trained on it: normalised pixels, the same validation split.
@@ -88,11 +87,11 @@ def test_predict_without_a_config(mlp_checkpoint: Path, fake_mnist_dir: Path) ->
 
 
 def test_a_config_that_does_not_fit_the_checkpoint_is_named(
-    mlp_checkpoint: Path, fake_mnist_dir: Path, tmp_path: Path
+    mlp_checkpoint: Path, fake_mnist_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The tutorial's config names its network explicitly: it wins, and does not fit.
-    err = console_error("test", "--config", TUTORIAL, f"--ckpt_path={mlp_checkpoint}",
-                        *fake_data(fake_mnist_dir), cwd=tmp_path)  # fmt: skip
+    err = cli_error(["test", "--config", TUTORIAL, f"--ckpt_path={mlp_checkpoint}",
+                     *fake_data(fake_mnist_dir)], capsys)  # fmt: skip
     assert "does not fit model.net (SoftmaxRegression) of this config" in err
 
 

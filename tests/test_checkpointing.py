@@ -91,6 +91,7 @@ def _fit_killed_while_saving(data_dir: Path, cwd: Path, *options: str) -> Path:
     return cwd / "logs" / "seed_cross_entropy" / "version_0" / "checkpoints"
 
 
+@pytest.mark.slow
 def test_a_kill_while_saving_keeps_the_previous_checkpoint(
     fake_mnist_dir: Path, tmp_path: Path
 ) -> None:
@@ -101,6 +102,7 @@ def test_a_kill_while_saving_keeps_the_previous_checkpoint(
     assert best.startswith("best-epoch00-") and last == "last.ckpt"
 
 
+@pytest.mark.slow
 def test_the_same_kill_breaks_a_writer_that_is_not_atomic(
     fake_mnist_dir: Path, tmp_path: Path
 ) -> None:

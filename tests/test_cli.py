@@ -13,7 +13,7 @@ import yaml
 from mnist_lit.checkpointing import read_checkpoint
 from mnist_lit.cli import main
 from mnist_lit.runs.lightning_cli import MNISTLightningCLI
-from tests.cli_helpers import FAST, TUTORIAL, console, fake_data, with_pythonpath
+from tests.cli_helpers import FAST, TUTORIAL, console, fake_data
 
 
 def mnist_lit(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -28,9 +28,12 @@ def _metrics(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_fit_then_test_best_in_a_new_process(fake_mnist_dir: Path, tmp_path: Path) -> None:
+def test_fit_then_test_best_in_a_new_process(
+    fake_mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = [f"--data.data_dir={fake_mnist_dir}", "--data.val_size=100"]
-    mnist_lit("fit", "--config", TUTORIAL, "--trainer.max_epochs=2", *data, *FAST, cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)  # the fit runs here, the test in a process of its own
+    main(["fit", "--config", TUTORIAL, "--trainer.max_epochs=2", *data, *FAST])
     run = tmp_path / "logs" / "seed_cross_entropy" / "version_0"
     assert (run / "config.yaml").is_file()
     (best,) = (run / "checkpoints").glob("best-epoch*.ckpt")
@@ -42,7 +45,9 @@ def test_fit_then_test_best_in_a_new_process(fake_mnist_dir: Path, tmp_path: Pat
     assert float(row["test/acc"]) > 0.8
 
 
-def test_user_loss_from_own_module(fake_mnist_dir: Path, tmp_path: Path) -> None:
+def test_user_loss_from_own_module(
+    fake_mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "my_losses.py").write_text(
         "import torch.nn.functional as F\n"
         "from torch import nn\n\n"
@@ -53,18 +58,21 @@ def test_user_loss_from_own_module(fake_mnist_dir: Path, tmp_path: Path) -> None
         "    def forward(self, logits, target):\n"
         "        return F.multi_margin_loss(logits, target, margin=self.margin)\n"
     )
-    mnist_lit(
-        "fit",
-        "--config",
-        TUTORIAL,
-        "--model.loss=my_losses.Hinge",
-        "--model.loss.margin=0.5",
-        "--trainer.max_epochs=1",
-        f"--data.data_dir={fake_mnist_dir}",
-        "--data.val_size=100",
-        *FAST,
-        cwd=tmp_path,
-        env=with_pythonpath(tmp_path),
+    monkeypatch.syspath_prepend(str(tmp_path))  # as PYTHONPATH=. does for the console script
+    monkeypatch.delitem(sys.modules, "my_losses", raising=False)  # this folder's, not another's
+    monkeypatch.chdir(tmp_path)
+    main(
+        [
+            "fit",
+            "--config",
+            TUTORIAL,
+            "--model.loss=my_losses.Hinge",
+            "--model.loss.margin=0.5",
+            "--trainer.max_epochs=1",
+            f"--data.data_dir={fake_mnist_dir}",
+            "--data.val_size=100",
+            *FAST,
+        ]
     )
     run = tmp_path / "logs" / "seed_cross_entropy" / "version_0"
     saved = (run / "config.yaml").read_text()
@@ -117,11 +125,14 @@ def test_best_and_the_file_it_names_give_the_same_model_and_options(
     assert _metrics(runs[0]) == _metrics(runs[1])
 
 
-def test_help_lists_every_subcommand(tmp_path: Path) -> None:
+def test_help_lists_every_subcommand(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = mnist_lit("--help", cwd=tmp_path)
     for subcommand in ("fit", "validate", "test", "predict", "compare"):
         assert f"    {subcommand} " in out, subcommand
-    assert "Train several losses" in mnist_lit("compare", "--help", cwd=tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "--help"])
+    assert exit_info.value.code == 0
+    assert "Train several losses" in capsys.readouterr().out
 
 
 def test_checkpointing_can_be_turned_off(

@@ -16,7 +16,7 @@ from mnist_lit.export import command as export_command
 from mnist_lit.inference import PixelClassifier
 from mnist_lit.mnist import PIXEL_MEAN, PIXEL_STD
 from mnist_lit.models import MNISTClassifier
-from tests.cli_helpers import FAST, TUTORIAL, cli_error, console, console_error
+from tests.cli_helpers import FAST, TUTORIAL, cli_error, console
 
 
 def _test_images(data_dir: Path, n: int) -> torch.Tensor:
@@ -31,19 +31,20 @@ def _net_logits(checkpoint: Path, x: torch.Tensor) -> np.ndarray:
 
 
 def test_onnx_file_takes_pixels_of_any_batch_and_gives_the_checkpoints_outputs(
-    small_checkpoints: dict[str, Path], fake_mnist_dir: Path, tmp_path: Path
+    small_checkpoints: dict[str, Path],
+    fake_mnist_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     import onnxruntime
 
     checkpoint, output = small_checkpoints["tutorial"], tmp_path / "tutorial.onnx"
-    result = console(
-        "export", "--ckpt_path", str(checkpoint), "--data.data_dir", str(fake_mnist_dir),
-        "--output", str(output), cwd=tmp_path,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert f"wrote {output} (" in result.stdout and "KiB, onnx" in result.stdout
-    assert "check on 200 test images (onnxruntime): max |logit difference|" in result.stdout
-    assert "same digit on 200 of 200: passed" in result.stdout
+    main(["export", "--ckpt_path", str(checkpoint), "--data.data_dir", str(fake_mnist_dir),
+          "--output", str(output)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"wrote {output} (" in out and "KiB, onnx" in out
+    assert "check on 200 test images (onnxruntime): max |logit difference|" in out
+    assert "same digit on 200 of 200: passed" in out
     session = onnxruntime.InferenceSession(str(output), providers=["CPUExecutionProvider"])
     (pixels,) = session.get_inputs()
     assert (pixels.name, pixels.type, pixels.shape[1:]) == ("pixels", "tensor(uint8)", [28, 28])
@@ -113,10 +114,12 @@ def test_best_and_last_name_the_newest_runs_checkpoints(
     assert f"wrote {written} (" in capsys.readouterr().out
 
 
-def test_a_file_that_is_not_a_checkpoint_is_one_message(tmp_path: Path) -> None:
+def test_a_file_that_is_not_a_checkpoint_is_one_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     notes = tmp_path / "notes.ckpt"
     notes.write_text("not a checkpoint")
-    err = console_error("export", "--ckpt_path", str(notes), cwd=tmp_path)
+    err = cli_error(["export", "--ckpt_path", str(notes)], capsys)
     assert f"--ckpt_path {notes} is not a readable Lightning checkpoint" in err
 
 

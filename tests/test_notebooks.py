@@ -22,6 +22,7 @@ EXPECTED_TEXT = {
 EXPECTED_PLOTS = {"01_entropy_and_cross_entropy": 3, "02_loss_comparison": 5, "03_loss_study": 2}
 
 
+@pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The notebooks hold out the default 5,000 validation images: leave 600 to train on.

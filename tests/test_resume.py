@@ -120,6 +120,7 @@ class KillMidEpoch(Callback):
 """
 
 
+@pytest.mark.slow
 def test_a_fit_killed_mid_epoch_resumes_from_last_and_finishes(
     fake_mnist_dir: Path, tmp_path: Path
 ) -> None:

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 
 from mnist_lit.data.own_digits import mnist_style
 from mnist_lit.inference import load_trained_model
-from tests.cli_helpers import CONSOLE_SCRIPT, cli_error, console_error
+from tests.cli_helpers import CONSOLE_SCRIPT, cli_error
 from tests.digit_images import draw_one, draw_zero
 from tests.serve_helpers import (
     MAX_BYTES,
@@ -35,7 +35,7 @@ from tests.serve_helpers import (
     wait_until_healthy,
 )
 
-pytestmark = pytest.mark.slow  # a server is three processes or more
+SERVER = pytest.mark.serve  # a server is three processes or more
 
 
 @torch.no_grad()
@@ -63,6 +63,7 @@ def _slanted_stroke(k: int) -> Image.Image:
     return image
 
 
+@SERVER
 def test_health_and_the_models_on_show(served_url: str) -> None:
     assert get(served_url + "health") == (200, b"ok")
     status, body = get(served_url + "info")
@@ -75,6 +76,7 @@ def test_health_and_the_models_on_show(served_url: str) -> None:
     }  # fmt: skip
 
 
+@SERVER
 def test_a_png_gets_every_models_prediction_of_the_image_prepared_as_predict_does(
     served_url: str, small_checkpoints: dict[str, Path]
 ) -> None:
@@ -86,6 +88,7 @@ def test_a_png_gets_every_models_prediction_of_the_image_prepared_as_predict_doe
         assert sum(answer["models"][name]["probabilities"]) == pytest.approx(1, abs=1e-5)
 
 
+@SERVER
 def test_a_jpeg_and_a_json_array_are_prepared_the_same_way(
     served_url: str, small_checkpoints: dict[str, Path]
 ) -> None:
@@ -101,6 +104,7 @@ def test_a_jpeg_and_a_json_array_are_prepared_the_same_way(
     _check_answer(answer, Image.fromarray(pixels), small_checkpoints)
 
 
+@SERVER
 def test_concurrent_requests_each_get_the_answer_for_their_own_image(
     served_url: str, small_checkpoints: dict[str, Path]
 ) -> None:
@@ -146,6 +150,7 @@ BAD_INPUTS = {
 }  # fmt: skip
 
 
+@SERVER
 @pytest.mark.parametrize(("body", "content_type", "status", "message"), BAD_INPUTS.values(),
                          ids=BAD_INPUTS.keys())  # fmt: skip
 def test_bad_input_is_refused_with_a_message_and_the_server_keeps_serving(
@@ -158,12 +163,14 @@ def test_bad_input_is_refused_with_a_message_and_the_server_keeps_serving(
     assert good == 200
 
 
+@SERVER
 def test_a_body_over_the_limit_is_refused_without_a_declared_length(served_url: str) -> None:
     status, answer = post(served_url + "predict", bytes(MAX_BYTES + 1), "image/png", chunked=True)
     assert status == 413 and f"the limit is {MAX_BYTES:,}" in answer["detail"]
     assert post(served_url + "predict", encoded(draw_zero((50, 50))), "image/png")[0] == 200
 
 
+@SERVER
 def test_the_page_and_its_files_come_from_the_package(served_url: str) -> None:
     status, page = get(served_url)
     assert status == 200 and b'<canvas id="pad"' in page
@@ -172,6 +179,7 @@ def test_the_page_and_its_files_come_from_the_package(served_url: str) -> None:
     assert get(served_url + "static/missing.js")[0] == 404
 
 
+@SERVER
 def test_unbatched_server_answers_alike_and_sigterm_ends_every_process(
     small_checkpoints: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -219,10 +227,12 @@ def _process_group(pgid: int) -> list[int]:
     return members
 
 
-def test_a_file_that_is_not_a_checkpoint_is_one_message(tmp_path: Path) -> None:
+def test_a_file_that_is_not_a_checkpoint_is_one_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     notes = tmp_path / "notes.ckpt"
     notes.write_text("not a checkpoint")
-    err = console_error("serve", "--model", f"ce={notes}", cwd=tmp_path)
+    err = cli_error(["serve", "--model", f"ce={notes}"], capsys)
     assert f"--model ce={notes} is not a readable Lightning checkpoint" in err
 
 

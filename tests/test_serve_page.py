@@ -27,7 +27,7 @@ from tests.serving_page import (
     settled_answers,
 )
 
-pytestmark = pytest.mark.slow  # a browser and a server
+pytestmark = [pytest.mark.browser, pytest.mark.serve]
 
 
 @pytest.fixture(scope="module", autouse=True)

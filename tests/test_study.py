@@ -19,7 +19,7 @@ from mnist_lit.runs.evaluation import TEMPERATURE_RANGE, calibrate
 from mnist_lit.runs.fit import build_cli
 from mnist_lit.study.plan import STUDY_NETWORKS, make_plan
 from mnist_lit.study.runner import check_manifest, epochs_to_reach
-from tests.cli_helpers import console_error
+from tests.cli_helpers import cli_error
 
 
 def _study(data: Path, study: Path, *extra: str) -> list[str]:
@@ -114,12 +114,12 @@ def test_a_rerun_resumes_without_training_again(
 
 
 def test_study_folder_of_another_configuration_is_one_message(
-    quick_study: Path, fake_mnist_dir: Path, tmp_path: Path
+    quick_study: Path, fake_mnist_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = _study(fake_mnist_dir, quick_study, "--networks", "softmax_regression", "cnn",
                   "--losses", "ce", "square_logits")  # fmt: skip
     args[args.index("--seeds") + 1 : args.index("--seeds") + 3] = ["0", "1", "2"]
-    err = console_error(*args, cwd=tmp_path)
+    err = cli_error(args, capsys)
     assert err.count("mnist-lit: error: ") == 1
     assert "holds a study of another configuration (budget.seeds differ)" in err, err
 

@@ -12,7 +12,15 @@ from mlflow import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnist_lit.cli import main
-from tests.cli_helpers import REPO, TUTORIAL, console, console_error, fake_data, fit_one_epoch
+from tests.cli_helpers import (
+    REPO,
+    TUTORIAL,
+    console,
+    console_error,
+    fake_data,
+    fit_one_epoch,
+    with_pythonpath,
+)
 
 OVERLAYS = {name: str(REPO / "configs" / "logger" / f"{name}.yaml") for name in
             ("tensorboard", "mlflow", "wandb")}  # fmt: skip
@@ -103,6 +111,6 @@ def test_a_tracker_whose_package_is_missing_is_named(tmp_path: Path) -> None:
     (tmp_path / "mlflow").mkdir()
     (tmp_path / "mlflow" / "__init__.py").write_text(BROKEN_MLFLOW)
     err = console_error("fit", "--config", TUTORIAL, "--config", OVERLAYS["mlflow"],
-                        cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})  # fmt: skip
+                        cwd=tmp_path, env=with_pythonpath(tmp_path))  # fmt: skip
     assert "trainer.logger (MLFlowLogger) needs a package that is not installed" in err
     assert "pip install 'mnist-lit[mlflow]'" in err

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from mnist_lit.cli import main
-from tests.cli_helpers import CONSOLE_SCRIPT, TUTORIAL, cli_error, console, console_error, fake_data
+from tests.cli_helpers import CONSOLE_SCRIPT, TUTORIAL, cli_error, console, fake_data
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -217,15 +217,21 @@ def test_two_workers_share_one_storage(fake_mnist_dir: Path, tmp_path: Path) -> 
     ],
 )
 def test_bad_search_file_is_one_message(
-    search: str, expected: str, fake_mnist_dir: Path, tmp_path: Path
+    search: str,
+    expected: str,
+    fake_mnist_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     path = _search(tmp_path, search)
-    err = console_error(*_tune_args(fake_mnist_dir, path, tmp_path / "s", 1)[0:], cwd=tmp_path)
+    err = cli_error(_tune_args(fake_mnist_dir, path, tmp_path / "s", 1), capsys)
     assert err.count("mnist-lit: error: ") == 1 and expected in err, err
     assert not (tmp_path / "s" / "trials").exists()
 
 
-def test_storage_that_cannot_be_opened_is_one_message(fake_mnist_dir: Path, tmp_path: Path) -> None:
+def test_storage_that_cannot_be_opened_is_one_message(
+    fake_mnist_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     search = _search(tmp_path, "model.optimizer.lr: {low: 0.1, high: 1.0}\n")
     for storage, expected in (
         (f"sqlite:///{tmp_path}/no/such/folder/x.db", "unable to open database file"),
@@ -233,20 +239,21 @@ def test_storage_that_cannot_be_opened_is_one_message(fake_mnist_dir: Path, tmp_
         ("nosuchdb://somewhere", "cannot be opened"),
     ):
         args = _tune_args(fake_mnist_dir, search, tmp_path / "s", 1, 1, "--storage", storage)
-        err = console_error(*args, cwd=tmp_path)
+        err = cli_error(args, capsys)
         assert err.count("mnist-lit: error: ") == 1 and expected in err, err
         assert "secret" not in err
 
 
 def test_study_folder_of_another_configuration_is_one_message(
-    fake_mnist_dir: Path, tmp_path: Path
+    fake_mnist_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     search = _search(tmp_path, "model.optimizer.lr: {low: 0.1, high: 1.0}\n")
     study = tmp_path / "s"
     main(_tune_args(fake_mnist_dir, search, study, 1, 1))
     args = _tune_args(fake_mnist_dir, search, study, 2, 1)
     args.append("--model.loss=mnist_lit.losses.Quadratic")
-    err = console_error(*args, cwd=tmp_path)
+    capsys.readouterr()  # what the first tune printed
+    err = cli_error(args, capsys)
     assert "tunes another configuration (trained.model.loss" in err, err
     assert len(_trials(study)) == 1
 

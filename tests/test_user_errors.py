@@ -1,9 +1,11 @@
-"""Every mistake a user can make ends in one message: run through the installed console
-script, each must exit with status 2, print ``mnist-lit: error:`` and no traceback, and
-train nothing."""
+"""Every mistake a user can make ends in one message: each must exit with status 2, print
+``mnist-lit: error:`` and no traceback, and train nothing. They run in the test's own
+process, through ``mnist_lit.cli.main``, the installed console script's entry point."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,10 +14,9 @@ import torch
 from tests.cli_helpers import (
     REPO,
     TUTORIAL,
-    console_error,
+    cli_error,
     fake_data,
     fit_one_epoch,
-    with_pythonpath,
 )
 
 MLP = str(REPO / "configs" / "mlp.yaml")
@@ -39,8 +40,22 @@ class Hinge(nn.Module):
 """
 
 
-def _error(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
-    err = console_error(*args, cwd=cwd, env=env)
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each run starts in ``tmp_path``, which is on the import path for the user's modules."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_losses", raising=False)
+
+
+def _error(
+    args: list[str],
+    cwd: Path,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str] | None = None,
+) -> str:
+    os.environ.update(env or {})  # restored after each test (tests/conftest.py)
+    err = cli_error(args, capsys)
     assert err.count("mnist-lit: error: ") == 1, err
     assert not list(cwd.glob("logs/*/version_*/checkpoints/*")), "something was trained"
     return err
@@ -107,10 +122,10 @@ def _error(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str
     ],
 )  # fmt: skip
 def test_a_mistake_in_the_options_is_one_message(
-    args: list[str], expected: str, tmp_path: Path
+    args: list[str], expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "my_losses.py").write_text(MY_LOSSES)
-    err = _error(args, tmp_path, env=with_pythonpath(tmp_path))
+    err = _error(args, tmp_path, capsys)
     assert expected in err
 
 
@@ -124,10 +139,10 @@ def test_a_mistake_in_the_options_is_one_message(
     ids=["broken-yaml", "unknown-key", "wrong-type"],
 )
 def test_a_mistake_in_a_config_file_is_one_message(
-    config: str, expected: str, tmp_path: Path
+    config: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "mine.yaml").write_text(config)
-    assert expected in _error(["fit", "--config", "mine.yaml"], tmp_path)
+    assert expected in _error(["fit", "--config", "mine.yaml"], tmp_path, capsys)
 
 
 @pytest.mark.parametrize(
@@ -142,25 +157,34 @@ def test_a_mistake_in_a_config_file_is_one_message(
     ids=["loss-needs-other-target", "loss-not-scalar", "net-not-ten-logits", "val-size"],
 )  # fmt: skip
 def test_a_model_or_data_that_does_not_fit_is_named_before_training(
-    options: list[str], expected: str, fake_mnist_dir: Path, tmp_path: Path
+    options: list[str],
+    expected: str,
+    fake_mnist_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     args = ["fit", "--config", TUTORIAL, *fake_data(fake_mnist_dir), *options]
-    err = _error(args, tmp_path)
+    err = _error(args, tmp_path, capsys)
     assert expected in err
     if "model.loss" in expected:
         assert "A loss is loss(logits, target) -> a scalar tensor" in err
 
 
-def test_missing_data_offline_says_where_the_files_go(tmp_path: Path) -> None:
-    err = _error(["fit", "--config", TUTORIAL, "--data.data_dir=empty"], tmp_path, env=OFFLINE)
+def test_missing_data_offline_says_where_the_files_go(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["fit", "--config", TUTORIAL, "--data.data_dir=empty"]
+    err = _error(args, tmp_path, capsys, env=OFFLINE)
     assert f"MNIST is not in {tmp_path}/empty/MNIST/raw" in err
     assert "copy the four files train-images-idx3-ubyte.gz" in err
 
 
-def test_a_log_folder_that_cannot_be_made_is_named(fake_mnist_dir: Path, tmp_path: Path) -> None:
+def test_a_log_folder_that_cannot_be_made_is_named(
+    fake_mnist_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "taken").write_text("a file, not a folder")
     args = ["fit", "--config", TUTORIAL, "--trainer.logger.init_args.save_dir=taken/logs"]
-    err = _error([*args, *fake_data(fake_mnist_dir)], tmp_path)
+    err = _error([*args, *fake_data(fake_mnist_dir)], tmp_path, capsys)
     assert "taken/logs" in err and "Not a directory" in err
 
 
@@ -172,10 +196,12 @@ def fitted(fake_mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     return tmp_path
 
 
-def test_checkpoint_of_another_network_is_named(fake_mnist_dir: Path, fitted: Path) -> None:
+def test_checkpoint_of_another_network_is_named(
+    fake_mnist_dir: Path, fitted: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (best,) = fitted.glob("logs/seed_cross_entropy/version_0/checkpoints/best-*.ckpt")
-    err = console_error("test", "--config", TUTORIAL, "--model.net=mnist_lit.models.MLP",
-                        "--ckpt_path=best", *fake_data(fake_mnist_dir), cwd=fitted)  # fmt: skip
+    err = cli_error(["test", "--config", TUTORIAL, "--model.net=mnist_lit.models.MLP",
+                     "--ckpt_path=best", *fake_data(fake_mnist_dir)], capsys)  # fmt: skip
     assert (f"mnist-lit: error: --ckpt_path {best.relative_to(fitted)} does not fit model.net "
             "(MLP) of this config") in err  # fmt: skip
     assert "Use the --config that trained it" in err and "state_dict" not in err
@@ -192,21 +218,23 @@ def test_checkpoint_of_another_network_is_named(fake_mnist_dir: Path, fitted: Pa
     ids=["not-a-checkpoint", "no-weights", "another-model"],
 )  # fmt: skip
 def test_a_file_that_is_not_our_checkpoint_is_named(
-    content: bytes | dict, expected: str, tmp_path: Path
+    content: bytes | dict, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "other.ckpt"
     if isinstance(content, bytes):
         path.write_bytes(content)
     else:
         torch.save(content, path)
-    err = _error(["test", "--config", TUTORIAL, "--ckpt_path=other.ckpt"], tmp_path)
+    err = _error(["test", "--config", TUTORIAL, "--ckpt_path=other.ckpt"], tmp_path, capsys)
     assert f"--ckpt_path other.ckpt {expected}" in err
 
 
-def test_a_folder_without_images_is_named(fake_mnist_dir: Path, fitted: Path) -> None:
+def test_a_folder_without_images_is_named(
+    fake_mnist_dir: Path, fitted: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (fitted / "junk").mkdir()
     (fitted / "junk" / "notes.txt").write_text("no digits here")
     args = ["--ckpt_path=best", "--data.predict_path=junk", *fake_data(fake_mnist_dir)]
-    err = console_error("predict", "--config", TUTORIAL, *args, cwd=fitted)
+    err = cli_error(["predict", "--config", TUTORIAL, *args], capsys)
     assert "mnist-lit: skipped junk/notes.txt: not an image" in err
     assert "mnist-lit: error: --data.predict_path junk: no readable image" in err
