@@ -40,7 +40,6 @@ import fcntl
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -62,7 +61,15 @@ from mnist_lit.quiet import RUN_NOTICES, quiet
 from mnist_lit.runs.records import make_folder
 from mnist_lit.study.plan import STUDY_NETWORKS, Network, Plan
 from mnist_lit.study.runner import SeedResult, check_manifest, seed_run, tune_spec
-from mnist_lit.tuning.engine import FINISHED, Objective, check_configuration, open_study, storage_at
+from mnist_lit.tuning.engine import (
+    FINISHED,
+    Objective,
+    check_configuration,
+    heartbeat_quiet,
+    open_study,
+    storage_at,
+    worker_name,
+)
 from mnist_lit.tuning.outputs import write_best_config, write_plots, write_trials_csv
 
 SEEDS_STUDY = "seeds"
@@ -216,7 +223,7 @@ class Board:
         for pair in self.pairs:
             _, configuration = check_configuration(pair.spec, check_values=False)
             study = open_study(pair.spec, configuration)  # checks what it tunes
-            with warnings_quiet():
+            with heartbeat_quiet():
                 fail_stale_trials(study)
             have = {
                 values(t)[pair.key]
@@ -230,7 +237,7 @@ class Board:
             direction="maximize",
             load_if_exists=True,
         )
-        with warnings_quiet():
+        with heartbeat_quiet():
             fail_stale_trials(seeds)
         pending = {
             tuple(values(t)[k] for k in ("network", "loss", "seed"))
@@ -244,7 +251,7 @@ class Board:
 
     def claim(self) -> Unit | None:
         """Take a waiting unit that can run now, or None. Under :meth:`lock`."""
-        with warnings_quiet():
+        with heartbeat_quiet():
             for pair in self.pairs:
                 fail_stale_trials(pair.study)
             fail_stale_trials(self.seed_study)
@@ -390,15 +397,6 @@ def _lost(unit: str, trials: Sequence[FrozenTrial]) -> None:
 
 
 @contextlib.contextmanager
-def warnings_quiet() -> Iterator[None]:
-    import warnings
-
-    with warnings.catch_warnings():  # Optuna calls its heartbeat experimental
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        yield
-
-
-@contextlib.contextmanager
 def beating(storage: RDBStorage, trial_id: int, every: float) -> Iterator[None]:
     """Record the trial's heartbeat every ``every`` seconds while the block runs."""
     stop = threading.Event()
@@ -430,10 +428,6 @@ def failing(unit: Unit) -> Iterator[None]:
             unit.storage.set_trial_user_attr(unit.trial_id, "error", why or first_line(error))
             unit.storage.set_trial_state_values(unit.trial_id, state=TrialState.FAIL)
         raise
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @contextlib.contextmanager

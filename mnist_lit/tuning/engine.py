@@ -12,12 +12,13 @@ continued with another one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import optuna
@@ -120,6 +121,19 @@ def open_storage(spec: TuneSpec) -> RDBStorage:
     return storage_at(spec.storage_url(), spec.heartbeat)
 
 
+@contextlib.contextmanager
+def heartbeat_quiet() -> Iterator[None]:
+    """Without Optuna's warning that its heartbeat is experimental, within the block."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def worker_name() -> str:
+    """This process, as a trial records who ran it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def storage_at(url: str, heartbeat: int) -> RDBStorage:
     """Optuna's RDB storage at ``url``: a running trial records a sign of life every
     ``heartbeat`` seconds, and one silent for twice as long is failed and run again."""
@@ -139,8 +153,7 @@ def _rdb_storage(url: str, heartbeat: int, retrying: bool = True) -> RDBStorage:
         # Workers on one SQLite file take turns to write; wait for the lock, not fail.
         engine_kwargs["connect_args"] = {"timeout": 60}
     try:
-        with warnings.catch_warnings():  # Optuna calls its heartbeat experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with heartbeat_quiet():
             return RDBStorage(
                 url,
                 engine_kwargs=engine_kwargs,
@@ -225,8 +238,7 @@ def run_trials(study: optuna.Study, spec: TuneSpec, base_args: list[str]) -> Non
     objective = Objective(spec, base_args)
     n_trials = min(spec.n_trials, spec.search.grid_size() or spec.n_trials)
     while deadline is None or time.monotonic() < deadline:
-        with warnings.catch_warnings():  # Optuna calls its own heartbeat experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with heartbeat_quiet():
             fail_stale_trials(study)
         finished = count(study, FINISHED)
         if finished >= n_trials:
@@ -246,7 +258,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         spec = self.spec
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("worker", worker_name())
         overrides = spec.search.suggest(trial)
         curve = ValidationCurve()
         callbacks = [curve]
