@@ -20,7 +20,6 @@ import torch
 from mnist_lit.cli import main
 from mnist_lit.data.datamodule import MNISTDataModule
 from mnist_lit.data.raw_files import kept_in_memory, read_split
-from mnist_lit.study.workers import choose
 from tests.cli_helpers import CONSOLE_SCRIPT, console
 from tests.fake_mnist import write_fake_mnist
 
@@ -163,19 +162,6 @@ def test_a_killed_study_does_its_running_runs_again(
     finished = [_unit(t) for t in trials if t.state.name == "COMPLETE"]
     assert len(finished) == len(set(finished)) == TOTAL
     assert _numbers(study) == _numbers(one_worker[0])
-
-
-def test_the_chosen_rate_is_the_best_and_on_a_tie_the_smaller() -> None:
-    distribution = optuna.distributions.CategoricalDistribution([0.1, 1.0, 10.0])
-
-    def trial(rate: float, value: float) -> optuna.trial.FrozenTrial:
-        return optuna.trial.create_trial(
-            params={"lr": rate}, distributions={"lr": distribution}, value=value
-        )
-
-    assert choose([trial(1.0, 0.9), trial(0.1, 0.8)], "lr").params == {"lr": 1.0}
-    for order in ([trial(10.0, 0.9), trial(0.1, 0.9)], [trial(0.1, 0.9), trial(10.0, 0.9)]):
-        assert choose(order, "lr").params == {"lr": 0.1}
 
 
 def test_mnist_kept_in_memory_is_read_once_and_split_by_each_run(tmp_path: Path) -> None:

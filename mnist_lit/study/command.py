@@ -54,7 +54,7 @@ def build_parser() -> OneMessageParser:
         help="share of the training labels moved to another class in every fit, by its "
         "seed; validation and test stay clean (default: 0)",
     )
-    add_run_options(parser, "0 1 2 3 4", "10, 5, 2 for the three networks")
+    add_run_options(parser, "0 1 2 3 4", "10, 10, 8 for the three networks")
     parser.add_argument(
         "--workers",
         type=int,
@@ -155,7 +155,8 @@ def report(study_dir: Path, results: list, kind: str, seconds: float) -> None:
 
 def collect_trials(study_dir: Path, results: list) -> list[dict[str, str]]:
     """Every tuning trial of the study, from each tune's ``trials.csv``, into
-    ``tuning_trials.csv`` (network, loss, lr, state, value, last validation accuracy)."""
+    ``tuning_trials.csv`` (network, loss, round, lr, epochs, state, value, last validation
+    accuracy)."""
     rows = []
     for network, loss in dict.fromkeys((r.network, r.loss) for r in results):
         path = study_dir / "tuning" / network / loss / "trials.csv"
@@ -171,6 +172,7 @@ def collect_trials(study_dir: Path, results: list) -> list[dict[str, str]]:
                         "network": network,
                         "loss": loss,
                         "number": trial["number"],
+                        "round": trial["round"],
                         "lr": trial[key],
                         "state": state,
                         "value": trial["value"],

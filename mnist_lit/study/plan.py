@@ -21,6 +21,7 @@ import yaml
 
 from mnist_lit.catalog import LEARNING_RATE, LOSSES, NETWORKS, OPTIMIZERS, Entry
 from mnist_lit.errors import MnistLitError
+from mnist_lit.study.halving import candidates, round_epochs
 
 # The losses compared, by their names in mnist_lit.catalog.LOSSES.
 STUDY_LOSSES = ("ce", "softmax_twice", "quadratic", "square_logits")
@@ -75,17 +76,20 @@ STUDY_NETWORKS = {
 @dataclass(frozen=True)
 class Budget:
     """How much the study trains: trials per loss (the rates of the grid), seeds, epochs
-    per network, and the share of the training batches each epoch sees (1.0: all)."""
+    per network, the share of the training batches each epoch sees (1.0: all), and how
+    many rates past its edge a grid may grow by (mnist_lit.study.halving)."""
 
     n_trials: int
     seeds: tuple[int, ...]
     epochs: dict[str, int]
     train_fraction: float = 1.0
+    extensions: int = 2
 
 
-# Measured on 2 CPU cores (docs/loss_study.md): within the hour with room to spare.
+# Each network's config's own length; the tuning affords it by successive halving
+# (mnist_lit.study.halving). Timed on 2 CPU cores in benchmarks/study.md.
 DEFAULT_BUDGET = Budget(
-    n_trials=8, seeds=(0, 1, 2, 3, 4), epochs={"softmax_regression": 10, "mlp": 5, "cnn": 2}
+    n_trials=8, seeds=(0, 1, 2, 3, 4), epochs={"softmax_regression": 10, "mlp": 10, "cnn": 8}
 )
 # A few minutes: every network and loss, fewer and shorter runs.
 QUICK_BUDGET = Budget(
@@ -93,6 +97,7 @@ QUICK_BUDGET = Budget(
     seeds=(0, 1, 2),
     epochs={"softmax_regression": 1, "mlp": 1, "cnn": 1},
     train_fraction=0.25,
+    extensions=0,
 )
 
 
@@ -141,6 +146,10 @@ class Plan:
         rates = np.geomspace(low, high, self.budget.n_trials) if self.budget.n_trials > 1 else [low]
         return tuple(float(f"{rate:.3g}") for rate in rates)
 
+    def candidates(self, network: Network) -> tuple[float, ...]:
+        """The grid and the rates past its edges that its tuning may add."""
+        return candidates(self.rates(network), self.budget.extensions)
+
     def conditions(self) -> str:
         """The optimiser and the labels, for a report's title.
 
@@ -161,7 +170,11 @@ class Plan:
             "label_noise": self.label_noise,
             "optimizer": self.optimizer,
             "search": {
-                name: {"key": LEARNING_RATE, "rates": list(self.rates(STUDY_NETWORKS[name]))}
+                name: {
+                    "key": LEARNING_RATE,
+                    "rates": list(self.rates(STUDY_NETWORKS[name])),
+                    "round_epochs": list(round_epochs(self.budget.epochs[name])),
+                }
                 for name in self.networks
             },
         }
@@ -186,6 +199,7 @@ def make_plan(
             tuple(seeds) if seeds is not None else budget.seeds,
             {name: epochs for name in STUDY_NETWORKS} if epochs is not None else budget.epochs,
             budget.train_fraction,
+            budget.extensions,
         )
     if len(budget.seeds) < 2:
         raise MnistLitError("--seeds: give at least 2 seeds; a paired test needs them.")

@@ -97,13 +97,13 @@ def tune_spec(
     heartbeat: int = 30,
 ) -> TuneSpec:
     """The `mnist-lit tune` of one network and loss: its learning rate over the same grid
-    for every loss, seeded so that the study can be run again. No trial is pruned (a
-    median pruner's verdict would depend on which trials happened to finish first, hence on
-    the number of workers); a rate whose loss becomes non-finite still stops there."""
-    rates = plan.rates(network)
+    for every loss (and the rates past its edges), seeded so that the study can be run
+    again. Its trials are the rounds of :mod:`~mnist_lit.study.halving`; Optuna prunes
+    none (its pruners' verdicts would depend on which trials happened to finish first,
+    hence on the number of workers); a rate whose loss becomes non-finite stops there."""
     return TuneSpec(
         configs=(),
-        search=SearchSpace("study", (Param(LEARNING_RATE, choices=rates),)),
+        search=SearchSpace("study", (Param(LEARNING_RATE, choices=plan.candidates(network)),)),
         study_dir=study_dir / "tuning" / network.name / loss,
         n_trials=plan.budget.n_trials,
         fit_args=(

@@ -59,6 +59,7 @@ from mnist_lit.data.raw_files import kept_in_memory
 from mnist_lit.errors import MnistLitError, first_line
 from mnist_lit.quiet import RUN_NOTICES, quiet
 from mnist_lit.runs.records import make_folder
+from mnist_lit.study import halving
 from mnist_lit.study.plan import STUDY_NETWORKS, Network, Plan
 from mnist_lit.study.runner import SeedResult, check_manifest, seed_run, tune_spec
 from mnist_lit.tuning.engine import (
@@ -102,12 +103,6 @@ def values(trial: FrozenTrial) -> dict[str, Any]:
     return {**trial.system_attrs.get("fixed_params", {}), **trial.params}
 
 
-def choose(trials: Sequence[FrozenTrial], key: str) -> FrozenTrial:
-    """The best complete trial: the highest value, the smaller ``key`` on a tie, whatever
-    order the trials finished in."""
-    return max(trials, key=lambda t: (t.value, -values(t)[key]))
-
-
 def _load(name: str, storage: RDBStorage) -> optuna.Study:
     # A worker only runs trials enqueued with their values: it never samples or prunes.
     return optuna.load_study(
@@ -119,7 +114,8 @@ def _load(name: str, storage: RDBStorage) -> optuna.Study:
 
 
 class Pair:
-    """One network and loss: its tuning study, and its rate once every rate has finished."""
+    """One network and loss: its tuning study in rounds (:mod:`~mnist_lit.study.halving`),
+    and its rate once the rounds have finished."""
 
     def __init__(self, where: Where, network: Network, loss: str) -> None:
         self.network = network
@@ -134,14 +130,16 @@ class Pair:
             where.heartbeat,
         )
         self.key = self.spec.search.params[0].key
-        self.rates = set(where.plan.rates(network))
+        self.grid = where.plan.rates(network)
+        self.extensions = where.plan.budget.extensions
+        self.round_epochs = halving.round_epochs(where.plan.budget.epochs[network.name])
         # The options every trial starts from, as the tuning engine builds them (the study
         # gives the seed, so none is added).
         self.base_args = list(self.spec.fit_args)
         make_folder(self.spec.study_dir)
         self.storage = storage_at(self.spec.storage_url(), where.heartbeat)
         self._study: optuna.Study | None = None
-        self.best: FrozenTrial | None = None
+        self.best: float | None = None
 
     def __str__(self) -> str:
         return f"{self.network.name}, {self.loss}"
@@ -152,21 +150,57 @@ class Pair:
             self._study = _load(self.spec.name(), self.storage)
         return self._study
 
+    def unit(self, trial: FrozenTrial) -> halving.Unit:
+        return values(trial)[self.key], trial.user_attrs.get("round", 0)
+
+    def finished(self) -> dict[halving.Unit, float | None]:
+        """Each finished unit's validation accuracy; None where it diverged."""
+        return {
+            self.unit(t): t.value if t.state == TrialState.COMPLETE else None
+            for t in self.study.get_trials(deepcopy=False, states=FINISHED)
+        }
+
+    def wanted(self) -> list[halving.Unit]:
+        return halving.wanted(self.grid, len(self.round_epochs), self.finished(), self.extensions)
+
+    def top_up(self, retry_failed: bool) -> None:
+        """Enqueue each unit that the finished ones call for and that has no trial yet (or,
+        with ``retry_failed``, none waiting, running or finished). Under :meth:`Board.lock`."""
+        states = (*_PENDING, *FINISHED) if retry_failed else None
+        have = {self.unit(t) for t in self.study.get_trials(deepcopy=False, states=states)}
+        for rate, k in self.wanted():
+            if (rate, k) not in have:
+                attrs = {"round": k, "epochs": self.round_epochs[k]}
+                self.study.enqueue_trial({self.key: rate}, user_attrs=attrs)
+
+    def expected(self) -> int:
+        """Units in all: those called for so far, and the sizes of the rounds to come."""
+        units = self.wanted()
+        sizes = halving.round_sizes(len(self.grid), len(self.round_epochs))
+        return len(units) + sum(sizes[1 + max(k for _, k in units) :])
+
     def rate(self) -> float | None:
-        """The tuned rate, once every rate of the grid has a finished trial."""
-        if self.best is not None:
-            return float(values(self.best)[self.key])
-        trials = self.study.get_trials(deepcopy=False, states=FINISHED)
-        if not self.rates <= {values(t)[self.key] for t in trials}:
-            return None
-        complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-        if not complete:
-            raise MnistLitError(
-                f"no trial of {self.spec.study_dir} completed: every rate diverged. Widen the "
-                "search towards smaller rates."
-            )
-        self.best = choose(complete, self.key)
-        return float(values(self.best)[self.key])
+        """The tuned rate, once every round has finished."""
+        if self.best is None:
+            try:
+                self.best = halving.chosen(
+                    self.grid, len(self.round_epochs), self.finished(), self.extensions
+                )
+            except ValueError:
+                raise MnistLitError(
+                    f"no finalist of {self.spec.study_dir} completed: every one diverged. "
+                    "Widen the search towards smaller rates."
+                ) from None
+        return self.best
+
+    def best_trial(self) -> FrozenTrial:
+        """The last round's trial of the tuned rate."""
+        last = len(self.round_epochs) - 1
+        return next(
+            t
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if self.unit(t) == (self.rate(), last)
+        )
 
 
 @dataclass
@@ -222,15 +256,10 @@ class Board:
         running (all of them in a new study; a failed one in an old). Under :meth:`lock`."""
         for pair in self.pairs:
             _, configuration = check_configuration(pair.spec, check_values=False)
-            study = open_study(pair.spec, configuration)  # checks what it tunes
+            open_study(pair.spec, configuration)  # checks what it tunes
             with heartbeat_quiet():
-                fail_stale_trials(study)
-            have = {
-                values(t)[pair.key]
-                for t in study.get_trials(deepcopy=False, states=(*_PENDING, *FINISHED))
-            }
-            for rate in sorted(pair.rates - have):
-                study.enqueue_trial({pair.key: rate})
+                fail_stale_trials(pair.study)
+            pair.top_up(retry_failed=True)
         seeds = optuna.create_study(
             storage=self.seed_storage,
             study_name=SEEDS_STUDY,
@@ -256,6 +285,7 @@ class Board:
                 fail_stale_trials(pair.study)
             fail_stale_trials(self.seed_study)
         for pair in self.pairs:
+            pair.top_up(retry_failed=False)
             for trial in pair.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
                 if _take(pair.storage, trial):
                     return Unit(pair, pair.study, pair.storage, trial._trial_id)
@@ -272,27 +302,33 @@ class Board:
         return None
 
     def counts(self) -> tuple[int, int, int]:
-        """Units finished, running, and in all."""
+        """Units finished, running, and in all (the rounds to come as their sizes)."""
         finished = running = total = 0
         for pair in self.pairs:
-            trials = pair.study.get_trials(deepcopy=False)
-            done = {values(t)[pair.key] for t in trials if t.state in FINISHED}
-            finished += len(pair.rates & done)
-            running += sum(t.state == TrialState.RUNNING for t in trials)
+            done = pair.finished()
+            finished += sum(unit in done for unit in pair.wanted())
+            running += len(pair.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
             finished += sum(self.seed_done(pair, seed) for seed in self.seeds)
-            total += len(pair.rates) + len(self.seeds)
+            total += pair.expected() + len(self.seeds)
         running += len(self.seed_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
         return finished, running, total
+
+    def all_done(self) -> bool:
+        return all(
+            pair.rate() is not None and all(self.seed_done(pair, s) for s in self.seeds)
+            for pair in self.pairs
+        )
 
     def check_lost(self) -> None:
         """Fail with one message if a unit is neither done, waiting nor running: its run
         failed (and said why), or was killed more often than it is retried."""
         for pair in self.pairs:
             trials = pair.study.get_trials(deepcopy=False)
-            alive = {values(t)[pair.key] for t in trials if t.state in (*_PENDING, *FINISHED)}
-            for rate in sorted(pair.rates - alive):
-                failed = [t for t in trials if values(t)[pair.key] == rate]
-                _lost(f"{pair}, {LEARNING_RATE} {rate:.3g}", failed)
+            alive = {pair.unit(t) for t in trials if t.state in (*_PENDING, *FINISHED)}
+            for rate, k in pair.wanted():
+                if (rate, k) not in alive:
+                    failed = [t for t in trials if pair.unit(t) == (rate, k)]
+                    _lost(f"{pair}, {LEARNING_RATE} {rate:.3g} (round {k})", failed)
         trials = self.seed_study.get_trials(deepcopy=False)
         for pair in self.pairs:
             for seed in self.seeds:
@@ -314,17 +350,20 @@ class Board:
         start = time.monotonic()
         with beating(unit.storage, unit.trial_id, where.heartbeat), failing(unit):
             if unit.seed is None:
-                rate = values(unit.storage.get_trial(unit.trial_id))[pair.key]
+                frozen = unit.storage.get_trial(unit.trial_id)
+                rate, epochs = values(frozen)[pair.key], frozen.user_attrs["epochs"]
+                what = f"{pair}, {LEARNING_RATE} {rate:.3g}, {epochs} epochs"
                 try:
-                    value = Objective(pair.spec, pair.base_args)(trial)
+                    args = [*pair.base_args, f"--trainer.max_epochs={epochs}"]
+                    value = Objective(pair.spec, args)(trial)
                 except optuna.TrialPruned:
                     unit.study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
-                    return f"{pair}, {LEARNING_RATE} {rate:.3g}: diverged"
+                    return f"{what}: diverged"
                 # Finished already only if another worker took this run for dead: it runs
                 # again, to the same result.
                 unit.study.tell(trial, value, skip_if_finished=True)
                 seconds = time.monotonic() - start
-                return f"{pair}, {LEARNING_RATE} {rate:.3g}: val acc {value:.4f} ({seconds:.0f} s)"
+                return f"{what}: val acc {value:.4f} ({seconds:.0f} s)"
             lr = pair.rate()
             assert lr is not None
             plan, study_dir = where.plan, where.study_dir
@@ -351,12 +390,12 @@ class Board:
         results = []
         for pair in self.pairs:
             rate = pair.rate()
-            assert rate is not None and pair.best is not None
+            assert rate is not None
             folder, spec = pair.spec.study_dir, pair.spec
-            write_trials_csv(folder / "trials.csv", pair.study, spec.search)
+            write_trials_csv(folder / "trials.csv", pair.study, spec.search, ("round",))
             write_plots(folder, pair.study)
             write_best_config(
-                folder / "best.yaml", pair.base_args, pair.best, spec.search, spec.monitor
+                folder / "best.yaml", pair.base_args, pair.best_trial(), spec.search, spec.monitor
             )
             for seed in self.seeds:
                 where = self.where
@@ -449,8 +488,7 @@ def work(board: Board, done: Callable[[str], None] = print) -> None:
             with board.lock():
                 unit = board.claim()
                 if unit is None:
-                    finished, _, total = board.counts()
-                    if finished == total:
+                    if board.all_done():
                         return
                     board.check_lost()
             if unit is None:

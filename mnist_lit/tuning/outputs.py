@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +46,16 @@ def write_best_config(
     path.write_text(header + text)
 
 
-def write_trials_csv(path: Path, study: optuna.Study, search: SearchSpace) -> None:
-    """One row per trial: its values, state, objective, epochs run and time."""
+def write_trials_csv(
+    path: Path, study: optuna.Study, search: SearchSpace, extra: Sequence[str] = ()
+) -> None:
+    """One row per trial: its values, state, objective, epochs run and time, and the
+    ``extra`` user attributes named."""
     keys = [p.key for p in search.params]
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow([*TRIAL_COLUMNS[:3], *keys, *TRIAL_COLUMNS[3:], "val_acc", "val_ce"])
+        header = [*TRIAL_COLUMNS[:3], *keys, *TRIAL_COLUMNS[3:], *extra, "val_acc", "val_ce"]
+        writer.writerow(header)
         for trial in study.get_trials(deepcopy=False):
             attrs = trial.user_attrs
             writer.writerow(
@@ -63,6 +68,7 @@ def write_trials_csv(path: Path, study: optuna.Study, search: SearchSpace) -> No
                     attrs.get("diverged", False),
                     attrs.get("seconds", ""),
                     attrs.get("worker", ""),
+                    *(trial.user_attrs.get(name, "") for name in extra),
                     " ".join(f"{v:.4f}" for v in attrs.get("val_acc", [])),
                     " ".join(f"{v:.4f}" for v in attrs.get("val_ce", []) if math.isfinite(v)),
                 ]

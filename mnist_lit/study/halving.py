@@ -1,0 +1,136 @@
+"""How the study tunes a rate at full length and affords it: successive halving in rounds.
+
+Round 0 trains every rate of the grid for one epoch; each later round trains the better
+half of the round before (at least two) for longer, and the last round trains its
+finalists for the network's full budget. Every round's fit starts from scratch with the
+full budget's schedule and stops at its round's epochs, so a round's result is the start
+of the full-length run of that rate and seed. The rate chosen is the finalist with the best
+validation accuracy (the smaller rate on a tie).
+
+The rounds are decided by the results alone: a round starts when every fit of the round
+before has finished, whichever worker ran it and in whatever order; Optuna's
+successive-halving and Hyperband pruners instead judge a trial against the trials finished
+*so far*, which depends on the number of workers.
+
+**The grid's edge.** When the chosen rate is the smallest or largest rate tried, the next
+rate beyond it (one step of the grid) is trained at the full budget as a finalist too, up
+up to a number of times set by the study's budget: a rate at the edge of its grid may not
+be the best one.
+
+A unit is ``(rate, round)``; ``finished`` maps each finished unit to its validation
+accuracy, or None when it diverged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+Unit = tuple[float, int]
+# Epochs of the early rounds, where shorter than the full budget.
+EARLY_EPOCHS = (1, 3)
+
+
+def round_epochs(full: int) -> tuple[int, ...]:
+    """The epochs of each round for a network trained ``full`` epochs.
+
+    >>> round_epochs(10), round_epochs(3), round_epochs(1)
+    ((1, 3, 10), (1, 3), (1,))
+    """
+    return (*(e for e in EARLY_EPOCHS if e < full), full)
+
+
+def round_sizes(grid_size: int, rounds: int) -> tuple[int, ...]:
+    """How many rates each round trains: the grid, then half of the round before, rounded
+    up, and never fewer than two finalists.
+
+    >>> round_sizes(8, 3), round_sizes(3, 2), round_sizes(5, 1)
+    ((8, 4, 2), (3, 2), (5,))
+    """
+    sizes = [grid_size]
+    for _ in range(rounds - 1):
+        sizes.append(min(sizes[-1], max(2, math.ceil(sizes[-1] / 2))))
+    return tuple(sizes)
+
+
+def ranked(results: Mapping[float, float | None]) -> list[float]:
+    """The rates that did not diverge, best first: the higher accuracy, then the smaller
+    rate."""
+    complete = {rate: value for rate, value in results.items() if value is not None}
+    return sorted(complete, key=lambda rate: (-complete[rate], rate))
+
+
+def step_beyond(grid: Sequence[float], rate: float, up: bool) -> float:
+    """One step of the evenly log-spaced ``grid`` above (or below) ``rate``, to three
+    significant digits.
+
+    >>> step_beyond((0.01, 0.1, 1.0), 1.0, up=True), step_beyond((0.01, 0.1, 1.0), 0.01, up=False)
+    (10.0, 0.001)
+    """
+    ratio = (max(grid) / min(grid)) ** (1 / (len(grid) - 1))
+    return float(f"{rate * ratio if up else rate / ratio:.3g}")
+
+
+def candidates(grid: Sequence[float], extensions: int) -> tuple[float, ...]:
+    """Every rate that may be tried: the grid and its possible extensions.
+
+    >>> candidates((0.1, 1.0), 1)
+    (0.01, 0.1, 1.0, 10.0)
+    """
+    below = [step_beyond(grid, min(grid), up=False)] if extensions else []
+    above = [step_beyond(grid, max(grid), up=True)] if extensions else []
+    for _ in range(extensions - 1):
+        below.insert(0, step_beyond(grid, below[0], up=False))
+        above.append(step_beyond(grid, above[-1], up=True))
+    return (*below, *grid, *above)
+
+
+def wanted(
+    grid: Sequence[float], rounds: int, finished: Mapping[Unit, float | None], extensions: int
+) -> list[Unit]:
+    """Every unit that the finished ones call for: the grid's round 0, each round whose
+    round before has finished, and up to ``extensions`` rates past a chosen edge rate."""
+    sizes = round_sizes(len(grid), rounds)
+    units = [(rate, 0) for rate in grid]
+    for k in range(1, rounds):
+        before = {r: finished[(r, j)] for r, j in units if j == k - 1 and (r, j) in finished}
+        if len(before) < sizes[k - 1]:
+            return units
+        units += [(rate, k) for rate in ranked(before)[: sizes[k]]]
+    last = rounds - 1
+    tried = [rate for rate, _ in units if _ == 0]
+    for _ in range(extensions if len(grid) > 1 else 0):
+        final = {r: finished.get((r, j)) for r, j in units if j == last}
+        if any((r, last) not in finished for r in final) or not ranked(final):
+            return units
+        best = ranked(final)[0]
+        if min(tried) < best < max(tried):
+            return units
+        beyond = step_beyond(grid, best, up=best == max(tried))
+        units.append((beyond, last))
+        tried.append(beyond)
+    return units
+
+
+def chosen(
+    grid: Sequence[float], rounds: int, finished: Mapping[Unit, float | None], extensions: int
+) -> float | None:
+    """The tuned rate once every unit called for has finished, or None before. Raises
+    ValueError when every finalist diverged."""
+    units = wanted(grid, rounds, finished, extensions)
+    if any(unit not in finished for unit in units):
+        return None
+    final = ranked({r: finished[(r, j)] for r, j in units if j == rounds - 1})
+    if not final:
+        raise ValueError("every rate diverged")
+    return final[0]
+
+
+def at_edge(
+    grid: Sequence[float], rounds: int, finished: Mapping[Unit, float | None], extensions: int
+) -> bool:
+    """Whether the chosen rate is still the smallest or largest rate tried (the extensions
+    ran out)."""
+    rate = chosen(grid, rounds, finished, extensions)
+    tried = {r for r, _ in wanted(grid, rounds, finished, extensions)}
+    return rate is not None and rate in (min(tried), max(tried))
