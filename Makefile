@@ -5,9 +5,10 @@ CONFIG ?= configs/seed_cross_entropy.yaml
 DATA_DIR ?= data
 BIN := $(VENV)/bin
 # Left out of `make test`, run by `make check` (markers declared in pyproject.toml).
-FULL_ONLY := real_data or slow or serve or browser or notebook
-# `make check` fails where Chromium is missing; MNIST_LIT_REQUIRE_BROWSER=0 skips its test.
+FULL_ONLY := real_data or slow or serve or browser or notebook or postgres
+# `make check` fails where Chromium or PostgreSQL is missing; =0 skips their tests instead.
 MNIST_LIT_REQUIRE_BROWSER ?= 1
+MNIST_LIT_REQUIRE_POSTGRES ?= 1
 
 .PHONY: install train test check lint clean
 
@@ -29,11 +30,12 @@ train: install
 test: install
 	OMP_NUM_THREADS=1 $(BIN)/pytest -n 2 --dist loadfile -m "not ($(FULL_ONLY))"
 
-# Everything: lint, the everyday suite, then the real-MNIST, DDP, serving, browser and
-# notebook tests one at a time. The real MNIST and Chromium are required here, not skipped.
+# Everything: lint, the everyday suite, then the real-MNIST, DDP, serving, browser,
+# PostgreSQL and notebook tests one at a time. The real MNIST, Chromium and PostgreSQL are
+# required here, not skipped.
 check: lint test
 	MNIST_LIT_REQUIRE_DATA=1 MNIST_LIT_REQUIRE_BROWSER=$(MNIST_LIT_REQUIRE_BROWSER) \
-		$(BIN)/pytest -m "$(FULL_ONLY)"
+		MNIST_LIT_REQUIRE_POSTGRES=$(MNIST_LIT_REQUIRE_POSTGRES) $(BIN)/pytest -m "$(FULL_ONLY)"
 
 lint: install
 	$(BIN)/ruff check .

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -55,6 +55,16 @@ def real_mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for f in (copy / "MNIST" / "raw").iterdir():
         f.chmod(0o644)
     return copy
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Callable[[], str]]:
+    """A real PostgreSQL server on a loopback port (tests.postgres); ``postgres()`` creates
+    a new database on it and gives its URL."""
+    from tests.postgres import postgres_server
+
+    with postgres_server() as new_database:
+        yield new_database
 
 
 @pytest.fixture(scope="session")

@@ -80,6 +80,25 @@ def test_study_writes_results_comparisons_summary_and_pictures(quick_study: Path
         assert (quick_study / name).stat().st_size > 10_000
 
 
+def test_a_rate_chosen_at_the_edge_of_its_grid_has_the_rate_beyond_tried(
+    fake_mnist_dir: Path, tmp_path: Path
+) -> None:
+    study = tmp_path / "edge"
+    # Not --quick: the default budget may grow a grid; of two rates, either is an edge.
+    main(["study", "--study-dir", str(study), "--data-dir", str(fake_mnist_dir),
+          "--val-size", "100", "--n-trials", "2", "--seeds", "0", "1", "--epochs", "1",
+          "--networks", "softmax_regression", "--losses", "ce"])  # fmt: skip
+    plan = make_plan(False, ["softmax_regression"], ["ce"], n_trials=2, seeds=[0, 1], epochs=1)
+    grid = plan.rates(STUDY_NETWORKS["softmax_regression"])
+    tried = {float(t["lr"]) for t in _rows(study / "tuning_trials.csv")}
+    beyond = tried - set(grid)
+    assert beyond and beyond <= set(plan.candidates(STUDY_NETWORKS["softmax_regression"]))
+    (chosen,) = {float(r["lr"]) for r in _rows(study / "results.csv")}
+    inside = min(tried) < chosen < max(tried)
+    summary = (study / "summary.md").read_text()
+    assert ("| yes |" if inside else "| **no, at the edge** |") in summary
+
+
 def test_the_temperature_is_fitted_on_the_validation_split(quick_study: Path) -> None:
     inside = 0  # runs whose temperature lies inside the range searched
     for row in _rows(quick_study / "results.csv"):

@@ -24,13 +24,14 @@ from tests.cli_helpers import CONSOLE_SCRIPT, console
 from tests.fake_mnist import write_fake_mnist
 
 PAIRS = [("softmax_regression", "ce"), ("softmax_regression", "square_logits")]
-TOTAL = len(PAIRS) * (2 + 2)  # two rates and two seeds each
+# Two rates for one epoch, then both for two epochs, then two seeds, for each pair.
+TOTAL = len(PAIRS) * (2 + 2 + 2)
 
 
 def _study(data: Path, study: Path, *extra: str) -> list[str]:
     return [
         "study", "--quick", "--study-dir", str(study), "--data-dir", str(data),
-        "--val-size", "100", "--n-trials", "2", "--seeds", "0", "1",
+        "--val-size", "100", "--n-trials", "2", "--seeds", "0", "1", "--epochs", "2",
         "--networks", "softmax_regression", "--losses", "ce", "square_logits", *extra,
     ]  # fmt: skip
 
@@ -46,7 +47,7 @@ def _numbers(study: Path) -> dict[tuple[str, ...], dict[str, str]]:
         for row in csv.DictReader(file):
             for column in ("seconds", "number"):
                 row.pop(column)
-            rows[(row["network"], row["loss"], "lr " + row["lr"])] = row
+            rows[(row["network"], row["loss"], "lr " + row["lr"], row["round"])] = row
     return rows
 
 
@@ -72,7 +73,7 @@ def _trials(study: Path) -> list[optuna.trial.FrozenTrial]:
 
 def _unit(trial: optuna.trial.FrozenTrial) -> tuple[object, ...]:
     values = {**trial.system_attrs["fixed_params"], **trial.params}
-    return (trial.user_attrs["study"], *sorted(values.items()))
+    return (trial.user_attrs["study"], trial.user_attrs.get("round"), *sorted(values.items()))
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,7 @@ def test_one_worker_prints_a_progress_line_per_finished_run(one_worker: tuple[Pa
     assert [line.split()[1] for line in lines] == [f"{n}/{TOTAL}" for n in range(TOTAL + 1)]
     assert all("elapsed, about " in line and line.endswith(" left") for line in lines[1:-1])
     assert "softmax_regression, ce, seed 1: test acc" in out
+    assert "successive halving over rounds of 1, 2 epochs" in out
 
 
 @pytest.mark.slow

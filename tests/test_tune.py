@@ -3,11 +3,13 @@ several workers, best.yaml, and one message per mistake."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -157,18 +159,32 @@ def test_a_killed_tune_loses_only_its_running_trial(fake_mnist_dir: Path, tmp_pa
     assert any(t.params == killed.params for t in finished if t.number > killed.number)
 
 
+def _worker_command(data: Path, search: str, folder: Path, storage: str, epochs: int) -> list[str]:
+    """A tune worker of the study ``shared`` in ``storage``, 6 trials, writing to ``folder``."""
+    command = _command(data, search, folder, 6, epochs)
+    split = command.index("--")  # the options after `--` stay last
+    return [*command[:split], "--storage", storage, "--study-name", "shared", *command[split:]]
+
+
+def _storage(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared.db'}"
+    return request.getfixturevalue("postgres")()
+
+
+STORAGES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
 @pytest.mark.slow
-def test_two_workers_share_one_storage(fake_mnist_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", STORAGES)
+def test_two_workers_share_one_storage(
+    backend: str, fake_mnist_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     search = _search(tmp_path, "model.optimizer.lr: {low: 1e-2, high: 1.0, log: true}\n")
-    study = tmp_path / "shared"
-    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    storage = _storage(backend, tmp_path, request)
     commands = [
-        [*_command(fake_mnist_dir, search, tmp_path / f"worker{i}", 8, 8), "--storage", storage,
-         "--study-name", "shared"]
-        for i in (0, 1)
-    ]  # fmt: skip
-    # The options after `--` must stay last.
-    commands = [c[: c.index("--")] + c[-4:] + c[c.index("--") : -4] for c in commands]
+        _worker_command(fake_mnist_dir, search, tmp_path / f"worker{i}", storage, 4) for i in (0, 1)
+    ]
     workers = [
         subprocess.Popen(c, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for c in commands
@@ -176,14 +192,51 @@ def test_two_workers_share_one_storage(fake_mnist_dir: Path, tmp_path: Path) -> 
     outputs = [w.communicate(timeout=300) for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
     trials = optuna.load_study(study_name="shared", storage=storage).get_trials()
-    states = [t.state.name for t in trials]
-    assert "RUNNING" not in states and "FAIL" not in states
-    # Every trial ran once, in one worker's folder; together they finished the study.
+    assert "RUNNING" not in {t.state.name for t in trials}
+    # Exactly the trials asked for finished, each once, in one worker's folder; a trial
+    # started at the same moment as the last one was failed before it trained.
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 6
+    assert all(t.user_attrs.get("surplus") for t in trials if t.state.name == "FAIL")
     folders = [p.name for w in (0, 1) for p in (tmp_path / f"worker{w}" / "trials").glob("trial_*")]
-    assert sorted(folders) == sorted(f"trial_{t.number:04d}" for t in trials)
-    assert 8 <= len(trials) <= 9  # a start at the very same moment can add one
-    assert len({t.user_attrs["worker"] for t in trials}) == 2
-    assert not study.exists()
+    assert sorted(folders) == sorted(f"trial_{t.number:04d}" for t in finished)
+    assert len({t.user_attrs["worker"] for t in finished}) == 2
+    assert "Surplus" not in "".join(err for _, err in outputs)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_worker_killed_on_postgresql_has_its_trial_done_again(
+    postgres: Callable[[], str], fake_mnist_dir: Path, tmp_path: Path
+) -> None:
+    search = _search(tmp_path, "model.optimizer.lr: {low: 1e-2, high: 1.0, log: true}\n")
+    storage = postgres()
+    commands = [
+        _worker_command(fake_mnist_dir, search, tmp_path / f"worker{i}", storage, 20)
+        for i in (0, 1)
+    ]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    victim = subprocess.Popen(commands[0], cwd=tmp_path, **quiet)
+    try:
+        deadline = time.monotonic() + 120
+        running: list[optuna.trial.FrozenTrial] = []
+        while not running and time.monotonic() < deadline:
+            time.sleep(0.2)
+            with contextlib.suppress(Exception):  # the study is not there yet
+                trials = optuna.load_study(study_name="shared", storage=storage).get_trials()
+                running = [t for t in trials if t.state.name == "RUNNING" and t.params]
+        victim.send_signal(signal.SIGKILL)
+    finally:
+        victim.wait()
+    (killed,) = running
+    result = subprocess.run(commands[1], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    trials = optuna.load_study(study_name="shared", storage=storage).get_trials()
+    assert trials[killed.number].state.name == "FAIL"
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 6
+    # The survivor took the killed trial for dead after its heartbeat and ran it again.
+    assert [t.params for t in finished if t.number > killed.number].count(killed.params) == 1
 
 
 @pytest.mark.parametrize(
@@ -230,18 +283,40 @@ def test_bad_search_file_is_one_message(
 
 
 def test_storage_that_cannot_be_opened_is_one_message(
-    fake_mnist_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    fake_mnist_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     search = _search(tmp_path, "model.optimizer.lr: {low: 0.1, high: 1.0}\n")
+    unreachable = "postgresql://user:secret@127.0.0.1:9/db"
     for storage, expected in (
         (f"sqlite:///{tmp_path}/no/such/folder/x.db", "unable to open database file"),
-        ("postgresql://user:secret@127.0.0.1:9/db", "cannot be opened"),
+        (unreachable, "--storage postgresql+psycopg://user:***@127.0.0.1:9/db cannot be opened"),
         ("nosuchdb://somewhere", "cannot be opened"),
     ):
         args = _tune_args(fake_mnist_dir, search, tmp_path / "s", 1, 1, "--storage", storage)
         err = cli_error(args, capsys)
         assert err.count("mnist-lit: error: ") == 1 and expected in err, err
         assert "secret" not in err
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if the extra were not installed
+    err = cli_error(_tune_args(fake_mnist_dir, search, tmp_path / "s", 1, 1, "--storage",
+                               unreachable), capsys)  # fmt: skip
+    assert "install its driver with pip install 'mnist-lit[postgres]'" in err, err
+    assert "secret" not in err and err.count("mnist-lit: error: ") == 1
+
+
+def test_a_trial_started_beside_the_last_one_is_surplus() -> None:
+    from mnist_lit.tuning.engine import is_surplus
+
+    study = optuna.create_study()
+    study.enqueue_trial({"x": 1.0})
+    enqueued = study.ask()
+    first, second = study.ask(), study.ask()  # two workers, at the same moment
+    assert not is_surplus(enqueued, 2) and not is_surplus(first, 2)
+    assert is_surplus(second, 2)
+    study.tell(first, state=optuna.trial.TrialState.FAIL)  # the one before it failed
+    assert not is_surplus(second, 2)
 
 
 def test_study_folder_of_another_configuration_is_one_message(

@@ -140,7 +140,7 @@ def report(study_dir: Path, results: list, kind: str, seconds: float) -> None:
     write_pictures(study_dir, results, trials)
     recorded = sum(r.seconds for r in results) + sum(float(t["seconds"] or 0) for t in trials)
     title = f"The loss {kind}: tuned learning rates, {len({r.seed for r in results})} seeds"
-    text = summary_markdown(results, comparisons, title)
+    text = summary_markdown(results, comparisons, title, trials)
     text += (
         f"\n\nTraining time recorded: {recorded / 60:.1f} min (tuning and seeds); this "
         f"invocation took {seconds / 60:.1f} min.\n"
@@ -196,7 +196,7 @@ def write_pictures(study_dir: Path, results: list, trials: list[dict[str, str]])
     points: dict[str, dict[str, list[RatePoint]]] = {}
     for t in trials:
         acc = t["value"] if t["state"] == "complete" else t["last_val_acc"]
-        point = RatePoint(float(t["lr"]), float(acc) if acc else None, t["state"])
+        point = RatePoint(float(t["lr"]), float(acc) if acc else None, t["state"], int(t["round"]))
         points.setdefault(t["network"], {}).setdefault(LOSSES[t["loss"]].label, []).append(point)
     figure = rate_sensitivity(points)
     figure.savefig(study_dir / "rate_sensitivity.png", dpi=80)

@@ -1,7 +1,7 @@
 """The study's pictures: plain data in, a matplotlib ``Figure`` out; no study logic.
 
-- :func:`rate_sensitivity`: validation accuracy against learning rate, one line per loss,
-  one panel per network (from the tuning trials).
+- :func:`rate_sensitivity`: validation accuracy against learning rate, one colour per
+  loss, one line per round of the tuning, one panel per network (from the tuning trials).
 - :func:`accuracy_intervals`: test accuracy with its confidence interval, one marker per
   loss, one panel per network.
 """
@@ -18,12 +18,14 @@ from mnist_lit.study.stats import Interval
 
 
 class RatePoint(NamedTuple):
-    """One tuning trial: its rate, its (last) validation accuracy and how it ended:
-    ``"complete"``, ``"pruned"`` or ``"diverged"`` (accuracy ``None`` if never measured)."""
+    """One tuning trial: its rate, its (last) validation accuracy, how it ended
+    (``"complete"``, ``"pruned"`` or ``"diverged"``; accuracy ``None`` if never measured),
+    and its round (0: every rate, shortest)."""
 
     lr: float
     acc: float | None
     state: str
+    round: int = 0
 
 
 def _panels(count: int, width: float = 4.6) -> tuple[Figure, list]:
@@ -37,16 +39,27 @@ def rate_sensitivity(
 ) -> Figure:
     """Validation accuracy against learning rate (log axis) per loss, a panel per network.
 
-    Complete trials are joined by a line in order of rate; pruned trials are hollow
-    markers at their last measured accuracy; diverged ones are crosses at ``floor``.
+    The complete trials of a round are joined by a line in order of rate, dotted for the
+    first round and solid for the last; pruned trials are hollow markers at their last
+    measured accuracy; diverged ones are crosses at ``floor``.
     """
     figure, axes = _panels(len(points))
     for ax, (network, by_loss) in zip(axes, points.items(), strict=True):
+        last = max(p.round for trials in by_loss.values() for p in trials)
         for index, (loss, trials) in enumerate(by_loss.items()):
             color = f"C{index}"
-            done = sorted((p.lr, p.acc) for p in trials if p.state == "complete" and p.acc)
-            if done:
-                ax.plot(*zip(*done, strict=True), "o-", color=color, label=loss, markersize=4)
+            for k in sorted({p.round for p in trials}):
+                done = sorted(
+                    (p.lr, p.acc)
+                    for p in trials
+                    if p.state == "complete" and p.acc and p.round == k
+                )
+                if done:
+                    style = "o-" if k == last else "o:"
+                    label = loss if k == last else None
+                    alpha = 1.0 if k == last else 0.35 + 0.3 * k / max(last, 1)
+                    xy = zip(*done, strict=True)
+                    ax.plot(*xy, style, color=color, label=label, markersize=4, alpha=alpha)
             pruned = [(p.lr, p.acc) for p in trials if p.state == "pruned" and p.acc is not None]
             if pruned:
                 ax.scatter(*zip(*pruned, strict=True), facecolors="none", edgecolors=color, s=22)
@@ -60,7 +73,8 @@ def rate_sensitivity(
     axes[0].set_ylabel("best validation accuracy")
     axes[0].legend(fontsize=8)
     figure.suptitle(
-        "Tuning trials: line = completed, hollow = pruned, cross = diverged", fontsize=9
+        "Tuning: dotted = early rounds, solid = finalists at full length, x = diverged",
+        fontsize=9,
     )
     return figure
 

@@ -153,14 +153,20 @@ def _epochs(results: Sequence[SeedResult]) -> str:
 
 
 def summary_markdown(
-    results: Sequence[SeedResult], comparisons: Sequence[Comparison], title: str
+    results: Sequence[SeedResult],
+    comparisons: Sequence[Comparison],
+    title: str,
+    trials: Sequence[Mapping[str, str]],
 ) -> str:
-    """The Markdown report: per network, a table of the losses and one of their pairs."""
+    """The Markdown report: per network, a table of the losses, one of their pairs, and
+    one of how each loss's rate was chosen (from ``tuning_trials.csv``'s rows)."""
     lines = [f"# {title}", ""]
     for network in dict.fromkeys(r.network for r in results):
         lines += [f"## {network}: {STUDY_NETWORKS[network].description}", ""]
         lines += loss_table([r for r in results if r.network == network])
         lines += ["", *pair_table([c for c in comparisons if c.network == network]), ""]
+        mine = [r for r in results if r.network == network and r.seed == results[0].seed]
+        lines += [*tuning_table(mine, [t for t in trials if t["network"] == network]), ""]
     lines.append(
         f"Holm's correction runs over all {len(comparisons)} pairs of the study, for each "
         f"test; a loss is called better when both adjusted p-values are below {ALPHA}."
@@ -215,5 +221,37 @@ def pair_table(comparisons: Sequence[Comparison]) -> list[str]:
             f"| {100 * c.mean_difference:+.2f} | {c.only_a} / {c.only_b} | "
             f"{_p(c.mcnemar_p)} ({_p(c.mcnemar_p_holm)}) | {_p(c.t_test_p)} "
             f"({_p(c.t_test_p_holm)}) | {c.verdict} |"
+        )
+    return lines
+
+
+def tuning_table(chosen: Sequence[SeedResult], trials: Sequence[Mapping[str, str]]) -> list[str]:
+    """One line per loss of one network: the rates of round 0, the finalists of the last
+    round with their validation accuracy, the rate chosen, and whether it lies inside the
+    rates tried (``chosen``: one result per loss, for its rate)."""
+    rounds = sorted({int(t["round"]) for t in trials})
+    epochs = [next(t["epochs"] for t in trials if int(t["round"]) == k) for k in rounds]
+    last = str(rounds[-1])
+    lines = [
+        f"Rates chosen by successive halving over rounds of {', '.join(epochs)} epochs "
+        "(validation accuracy, best epoch of the round):",
+        "",
+        f"| loss | rates tried | finalists at {epochs[-1]} epoch{'s' * (epochs[-1] != '1')} "
+        "| chosen | inside the rates "
+        "tried |",
+        "|---|---|---|---|---|",
+    ]
+    for result in chosen:
+        mine = [t for t in trials if t["loss"] == result.loss]
+        tried = sorted({float(t["lr"]) for t in mine})
+        finalists = sorted((float(t["lr"]), t["value"]) for t in mine if t["round"] == last)
+        shown = ", ".join(
+            f"{lr:.3g}: {100 * float(v):.2f}%" if v else f"{lr:.3g}: diverged"
+            for lr, v in finalists
+        )
+        inside = "yes" if tried[0] < result.lr < tried[-1] else "**no, at the edge**"
+        lines.append(
+            f"| {LOSSES[result.loss].label} | {tried[0]:.3g} to {tried[-1]:.3g} ({len(tried)}) "
+            f"| {shown} | {result.lr:.3g} | {inside} |"
         )
     return lines

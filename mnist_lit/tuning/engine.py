@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import time
@@ -136,7 +137,9 @@ def worker_name() -> str:
 
 def storage_at(url: str, heartbeat: int) -> RDBStorage:
     """Optuna's RDB storage at ``url``: a running trial records a sign of life every
-    ``heartbeat`` seconds, and one silent for twice as long is failed and run again."""
+    ``heartbeat`` seconds, and one silent for twice as long is failed and run again. A
+    plain ``postgresql://`` URL uses the driver of the ``postgres`` extra, psycopg 3."""
+    url = with_driver(url)
     for attempt in range(3):
         try:
             return _rdb_storage(url, heartbeat)
@@ -164,16 +167,29 @@ def _rdb_storage(url: str, heartbeat: int, retrying: bool = True) -> RDBStorage:
     except Exception as error:  # SQLAlchemy and the database drivers raise many kinds
         if retrying and isinstance(error, (IntegrityError, OperationalError)):
             raise
-        fix = (
-            f"install its driver ({first_line(error)})"
-            if isinstance(error, ImportError)
-            else first_line(error)
-        )
+        fix = first_line(error)
+        if isinstance(error, ImportError):
+            psycopg = url.startswith("postgresql+psycopg://")
+            extra = " with pip install 'mnist-lit[postgres]'" if psycopg else ""
+            fix = f"install its driver{extra} ({fix})"
         raise MnistLitError(
             f"--storage {redact(url)} cannot be opened: {fix}. Give a database URL that "
             "Optuna supports, e.g. sqlite:///path/optuna.db or "
             "postgresql://user:password@host/database."
         ) from None
+
+
+def with_driver(url: str) -> str:
+    """``url``, a plain PostgreSQL one naming psycopg 3 as its driver.
+
+    >>> with_driver("postgresql://me@db/tune"), with_driver("sqlite:///optuna.db")
+    ('postgresql+psycopg://me@db/tune', 'sqlite:///optuna.db')
+    """
+    return (
+        "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        if url.startswith("postgresql://")
+        else url
+    )
 
 
 def redact(url: str) -> str:
@@ -231,12 +247,15 @@ def run_trials(study: optuna.Study, spec: TuneSpec, base_args: list[str]) -> Non
 
     Before each trial a worker counts the finished and running trials of every worker, and
     starts one only while they are fewer than ``n_trials``; otherwise it waits for the
-    others' to end. A trial whose process died is failed once its heartbeat is
-    ``2 x heartbeat`` seconds old, and run again with the same values.
+    others' to end. Two workers that start the last trial at the same moment both count
+    too few: the one whose new trial comes later in the study fails it before it trains
+    (user attribute ``surplus``), so exactly ``n_trials`` finish. A trial whose process
+    died is failed once its heartbeat is ``2 x heartbeat`` seconds old, and run again with
+    the same values.
     """
     deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
-    objective = Objective(spec, base_args)
     n_trials = min(spec.n_trials, spec.search.grid_size() or spec.n_trials)
+    objective = Objective(spec, base_args, n_trials)
     while deadline is None or time.monotonic() < deadline:
         with heartbeat_quiet():
             fail_stale_trials(study)
@@ -246,19 +265,56 @@ def run_trials(study: optuna.Study, spec: TuneSpec, base_args: list[str]) -> Non
         if finished + count(study, (TrialState.RUNNING,)) >= n_trials:
             time.sleep(min(spec.heartbeat, 2))  # the last trials are running elsewhere
             continue
-        study.optimize(objective, n_trials=1, gc_after_trial=True)
+        with _surplus_unreported():
+            study.optimize(objective, n_trials=1, gc_after_trial=True, catch=(Surplus,))
+
+
+class Surplus(Exception):
+    """A new trial beyond ``n_trials``, started by a worker at the moment another started
+    the last one."""
+
+
+@contextlib.contextmanager
+def _surplus_unreported() -> Iterator[None]:
+    """Without Optuna's warning that a surplus trial failed: it is no failure to report."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return Surplus.__name__ not in record.getMessage()
+
+    logger = logging.getLogger("optuna")
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
+
+
+def is_surplus(trial: optuna.Trial, n_trials: int) -> bool:
+    """Whether ``trial``, new (neither enqueued nor a retry), comes after ``n_trials``
+    trials that are done, running, or waiting to run."""
+    trials = trial.study.get_trials(deepcopy=False)
+    mine = next(t for t in trials if t.number == trial.number)
+    if {"fixed_params", "failed_trial"} & set(mine.system_attrs):
+        return False
+    alive = (*FINISHED, TrialState.RUNNING, TrialState.WAITING)
+    return sum(t.number < trial.number and t.state in alive for t in trials) >= n_trials
 
 
 class Objective:
-    """One trial: the config with the trial's values, fitted into ``trials/trial_NNNN``."""
+    """One trial: the config with the trial's values, fitted into ``trials/trial_NNNN``;
+    with ``limit``, a surplus trial (:func:`is_surplus`) is failed before it trains."""
 
-    def __init__(self, spec: TuneSpec, base_args: list[str]) -> None:
+    def __init__(self, spec: TuneSpec, base_args: list[str], limit: int | None = None) -> None:
         self.spec = spec
         self.base_args = base_args
+        self.limit = limit
 
     def __call__(self, trial: optuna.Trial) -> float:
         spec = self.spec
         trial.set_user_attr("worker", worker_name())
+        if self.limit is not None and is_surplus(trial, self.limit):
+            trial.set_user_attr("surplus", True)
+            raise Surplus(f"trial {trial.number}: {self.limit} trials were started already")
         overrides = spec.search.suggest(trial)
         curve = ValidationCurve()
         callbacks = [curve]
