@@ -4,6 +4,7 @@ study folder of another configuration."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -115,21 +116,23 @@ def test_the_temperature_is_fitted_on_the_validation_split(quick_study: Path) ->
     assert inside >= 2
 
 
-def test_a_rerun_resumes_without_training_again(
+def test_a_rerun_trains_nothing_again_and_restores_a_lost_result(
     quick_study: Path, fake_mnist_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = _seed_files(quick_study)
-    dropped = quick_study / "runs/cnn/ce/seed_1/result.json"
-    dropped.unlink()  # as if killed while training this seed
+    lost = quick_study / "runs/cnn/ce/seed_1/result.json"
+    kept = lost.read_text()
+    lost.unlink()  # the run's trial in seeds.db holds its result too
+    capsys.readouterr()
     main(_study(fake_mnist_dir, quick_study, "--networks", "softmax_regression", "cnn",
                 "--losses", "ce", "square_logits"))  # fmt: skip
-    after = _seed_files(quick_study)
-    assert {p: t for p, t in after.items() if p != dropped} == {
-        p: t for p, t in before.items() if p != dropped
+    assert _seed_files(quick_study).keys() == before.keys()
+    assert {p: t for p, t in _seed_files(quick_study).items() if p != lost} == {
+        p: t for p, t in before.items() if p != lost
     }
-    assert dropped in after
+    assert json.loads(lost.read_text()) == json.loads(kept)
     assert len(_rows(quick_study / "tuning_trials.csv")) == 8  # no new trial
-    assert "seed 1: test acc" in capsys.readouterr().out
+    assert ", seed " not in capsys.readouterr().out  # no run's line: none was trained
 
 
 def test_study_folder_of_another_configuration_is_one_message(

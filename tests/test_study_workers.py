@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -110,6 +111,49 @@ def test_two_workers_give_the_numbers_of_one(
     assert {t.state.name for t in trials} == {"COMPLETE"}
     assert len({_unit(t) for t in trials}) == len(trials) == TOTAL
     assert len({t.user_attrs["worker"] for t in trials}) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_two_machines_share_one_study_on_postgresql(
+    one_worker: tuple[Path, str],
+    fake_mnist_dir: Path,
+    tmp_path: Path,
+    postgres: Callable[[], str],
+) -> None:
+    url = postgres()
+    shared = ["--storage", url, "--study-name", "shared"]
+    # Two machines: each its own study folder and working folder, one database.
+    machines = [tmp_path / name for name in ("a", "b")]
+    for machine in machines:
+        machine.mkdir()
+    processes = [
+        subprocess.Popen(
+            [CONSOLE_SCRIPT, *_study(fake_mnist_dir, machine / "study", *shared)],
+            cwd=machine,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for machine in machines
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    # Each machine's folder ends with every result; each run was done once, on one of them.
+    for machine in machines:
+        assert _numbers(machine / "study") == _numbers(one_worker[0])
+    trials = [
+        t
+        for name in [f"shared/{network}/{loss}" for network, loss in PAIRS] + ["shared/seeds"]
+        for t in optuna.load_study(study_name=name, storage=url).get_trials()
+    ]
+    assert {t.state.name for t in trials} == {"COMPLETE"} and len(trials) == TOTAL
+    assert len({t.user_attrs["worker"] for t in trials}) == 2
+    # The same study name with another plan is one message.
+    other = _study(fake_mnist_dir, tmp_path / "c", *shared, "--seeds", "0", "2")
+    result = console(*other, cwd=tmp_path)
+    assert result.returncode == 2 and "study shared in postgresql+psycopg://" in result.stderr
+    assert "is a study of another configuration" in result.stderr
 
 
 def _wait_for_a_running_run(study: Path, process: subprocess.Popen[bytes]) -> list[int]:

@@ -71,6 +71,19 @@ def build_parser() -> OneMessageParser:
         help="seconds between a run's signs of life; a run silent for twice as long is "
         "taken as dead and done again (default: 30)",
     )
+    parser.add_argument(
+        "--storage",
+        metavar="URL",
+        help="a database that workers on several machines share, e.g. "
+        "postgresql://user:password@host/database; each machine keeps its own --study-dir "
+        "(default: SQLite files in --study-dir)",
+    )
+    parser.add_argument(
+        "--study-name",
+        metavar="NAME",
+        help="the study's name in --storage, the same on every machine (default: the name "
+        "of --study-dir)",
+    )
     # A worker process started by `--workers N`, and the parent whose end stops it.
     parser.add_argument("--worker-of", type=int, metavar="PID", help=argparse.SUPPRESS)
     return parser
@@ -105,7 +118,10 @@ def main(argv: Sequence[str]) -> None:
         optimizer=args.optimizer,
     )
     study_dir = Path(args.study_dir)
-    where = Where(plan, study_dir, args.data_dir, args.accelerator, args.heartbeat)
+    name = args.study_name or study_dir.resolve().name
+    where = Where(
+        plan, study_dir, args.data_dir, args.accelerator, args.heartbeat, args.storage, name
+    )
     if args.worker_of is not None:
         be_worker(where, args.worker_of)
         return

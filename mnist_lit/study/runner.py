@@ -95,6 +95,8 @@ def tune_spec(
     data_dir: str,
     accelerator: str,
     heartbeat: int = 30,
+    storage: str | None = None,
+    study_name: str | None = None,
 ) -> TuneSpec:
     """The `mnist-lit tune` of one network and loss: its learning rate over the same grid
     for every loss (and the rates past its edges), seeded so that the study can be run
@@ -114,6 +116,8 @@ def tune_spec(
         seed=plan.tuning_seed,
         pruner="none",
         heartbeat=heartbeat,
+        storage=storage,
+        study_name=study_name,
     )
 
 

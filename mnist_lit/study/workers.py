@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
 import logging
 import os
 import signal
@@ -45,20 +47,23 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
+import sqlalchemy
 import torch
 from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import make_url
 
 from mnist_lit.catalog import LEARNING_RATE
 from mnist_lit.data.raw_files import kept_in_memory
 from mnist_lit.errors import MnistLitError, first_line
 from mnist_lit.quiet import RUN_NOTICES, quiet
-from mnist_lit.runs.records import make_folder
+from mnist_lit.runs.records import differences, make_folder
 from mnist_lit.study import halving
 from mnist_lit.study.plan import STUDY_NETWORKS, Network, Plan
 from mnist_lit.study.runner import SeedResult, check_manifest, seed_run, tune_spec
@@ -68,7 +73,9 @@ from mnist_lit.tuning.engine import (
     check_configuration,
     heartbeat_quiet,
     open_study,
+    redact,
     storage_at,
+    with_driver,
     worker_name,
 )
 from mnist_lit.tuning.outputs import write_best_config, write_plots, write_trials_csv
@@ -86,16 +93,26 @@ _QUIET = {"optuna": logging.WARNING, **RUN_NOTICES}
 
 @dataclass(frozen=True)
 class Where:
-    """What every worker is given: the plan, and where the data and the study folder are."""
+    """What every worker is given: the plan, where the data and the study folder are, and
+    the database the workers share: SQLite files in the study folder, or ``storage`` (a
+    database URL that workers on several machines reach), where the study is ``name``."""
 
     plan: Plan
     study_dir: Path
     data_dir: str
     accelerator: str
     heartbeat: int = 30
+    storage: str | None = None
+    name: str | None = None
 
     def seeds_url(self) -> str:
-        return f"sqlite:///{(self.study_dir / 'seeds.db').resolve()}"
+        return self.storage or f"sqlite:///{(self.study_dir / 'seeds.db').resolve()}"
+
+    def seeds_name(self) -> str:
+        return f"{self.name}/{SEEDS_STUDY}" if self.storage else SEEDS_STUDY
+
+    def tuning_name(self, network: Network, loss: str) -> str | None:
+        return f"{self.name}/{network.name}/{loss}" if self.storage else None
 
 
 def values(trial: FrozenTrial) -> dict[str, Any]:
@@ -128,6 +145,8 @@ class Pair:
             where.data_dir,
             where.accelerator,
             where.heartbeat,
+            where.storage,
+            where.tuning_name(network, loss),
         )
         self.key = self.spec.search.params[0].key
         self.grid = where.plan.rates(network)
@@ -228,11 +247,12 @@ class Board:
         self.seeds = plan.budget.seeds
         self.seed_storage = storage_at(where.seeds_url(), where.heartbeat)
         self._seed_study: optuna.Study | None = None
+        self.shared_lock = SharedLock.for_study(where)
 
     @property
     def seed_study(self) -> optuna.Study:
         if self._seed_study is None:
-            self._seed_study = _load(SEEDS_STUDY, self.seed_storage)
+            self._seed_study = _load(self.where.seeds_name(), self.seed_storage)
         return self._seed_study
 
     def pair(self, network: str, loss: str) -> Pair:
@@ -241,15 +261,19 @@ class Board:
     def result_path(self, pair: Pair, seed: int) -> Path:
         return self.where.study_dir / "runs" / pair.network.name / pair.loss / f"seed_{seed}"
 
-    def seed_done(self, pair: Pair, seed: int) -> bool:
-        return (self.result_path(pair, seed) / "result.json").is_file()
+    def done_seeds(self) -> set[tuple[str, str, int]]:
+        """The seed runs done, by any worker: their trial is complete."""
+        trials = self.seed_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return {_seed_unit(t) for t in trials}
+
+    def seed_done(self, pair: Pair, seed: int, done: set[tuple[str, str, int]]) -> bool:
+        return (pair.network.name, pair.loss, seed) in done
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Exclusive among every process of this study folder, for claiming and enqueuing."""
-        with open(self.where.study_dir / LOCK, "a") as file:
-            fcntl.flock(file, fcntl.LOCK_EX)
-            yield  # released when the file closes
+        """Exclusive among every process of this study, for claiming and enqueuing."""
+        with self.shared_lock.held():
+            yield
 
     def enqueue(self) -> None:
         """Create the storages and enqueue every unit that is neither done, waiting nor
@@ -262,21 +286,36 @@ class Board:
             pair.top_up(retry_failed=True)
         seeds = optuna.create_study(
             storage=self.seed_storage,
-            study_name=SEEDS_STUDY,
+            study_name=self.where.seeds_name(),
             direction="maximize",
             load_if_exists=True,
         )
+        self.check_plan(seeds)
         with heartbeat_quiet():
             fail_stale_trials(seeds)
-        pending = {
-            tuple(values(t)[k] for k in ("network", "loss", "seed"))
-            for t in seeds.get_trials(deepcopy=False, states=_PENDING)
-        }
+        pending = {_seed_unit(t) for t in seeds.get_trials(deepcopy=False, states=_PENDING)}
+        done = self.done_seeds()
         for pair in self.pairs:
             for seed in self.seeds:
-                if (pair.network.name, pair.loss, seed) in pending or self.seed_done(pair, seed):
+                if (pair.network.name, pair.loss, seed) in pending | done:
                     continue
                 seeds.enqueue_trial({"network": pair.network.name, "loss": pair.loss, "seed": seed})
+
+    def check_plan(self, seeds: optuna.Study) -> None:
+        """Record the plan in a shared database's study; there, insist on the same plan
+        (each machine's own folder checks it too)."""
+        if not self.where.storage:
+            return
+        wanted = self.where.plan.describe()
+        stored = seeds.user_attrs.get("plan")
+        if stored is None:
+            seeds.set_user_attr("plan", wanted)
+        elif stored != wanted:
+            raise MnistLitError(
+                f"study {self.where.name} in {redact(self.where.storage)} is a study of another "
+                f"configuration ({', '.join(differences(stored, wanted))} differ). Give "
+                "another --study-name, or the options it was started with."
+            )
 
     def claim(self) -> Unit | None:
         """Take a waiting unit that can run now, or None. Under :meth:`lock`."""
@@ -304,18 +343,20 @@ class Board:
     def counts(self) -> tuple[int, int, int]:
         """Units finished, running, and in all (the rounds to come as their sizes)."""
         finished = running = total = 0
+        seeds_done = self.done_seeds()
         for pair in self.pairs:
             done = pair.finished()
             finished += sum(unit in done for unit in pair.wanted())
             running += len(pair.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-            finished += sum(self.seed_done(pair, seed) for seed in self.seeds)
+            finished += sum(self.seed_done(pair, seed, seeds_done) for seed in self.seeds)
             total += pair.expected() + len(self.seeds)
         running += len(self.seed_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
         return finished, running, total
 
     def all_done(self) -> bool:
+        done = self.done_seeds()
         return all(
-            pair.rate() is not None and all(self.seed_done(pair, s) for s in self.seeds)
+            pair.rate() is not None and all(self.seed_done(pair, s, done) for s in self.seeds)
             for pair in self.pairs
         )
 
@@ -330,15 +371,11 @@ class Board:
                     failed = [t for t in trials if pair.unit(t) == (rate, k)]
                     _lost(f"{pair}, {LEARNING_RATE} {rate:.3g} (round {k})", failed)
         trials = self.seed_study.get_trials(deepcopy=False)
+        done = self.done_seeds()
         for pair in self.pairs:
             for seed in self.seeds:
-                mine = [
-                    t
-                    for t in trials
-                    if (values(t)["network"], values(t)["loss"], values(t)["seed"])
-                    == (pair.network.name, pair.loss, seed)
-                ]
-                if self.seed_done(pair, seed) or any(t.state in _PENDING for t in mine):
+                mine = [t for t in trials if _seed_unit(t) == (pair.network.name, pair.loss, seed)]
+                if self.seed_done(pair, seed, done) or any(t.state in _PENDING for t in mine):
                     continue
                 _lost(f"{pair}, seed {seed}", mine)
 
@@ -377,6 +414,7 @@ class Board:
                 where.data_dir,
                 where.accelerator,
             )
+            self.share(unit, result)
             unit.study.tell(trial, result.test_acc, skip_if_finished=True)
         note = ", diverged" if result.diverged else ""
         return (
@@ -384,9 +422,39 @@ class Board:
             f"{result.best_epoch} ({result.seconds:.0f} s{note})"
         )
 
+    def share(self, unit: Unit, result: SeedResult) -> None:
+        """Keep a seed run's result and test predictions in its trial, and the test labels
+        in the seeds' study, for the machines whose folders lack them."""
+        folder = self.result_path(unit.pair, result.seed)
+        predictions = np.load(folder / "test_predictions.npy")
+        unit.storage.set_trial_user_attr(unit.trial_id, "result", asdict(result))
+        unit.storage.set_trial_user_attr(unit.trial_id, "predictions", _digits(predictions))
+        if "test_labels" not in self.seed_study.user_attrs:
+            labels = np.load(self.where.study_dir / "test_labels.npy")
+            self.seed_study.set_user_attr("test_labels", _digits(labels))
+
+    def fetch(self) -> None:
+        """Write into this machine's folder each seed run's ``result.json`` and test
+        predictions that another machine's worker made, and the test labels."""
+        labels = self.where.study_dir / "test_labels.npy"
+        if not labels.is_file():
+            np.save(labels, _from_digits(self.seed_study.user_attrs["test_labels"]))
+        for trial in self.seed_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            network, loss, seed = _seed_unit(trial)
+            folder = self.result_path(self.pair(network, loss), seed)
+            if not (folder / "result.json").is_file():
+                folder.mkdir(parents=True, exist_ok=True)
+                np.save(
+                    folder / "test_predictions.npy", _from_digits(trial.user_attrs["predictions"])
+                )
+                (folder / "result.json").write_text(
+                    json.dumps(trial.user_attrs["result"], indent=1)
+                )
+
     def finish(self) -> list[SeedResult]:
         """Write each tuning's outputs (``trials.csv``, ``best.yaml``, plots); return every
         seed's result, in the plan's order."""
+        self.fetch()
         results = []
         for pair in self.pairs:
             rate = pair.rate()
@@ -412,6 +480,70 @@ class Board:
                     )
                 )
         return results
+
+
+def _seed_unit(trial: FrozenTrial) -> tuple[str, str, int]:
+    fixed = values(trial)
+    return fixed["network"], fixed["loss"], fixed["seed"]
+
+
+def _digits(labels: np.ndarray) -> str:
+    """Class labels 0-9 as a string of digits, for a trial's attributes.
+
+    >>> _digits(np.array([3, 0, 9], dtype=np.uint8)), _from_digits("309").tolist()
+    ('309', [3, 0, 9])
+    """
+    return "".join(map(str, labels.tolist()))
+
+
+def _from_digits(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode(), dtype=np.uint8) - ord("0")
+
+
+class SharedLock:
+    """One lock for every process of a study: a file lock beside its SQLite database (or
+    in its folder), or a PostgreSQL advisory lock for workers on several machines."""
+
+    def __init__(self, file: Path | None = None, url: str | None = None, key: int = 0) -> None:
+        self.file, self.url, self.key = file, url, key
+        self._engine: Any = None
+
+    @classmethod
+    def for_study(cls, where: Where) -> SharedLock:
+        if where.storage is None:
+            return cls(file=where.study_dir / LOCK)
+        url = make_url(with_driver(where.storage))
+        if url.get_backend_name() == "sqlite" and url.database:
+            return cls(file=Path(url.database).with_suffix(".lock"))
+        if url.get_backend_name() == "postgresql":
+            digest = hashlib.sha256(f"mnist-lit study {where.name}".encode()).digest()
+            return cls(
+                url=with_driver(where.storage), key=int.from_bytes(digest[:8], "big", signed=True)
+            )
+        raise MnistLitError(
+            f"--storage {redact(where.storage)}: the study's workers share a PostgreSQL "
+            "database (postgresql://user:password@host/database) or a SQLite file."
+        )
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        if self.file is not None:
+            with open(self.file, "a") as file:
+                fcntl.flock(file, fcntl.LOCK_EX)
+                yield  # released when the file closes
+            return
+        if self._engine is None:
+            assert self.url is not None
+            self._engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
+        # Released when the connection closes, also when this process dies.
+        with self._engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": self.key})
+            try:
+                yield
+            finally:
+                connection.execute(
+                    sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": self.key}
+                )
 
 
 def _take(storage: RDBStorage, trial: FrozenTrial) -> bool:
