@@ -49,6 +49,14 @@ def test_diverged_rates_are_never_promoted():
     assert chosen(GRID, 3, finished, 2) == 0.1
 
 
+def test_a_round_smaller_than_planned_still_leads_to_the_finalists():
+    grid = tuple(10.0**e for e in range(-4, 4))  # 8 rates: rounds of 4, then 2, planned
+    finished = run_rounds(lambda rate, k: None if rate > 0.01 else 0.9 + rate, grid=grid)
+    assert sorted(r for r, k in finished if k == 1) == [0.0001, 0.001, 0.01]
+    assert sorted(r for r, k in finished if k == 2) == [0.001, 0.01]
+    assert chosen(grid, 3, finished, 2) == 0.01
+
+
 def test_ties_go_to_the_smaller_rate_in_any_order():
     results = {1.0: 0.9, 0.1: 0.9, 10.0: 0.8}
     for order in itertools.permutations(results):

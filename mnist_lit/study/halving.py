@@ -93,10 +93,12 @@ def wanted(
     sizes = round_sizes(len(grid), rounds)
     units = [(rate, 0) for rate in grid]
     for k in range(1, rounds):
-        before = {r: finished[(r, j)] for r, j in units if j == k - 1 and (r, j) in finished}
-        if len(before) < sizes[k - 1]:
+        before = [(r, j) for r, j in units if j == k - 1]
+        if any(unit not in finished for unit in before):
             return units
-        units += [(rate, k) for rate in ranked(before)[: sizes[k]]]
+        units += [
+            (rate, k) for rate in ranked({r: finished[(r, j)] for r, j in before})[: sizes[k]]
+        ]
     last = rounds - 1
     tried = [rate for rate, _ in units if _ == 0]
     for _ in range(extensions if len(grid) > 1 else 0):
