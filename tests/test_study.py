@@ -133,6 +133,12 @@ def test_a_rerun_trains_nothing_again_and_restores_a_lost_result(
     assert json.loads(lost.read_text()) == json.loads(kept)
     assert len(_rows(quick_study / "tuning_trials.csv")) == 8  # no new trial
     assert ", seed " not in capsys.readouterr().out  # no run's line: none was trained
+    # The wall time is the sum of the invocations'.
+    invocations = _rows(quick_study / "invocations.csv")
+    assert [row["ended"] for row in invocations] == ["True", "True"]
+    minutes = sum(float(row["seconds"]) for row in invocations) / 60
+    summary = (quick_study / "summary.md").read_text()
+    assert f"wall time: {minutes:.1f} min in 2 invocations (1 worker)." in summary
 
 
 def test_study_folder_of_another_configuration_is_one_message(

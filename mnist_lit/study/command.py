@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime
+import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -125,13 +127,46 @@ def main(argv: Sequence[str]) -> None:
     if args.worker_of is not None:
         be_worker(where, args.worker_of)
         return
-    start = time.monotonic()
-    results = run_study(where, args.workers, argv)
+    start, ended = time.monotonic(), False
+    try:
+        results = run_study(where, args.workers, argv)
+        ended = True
+    finally:
+        record_invocation(study_dir, time.monotonic() - start, args.workers, ended)
     kind = f"{'quick study' if args.quick else 'study'} ({plan.conditions()})"
-    report(study_dir, results, kind, time.monotonic() - start)
+    report(study_dir, results, kind)
 
 
-def report(study_dir: Path, results: list, kind: str, seconds: float) -> None:
+INVOCATIONS = "invocations.csv"
+
+
+def record_invocation(study_dir: Path, seconds: float, workers: int, ended: bool) -> None:
+    """Add this invocation's wall time to ``invocations.csv``: a study resumed after a stop
+    took the sum of its invocations."""
+    path = study_dir / INVOCATIONS
+    new = not path.is_file()
+    with path.open("a", newline="") as file:
+        writer = csv.writer(file)
+        if new:
+            writer.writerow(["started", "seconds", "workers", "host", "ended"])
+        started = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=seconds)
+        host = socket.gethostname()
+        writer.writerow(
+            [started.isoformat(timespec="seconds"), f"{seconds:.1f}", workers, host, ended]
+        )
+
+
+def wall_time(study_dir: Path) -> str:
+    """``18.5 min in 2 invocations (2 workers)``, from ``invocations.csv``."""
+    with (study_dir / INVOCATIONS).open() as file:
+        rows = list(csv.DictReader(file))
+    minutes = sum(float(r["seconds"]) for r in rows) / 60
+    workers = ", ".join(dict.fromkeys(r["workers"] for r in rows))
+    count = f"{len(rows)} invocation{'s' * (len(rows) != 1)}"
+    return f"{minutes:.1f} min in {count} ({workers} worker{'s' * (workers != '1')})"
+
+
+def report(study_dir: Path, results: list, kind: str) -> None:
     """Write the CSVs, the pictures and ``summary.md``; print the summary."""
     import numpy as np
 
@@ -158,8 +193,8 @@ def report(study_dir: Path, results: list, kind: str, seconds: float) -> None:
     title = f"The loss {kind}: tuned learning rates, {len({r.seed for r in results})} seeds"
     text = summary_markdown(results, comparisons, title, trials)
     text += (
-        f"\n\nTraining time recorded: {recorded / 60:.1f} min (tuning and seeds); this "
-        f"invocation took {seconds / 60:.1f} min.\n"
+        f"\n\nTraining time recorded: {recorded / 60:.1f} min (tuning and seeds); wall time: "
+        f"{wall_time(study_dir)}.\n"
     )
     (study_dir / "summary.md").write_text(text)
     print("\n" + text)
