@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,6 +81,21 @@ def test_study_writes_results_comparisons_summary_and_pictures(quick_study: Path
     assert "| test cross-entropy, scaled (raw) |" in summary and "| temperature |" in summary
     for name in ("rate_sensitivity.png", "accuracy.png"):
         assert (quick_study / name).stat().st_size > 10_000
+
+
+def test_the_speed_table_reads_a_finished_study(quick_study: Path, tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "study_table.py"
+    table = tmp_path / "speed.csv"
+    result = subprocess.run(
+        [sys.executable, str(script), str(quick_study), "--csv", str(table)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (row,) = _rows(table)
+    assert (row["tuning_fits"], row["seed_fits"]) == ("8", "8") and int(row["invocations"]) >= 1
+    assert float(row["wall_minutes"]) > 0 and row["met"] == ""  # no target for this name
+    assert f"| {quick_study.name} | sgd; label noise 0%; softmax_regression, cnn;" in result.stdout
 
 
 def test_a_rate_chosen_at_the_edge_of_its_grid_has_the_rate_beyond_tried(
