@@ -6,6 +6,7 @@ checkpoint and the metrics are those of one process with the same global batch."
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import socket
 import subprocess
@@ -16,7 +17,7 @@ import pytest
 import torch
 
 from mnist_lit.cli import main
-from tests.cli_helpers import TUTORIAL, fake_data
+from tests.cli_helpers import CONSOLE_SCRIPT, TUTORIAL, fake_data
 from tests.digit_images import draw_one, draw_zero
 
 TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
@@ -36,11 +37,23 @@ def _on_two_nodes(folders: list[Path], *args: str) -> None:
     port = _free_port()
     processes = [
         subprocess.Popen(
-            [TORCHRUN, "--nnodes=2", "--nproc-per-node=1", f"--node-rank={rank}",
-             "--master-addr=127.0.0.1", f"--master-port={port}",
-             "-m", "mnist_lit", *args, *NODES],
-            cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+            [
+                TORCHRUN,
+                "--nnodes=2",
+                "--nproc-per-node=1",
+                f"--node-rank={rank}",
+                "--master-addr=127.0.0.1",
+                f"--master-port={port}",
+                "-m",
+                "mnist_lit",
+                *args,
+                *NODES,
+            ],
+            cwd=folder,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for rank, folder in enumerate(folders)
     ]
     outputs = [p.communicate(timeout=300)[0] for p in processes]
@@ -107,3 +120,45 @@ def test_two_nodes_fit_test_and_predict_as_one_process(
     assert [row["file"] for row in rows] == [f"digits/{i}.png" for i in range(5)]
     assert rows == _csv(single / "predictions.csv")
     assert not (nodes[1] / "predictions.csv").exists()
+
+
+@pytest.mark.slow
+def test_two_nodes_under_slurm_read_what_srun_sets(
+    fake_mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SLURM launch of docs/distributed.md, with the variables srun sets for
+    ``--nodes=2 --ntasks-per-node=1``: Lightning takes the ranks and the main address
+    from them, and the fit is the single process's."""
+    nodes = [tmp_path / f"node{rank}" for rank in range(2)]
+    for node in [*nodes, tmp_path / "single"]:
+        shutil.copytree(fake_mnist_dir / "MNIST" / "raw", node / "data" / "MNIST" / "raw")
+    fit = ["fit", "--config", TUTORIAL, *fake_data(Path("data")), "--trainer.max_epochs=1"]
+    port = str(_free_port())
+    processes = []
+    for rank, node in enumerate(nodes):
+        srun = {
+            **{"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "1", "SLURM_NNODES": "2"},
+            **{"SLURM_PROCID": str(rank), "SLURM_LOCALID": "0", "SLURM_NODEID": str(rank)},
+            **{"SLURM_NODELIST": "127.0.0.1", "SLURM_JOB_NAME": "mnist", "MASTER_PORT": port},
+        }
+        processes.append(
+            subprocess.Popen(
+                [CONSOLE_SCRIPT, *fit, "--data.batch_size=32", *NODES],
+                cwd=node,
+                env={**os.environ, **srun},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    outputs = [p.communicate(timeout=300)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], "\n\n".join(outputs)
+    assert "SLURM auto-requeueing enabled" in outputs[1]  # Lightning took it for SLURM
+    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in outputs[1]
+
+    monkeypatch.chdir(tmp_path / "single")
+    main([*fit, "--data.batch_size=64"])
+    two, one = _csv(nodes[0] / RUN / "metrics.csv"), _csv(tmp_path / "single" / RUN / "metrics.csv")
+    for key in ("val/acc", "val/ce", "train/loss"):
+        (a,), (b,) = ([float(r[key]) for r in rows if r[key]] for rows in (two, one))
+        assert a == pytest.approx(b, abs=1e-4), key
