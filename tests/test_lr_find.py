@@ -119,3 +119,21 @@ def test_lr_find_refuses_fast_dev_run(
     err = cli_error(["lr_find", "--config", TUTORIAL, "--config", fast_dev_run,
                      *fake_data(fake_mnist_dir)], capsys)  # fmt: skip
     assert "lr_find does not run with --trainer.fast_dev_run" in err
+
+
+def test_the_suggestion_is_the_fall_not_noise_on_a_flat_stretch() -> None:
+    """A CNN's range test: a start the smoothing drags up, a long flat stretch with noise,
+    then the fall (fastest near 0.05), then the rise of too large rates."""
+    import numpy as np
+
+    from mnist_lit.tuning.lr_find import steepest_fall
+
+    lrs = np.geomspace(1e-8, 1, 200)
+    x = np.log10(lrs)
+    fall = 0.6 / (1 + np.exp(-(x - np.log10(0.05)) * 5))  # 0.6 lower past 0.05
+    noise = np.random.default_rng(0).normal(0, 0.003, 200)
+    start = 1.1 * np.exp(-np.arange(200) / 8)  # the smoothing's climb to the plateau
+    losses = 2.29 - start - fall + noise + np.where(lrs > 0.3, 10 * (x - np.log10(0.3)), 0)
+    suggested = steepest_fall(lrs.tolist(), losses.tolist())
+    assert suggested is not None and 0.02 < suggested < 0.12, suggested
+    assert steepest_fall(lrs.tolist(), (2.0 + noise * 0).tolist()) is None  # never falls

@@ -3,9 +3,9 @@
 
 The range test trains from the config's initial weights for ``num_training`` steps while the
 rate grows from ``min_lr`` to ``max_lr``, records the smoothed training loss, and suggests
-the rate where the loss falls fastest. It uses the same model, data (the in-memory batches)
-and trainer as ``mnist-lit fit``, so every option of ``fit`` applies; the weights are
-restored afterwards and nothing is trained.
+the rate where the loss falls fastest (:func:`steepest_fall`). It uses the same model, data
+(the in-memory batches) and trainer as ``mnist-lit fit``, so every option of ``fit``
+applies; the weights are restored afterwards and nothing is trained.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from lightning.pytorch.cli import LightningArgumentParser
 from lightning.pytorch.tuner import Tuner
 
@@ -66,7 +67,7 @@ def main(argv: Sequence[str]) -> None:
     if finder is None:  # fast_dev_run: Lightning skips the search
         raise MnistLitError("lr_find does not run with --trainer.fast_dev_run; leave it out.")
     _end_at_divergence(finder.results)
-    suggestion = finder.suggestion()
+    suggestion = steepest_fall(finder.results["lr"], finder.results["loss"])
     folder = Path(trainer.log_dir or ".")
     folder.mkdir(parents=True, exist_ok=True)
     _write_results(finder.results, folder / "lr_find.csv")
@@ -77,12 +78,45 @@ def main(argv: Sequence[str]) -> None:
     print(f"The loss against the learning rate: {folder / 'lr_find.png'}")
     if suggestion is None:
         raise MnistLitError(
-            f"lr_find found no rate to suggest: the loss was not finite at enough rates "
-            f"(see {folder / 'lr_find.png'}). Lower --lr_find.max_lr or raise "
-            "--lr_find.num_training."
+            f"lr_find found no rate to suggest: the loss did not fall at any rate tried, or "
+            f"was not finite at enough rates (see {folder / 'lr_find.png'}). Raise "
+            "--lr_find.num_training, or move --lr_find.min_lr and --lr_find.max_lr."
         )
     print(f"Suggested learning rate: {suggestion:.3g}; train with --{LEARNING_RATE} "
           f"{suggestion:.3g}")  # fmt: skip
+
+
+def steepest_fall(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+    """The rate where the smoothed loss falls fastest per decade of rate, within its
+    largest fall (from a high point to the lowest point after it); None when it never falls.
+
+    The slope is taken over a window of a twentieth of the rates on either side (less in a
+    short fall), and only inside the largest fall, so that noise on a flat stretch, where
+    the rate is still too small to matter, is not taken for the fall (Lightning's own
+    suggestion, the steepest step between neighbours anywhere, can be). The first 10 rates
+    are left out, as Lightning does: the smoothing starts there.
+    """
+    kept = [(lr, loss) for lr, loss in zip(lrs, losses, strict=True) if math.isfinite(loss)]
+    x = np.log10([lr for lr, _ in kept[10:]])
+    y = np.array([loss for _, loss in kept[10:]])
+    if len(y) < 3:
+        return None
+    top, fall, drop = 0, (0, 0), 0.0  # the largest fall: from a peak to a trough
+    for i in range(len(y)):
+        if y[i] > y[top]:
+            top = i
+        if y[top] - y[i] > drop:
+            fall, drop = (top, i), y[top] - y[i]
+    if drop <= 0:
+        return None
+    peak, trough = fall
+    w = max(1, len(y) // 20)
+    slopes = {
+        i: (y[min(trough, i + w)] - y[max(peak, i - w)])
+        / (x[min(trough, i + w)] - x[max(peak, i - w)])
+        for i in range(peak, trough + 1)
+    }
+    return float(kept[10 + min(slopes, key=slopes.__getitem__)][0])
 
 
 def _end_at_divergence(results: dict[str, list[float]]) -> None:
