@@ -41,20 +41,31 @@ def runs_folder(config: Namespace) -> Path:
 
 def name_the_run(config: Namespace) -> None:
     """Give every logger of ``config`` the experiment's name and one version number."""
+    name_the_loggers(config)
     experiment = config["experiment"]
     version = next_version(runs_folder(config))
     for logger in logger_configs(config):
         args, kind = logger.init_args, _kind(logger)
-        if kind in _FOLDER_LOGGERS:
-            args.name = experiment
-            if args.get("version") is None:
-                args.version = version
+        if kind in _FOLDER_LOGGERS and args.get("version") is None:
+            args.version = version
         elif kind == "MLFlowLogger":
-            args.experiment_name = experiment
             args.run_name = args.get("run_name") or f"version_{version}"
             args.tracking_uri = absolute_sqlite(args.get("tracking_uri"))
         elif kind == "WandbLogger":
             args.name = args.get("name") or f"{experiment}/version_{version}"
+
+
+def name_the_loggers(config: Namespace) -> None:
+    """File every logger of ``config`` under the experiment's name (no version: a config
+    printed or saved for later runs must not fix one)."""
+    experiment = config["experiment"]
+    for logger in logger_configs(config):
+        args, kind = logger.init_args, _kind(logger)
+        if kind in _FOLDER_LOGGERS:
+            args.name = experiment
+        elif kind == "MLFlowLogger":
+            args.experiment_name = experiment
+        elif kind == "WandbLogger":
             args.group = experiment
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+import yaml
 from lightning.pytorch.demos.boring_classes import BoringModel
 
 from tests.cli_helpers import (
@@ -25,6 +26,7 @@ from tests.cli_helpers import (
 
 NAN_LOSS = '''
 import torch
+import yaml
 import torch.nn.functional as F
 from torch import nn
 
@@ -129,3 +131,23 @@ def test_a_dry_run_test_keeps_no_figures(fake_mnist_dir: Path, tmp_path: Path) -
                      *fake_data(fake_mnist_dir), cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+
+
+def test_print_config_files_the_loggers_where_the_run_goes(
+    fake_mnist_dir: Path, tmp_path: Path
+) -> None:
+    printed = console("fit", "--config", TUTORIAL, "--print_config", cwd=tmp_path)
+    assert printed.returncode == 0, printed.stderr
+    config = yaml.safe_load(printed.stdout)
+    names = [logger["init_args"]["name"] for logger in config["trainer"]["logger"]]
+    assert names == ["seed_cross_entropy", "seed_cross_entropy"]
+    # No version: the printed config, saved and run twice, gives two runs.
+    assert all(logger["init_args"].get("version") is None for logger in config["trainer"]["logger"])
+    saved = tmp_path / "printed.yaml"
+    saved.write_text(printed.stdout)
+    for _ in range(2):
+        run = console("fit", "--config", str(saved), *fake_data(fake_mnist_dir),
+                      "--trainer.max_epochs=1", cwd=tmp_path)  # fmt: skip
+        assert run.returncode == 0, run.stderr
+    runs = sorted(p.name for p in (tmp_path / "logs" / "seed_cross_entropy").iterdir())
+    assert runs == ["version_0", "version_1"]

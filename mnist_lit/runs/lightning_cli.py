@@ -37,7 +37,7 @@ from mnist_lit.errors import MnistLitError, OneMessageParser, first_line
 from mnist_lit.evaluation_figures import EvaluationFigures
 from mnist_lit.models import MNISTClassifier
 from mnist_lit.prediction_writer import PredictionCSV
-from mnist_lit.tracking import EXTRAS, ConfigToTrackers, name_the_run
+from mnist_lit.tracking import EXTRAS, ConfigToTrackers, name_the_loggers, name_the_run
 
 PROGRESS_BAR_STEPS = 20
 BATCH_SIZE_REFUSAL = (
@@ -58,6 +58,14 @@ class MNISTArgumentParser(OneMessageParser, LightningArgumentParser):
         subcommands = super().add_subcommands(*args, **kwargs)
         self.subcommand_action = subcommands  # so that the CLI can add its own commands
         return subcommands
+
+    def dump(self, cfg: Namespace, *args: Any, **kwargs: Any) -> str:
+        """The config as YAML, its loggers filed under the experiment's name as the run
+        files them (``--print_config``, a tune's ``best.yaml``)."""
+        if "experiment" in cfg and cfg.get("trainer") is not None:
+            cfg = cfg.clone()
+            name_the_loggers(cfg)
+        return super().dump(cfg, *args, **kwargs)
 
 
 class MNISTLightningCLI(LightningCLI):
