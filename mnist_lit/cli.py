@@ -56,6 +56,16 @@ COMMANDS = {
 }
 
 
+# LightningCLI lists its commands with the first line of the Trainer method's docstring,
+# which stops mid-sentence; these say what each does here.
+LIGHTNING_COMMANDS = {
+    "fit": "Train a config's network and loss, with checkpoints and logs.",
+    "validate": "Evaluate a checkpoint on the validation split.",
+    "test": "Evaluate a checkpoint once on the 10,000 test images, with figures.",
+    "predict": "Classify your own images (or the test set) with a checkpoint; writes a CSV.",
+}
+
+
 class MainCLI(MNISTLightningCLI):
     """The LightningCLI of ``mnist-lit``, whose ``--help`` lists every command."""
 
@@ -65,6 +75,8 @@ class MainCLI(MNISTLightningCLI):
         super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
         if add_subcommands:  # listed in `mnist-lit --help`; main() runs them
             assert isinstance(self.parser, MNISTArgumentParser)
+            for listed in self.parser.subcommand_action._choices_actions:
+                listed.help = LIGHTNING_COMMANDS.get(listed.dest, listed.help)
             for name, command in COMMANDS.items():
                 self.parser.subcommand_action.add_subcommand(
                     name, command.parser(), help=command.help

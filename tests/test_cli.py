@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from mnist_lit.checkpointing import read_checkpoint
-from mnist_lit.cli import main
+from mnist_lit.cli import LIGHTNING_COMMANDS, main
 from mnist_lit.runs.lightning_cli import MNISTLightningCLI
 from tests.cli_helpers import FAST, TUTORIAL, console, fake_data
 
@@ -129,6 +129,10 @@ def test_help_lists_every_subcommand(tmp_path: Path, capsys: pytest.CaptureFixtu
     out = mnist_lit("--help", cwd=tmp_path)
     for subcommand in ("fit", "validate", "test", "predict", "compare"):
         assert f"    {subcommand} " in out, subcommand
+    # Each command's line ends its sentence (Lightning's own stop mid-sentence).
+    listing = " ".join(out.split("Available subcommands:")[1].split())
+    for text in LIGHTNING_COMMANDS.values():
+        assert " ".join(text.split()) in listing, text
     with pytest.raises(SystemExit) as exit_info:
         main(["compare", "--help"])
     assert exit_info.value.code == 0
