@@ -17,6 +17,7 @@ from lightning.pytorch.demos.boring_classes import BoringModel
 
 from tests.cli_helpers import (
     CONSOLE_SCRIPT,
+    REPO,
     TUTORIAL,
     console,
     console_error,
@@ -151,3 +152,13 @@ def test_print_config_files_the_loggers_where_the_run_goes(
         assert run.returncode == 0, run.stderr
     runs = sorted(p.name for p in (tmp_path / "logs" / "seed_cross_entropy").iterdir())
     assert runs == ["version_0", "version_1"]
+
+
+def test_the_model_summary_counts_flops_and_sizes(fake_mnist_dir: Path, tmp_path: Path) -> None:
+    run = console("fit", "--config", str(REPO / "configs" / "cnn.yaml"),
+                  f"--data.data_dir={fake_mnist_dir}", "--data.val_size=100",
+                  "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false",
+                  cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    flops = next(line for line in run.stdout.splitlines() if "Total FLOPs" in line)
+    assert flops.split(":")[1].split()[0] not in ("0", ""), flops

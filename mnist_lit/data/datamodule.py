@@ -210,9 +210,11 @@ class MNISTDataModule(L.LightningDataModule):
         return network_input(images, self.normalize)
 
     def on_after_batch_transfer(
-        self, batch: tuple[Tensor, Tensor] | PredictBatch, dataloader_idx: int
-    ) -> tuple[Tensor, Tensor] | PredictBatch:
+        self, batch: tuple[Tensor, Tensor] | PredictBatch | Tensor, dataloader_idx: int
+    ) -> tuple[Tensor, Tensor] | PredictBatch | Tensor:
         if isinstance(batch, PredictBatch):
             return batch._replace(images=self.preprocess(batch.images))
+        if isinstance(batch, Tensor):  # the model's example input: already what it takes
+            return batch
         images, labels = batch
         return self.preprocess(images), labels

@@ -149,6 +149,8 @@ class MNISTClassifier(L.LightningModule):
         self.diagnostics_every = diagnostics_every
         if compile:
             self.net.compile()
+        else:  # the model summary's sizes and FLOPs (not worth a compilation)
+            self.example_input_array = torch.zeros(1, 1, 28, 28)
         self.metrics = nn.ModuleDict(
             {
                 f"{split}_{name}": metric()
