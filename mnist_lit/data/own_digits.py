@@ -37,13 +37,15 @@ def mnist_style(image: Image.Image) -> Tensor:
 
 
 def _centre_by_mass(digit: np.ndarray) -> Tensor:
-    """Paste ``digit`` into a 28x28 black canvas with its centre of mass at the centre."""
+    """Paste ``digit`` into a 28x28 black canvas with its centre of mass at the centre,
+    moved by whole pixels as MNIST's were: (14, 14) in pixel indices, where MNIST's test
+    digits have theirs on average (13.99, 14.01, each spread uniformly over one pixel)."""
     height, width = digit.shape
     ys, xs = np.indices(digit.shape)
     mass = digit.sum()
     cy, cx = (ys * digit).sum() / mass, (xs * digit).sum() / mass
-    top = int(np.clip(round(IMAGE_SIDE / 2 - 0.5 - cy), 0, IMAGE_SIDE - height))
-    left = int(np.clip(round(IMAGE_SIDE / 2 - 0.5 - cx), 0, IMAGE_SIDE - width))
+    top = int(np.clip(round(IMAGE_SIDE / 2 - cy), 0, IMAGE_SIDE - height))
+    left = int(np.clip(round(IMAGE_SIDE / 2 - cx), 0, IMAGE_SIDE - width))
     canvas = np.zeros((IMAGE_SIDE, IMAGE_SIDE), dtype=np.float32)
     canvas[top : top + height, left : left + width] = digit
     return torch.from_numpy(canvas.round().clip(0, 255).astype(np.uint8))
