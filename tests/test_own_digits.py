@@ -31,13 +31,14 @@ def _centre_of_mass(digit: torch.Tensor) -> tuple[float, float]:
 def test_preprocessing_is_mnist_style(image: Image.Image) -> None:
     digit = mnist_style(image)
     assert digit.shape == (28, 28) and digit.dtype == torch.uint8
-    # Light digit on a black background, fitted into the central 20x20 box.
+    # Light digit on a black background, fitted into 20x20, its centre of mass moved by whole
+    # pixels to (14, 14) in pixel indices, where MNIST's are.
     border = torch.cat([digit[0], digit[-1], digit[:, 0], digit[:, -1]])
     assert border.max() == 0 and digit.max() > 200
     rows, cols = torch.nonzero(digit > 0, as_tuple=True)
-    assert max(rows.max() - rows.min(), cols.max() - cols.min()) + 1 <= 21
+    assert max(rows.max() - rows.min(), cols.max() - cols.min()) + 1 <= 20
     cy, cx = _centre_of_mass(digit)
-    assert abs(cy - 13.5) <= 0.5 and abs(cx - 13.5) <= 0.5
+    assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5
 
 
 def test_polarity_does_not_change_the_result() -> None:
