@@ -242,7 +242,10 @@ def tuning_table(chosen: Sequence[SeedResult], trials: Sequence[Mapping[str, str
         "|---|---|---|---|---|",
     ]
     for result in chosen:
-        mine = [t for t in trials if t["loss"] == result.loss]
+        # Trials that ended (complete or diverged); a killed one was done again.
+        mine = [
+            t for t in trials if t["loss"] == result.loss and t["state"] in ("complete", "diverged")
+        ]
         tried = sorted({float(t["lr"]) for t in mine})
         finalists = sorted((float(t["lr"]), t["value"]) for t in mine if t["round"] == last)
         shown = ", ".join(
