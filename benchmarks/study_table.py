@@ -71,7 +71,8 @@ def fixed_cost(trials: list[dict[str, str]], network: str) -> tuple[float, float
 
 def measure(folder: Path) -> dict[str, object]:
     plan = yaml.safe_load((folder / "study.yaml").read_text())
-    trials = rows_of(folder / "tuning_trials.csv")
+    # The fits that ended; a worker killed during a fit left it failed, and it ran again.
+    trials = [t for t in rows_of(folder / "tuning_trials.csv") if t["state"] != "fail"]
     results = rows_of(folder / "results.csv")
     invocations = rows_of(folder / "invocations.csv")
     wall = sum(float(r["seconds"]) for r in invocations) / 60
@@ -96,6 +97,11 @@ def measure(folder: Path) -> dict[str, object]:
     }
 
 
+def seconds(value: object) -> str:
+    """``1.1 s``; ``-`` where there is nothing to fit (one length of run only, or none)."""
+    return "-" if value is None or value != value else f"{value} s"
+
+
 def table(rows: list[dict[str, object]]) -> str:
     lines = [
         f"Measured on {cpu()}.",
@@ -106,10 +112,11 @@ def table(rows: list[dict[str, object]]) -> str:
     ]
     for r in rows:
         calls = f", {r['invocations']} invocations" if r["invocations"] != 1 else ""
+        workers = f"{r['workers']} worker{'s' * (r['workers'] != '1')}"
         target = f"{r['target_minutes']} min" if r["target_minutes"] else "-"
         lines.append(
             f"| {r['study']} | {r['conditions']} | {r['tuning_fits']} + {r['seed_fits']} | "
-            f"{r['wall_minutes']} min ({r['workers']} workers{calls}) | {target} | "
+            f"{r['wall_minutes']} min ({workers}{calls}) | {target} | "
             f"{r['met'] or '-'} | {r['fit_minutes']} min |"
         )
     columns = dict.fromkeys(k for r in rows for k in r)
@@ -122,9 +129,8 @@ def table(rows: list[dict[str, object]]) -> str:
         "|---|" + "---|" * len(networks),
     ]
     for r in rows:
-        cells = [
-            f"{r.get(f'{n}_fixed_s', '-')} s, {r.get(f'{n}_per_epoch_s', '-')} s" for n in networks
-        ]
+        cells = [seconds(r.get(f"{n}_fixed_s")) + ", " + seconds(r.get(f"{n}_per_epoch_s"))
+                 for n in networks]  # fmt: skip
         lines.append(f"| {r['study']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
