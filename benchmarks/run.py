@@ -52,8 +52,9 @@ def failure_report(command: list[str], log: Path) -> str:
     )
 
 
-def run_process(command: list[str], log: Path) -> tuple[float, float]:
-    """Run ``command``; return (wall seconds, peak resident MiB) of that process alone."""
+def run_process(command: list[str], log: Path, cwd: Path = REPO) -> tuple[float, float]:
+    """Run ``command`` in ``cwd``; return (wall seconds, peak resident MiB) of that process
+    alone."""
     start = time.perf_counter()
     with open(log, "w") as out:
         # PYTHONPATH: the console script must find benchmarks.fit_timer.
@@ -61,7 +62,7 @@ def run_process(command: list[str], log: Path) -> tuple[float, float]:
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
         }
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env)
         _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -78,22 +79,25 @@ def plain_loop(script: str, data_dir: str, epochs: int, work: Path) -> dict[str,
 
 
 def lightning_fit(data_dir: str, epochs: int, work: Path, progress_bar: bool) -> dict[str, float]:
-    logs = work / f"logs_bar{int(progress_bar)}"
+    # Each variant in a folder of its own: every logger writes to its logs/ there.
+    folder = work / f"bar{int(progress_bar)}"
+    folder.mkdir(exist_ok=True)
     timing = work / "timing.json"
-    common = [f"--data.data_dir={data_dir}", f"--trainer.logger.save_dir={logs}"]
+    common = [f"--data.data_dir={Path(data_dir).resolve()}"]
     fit = [
         MNIST_LIT, "fit", "--config", CONFIG, *common, f"--trainer.max_epochs={epochs}",
         f"--trainer.enable_progress_bar={progress_bar}",
         "--trainer.callbacks+=benchmarks.fit_timer.FitTimer",
         f"--trainer.callbacks.output={timing}",
     ]  # fmt: skip
-    wall, rss = run_process(fit, work / f"fit_bar{int(progress_bar)}.log")
+    wall, rss = run_process(fit, work / f"fit_bar{int(progress_bar)}.log", folder)
     result = json.loads(timing.read_text())
     # Untimed: the test accuracy of the final weights, as the plain loops report it.
     test = [MNIST_LIT, "test", "--config", CONFIG, *common, "--ckpt_path=last"]
     test += ["--trainer.enable_progress_bar=false"]
-    run_process(test, work / f"test_bar{int(progress_bar)}.log")
-    *_, test_run = sorted((logs / "seed_cross_entropy").glob("version_*"), key=os.path.getmtime)
+    run_process(test, work / f"test_bar{int(progress_bar)}.log", folder)
+    runs = (folder / "logs" / "seed_cross_entropy").glob("version_*")
+    *_, test_run = sorted(runs, key=os.path.getmtime)
     with open(test_run / "metrics.csv") as f:
         test_acc = float(next(csv.DictReader(f))["test/acc"])
     return {**result, "test_acc": test_acc, "wall_seconds": wall, "peak_rss_mib": rss}
