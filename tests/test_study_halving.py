@@ -6,9 +6,15 @@ import itertools
 
 import pytest
 
-from mnist_lit.study.halving import at_edge, candidates, chosen, ranked, wanted
+from mnist_lit.study.halving import candidates, chosen, ranked, wanted
 
 GRID = (0.01, 0.1, 1.0, 10.0)
+
+
+def at_edge(grid, rounds, finished, extensions):
+    """Whether the chosen rate is the smallest or largest rate tried."""
+    tried = {rate for rate, _ in wanted(grid, rounds, finished, extensions)}
+    return chosen(grid, rounds, finished, extensions) in (min(tried), max(tried))
 
 
 def run_rounds(accuracy, grid=GRID, rounds=3, extensions=2):

@@ -126,13 +126,3 @@ def chosen(
     if not final:
         raise ValueError("every rate diverged")
     return final[0]
-
-
-def at_edge(
-    grid: Sequence[float], rounds: int, finished: Mapping[Unit, float | None], extensions: int
-) -> bool:
-    """Whether the chosen rate is still the smallest or largest rate tried (the extensions
-    ran out)."""
-    rate = chosen(grid, rounds, finished, extensions)
-    tried = {r for r, _ in wanted(grid, rounds, finished, extensions)}
-    return rate is not None and rate in (min(tried), max(tried))
