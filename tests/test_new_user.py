@@ -162,3 +162,19 @@ def test_the_model_summary_counts_flops_and_sizes(fake_mnist_dir: Path, tmp_path
     assert run.returncode == 0, run.stderr
     flops = next(line for line in run.stdout.splitlines() if "Total FLOPs" in line)
     assert flops.split(":")[1].split()[0] not in ("0", ""), flops
+
+
+def test_hparams_yaml_has_the_options_and_the_checkpoint_rebuilds_the_model(
+    fake_mnist_dir: Path, tmp_path: Path
+) -> None:
+    run = console("fit", "--config", str(REPO / "configs" / "cnn.yaml"), *fake_data(fake_mnist_dir),
+                  "--trainer.max_epochs=1", cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    folder = tmp_path / "logs" / "cnn" / "version_0"
+    hparams = yaml.safe_load((folder / "hparams.yaml").read_text())
+    assert hparams["optimizer"]["init_args"]["lr"] == 0.05 and "_instantiator" not in hparams
+    (best,) = (folder / "checkpoints").glob("best-*.ckpt")
+    checkpoint = torch.load(best, weights_only=True)
+    assert "_instantiator" in checkpoint["hyper_parameters"]  # what rebuilds the parts
+    tested = console("test", f"--ckpt_path={best}", *fake_data(fake_mnist_dir), cwd=tmp_path)
+    assert tested.returncode == 0, tested.stderr

@@ -17,6 +17,7 @@ from mnist_lit.data.own_digits import load_digits
 from mnist_lit.data.pixels import network_input
 from mnist_lit.data.raw_files import extract_archives, raw_folder, read_split
 from mnist_lit.errors import MnistLitError, first_line
+from mnist_lit.hyperparameters import TrackedHyperparameters
 from mnist_lit.mnist import NUM_CLASSES, RAW_FILES, TRAIN_SET_SIZE
 
 
@@ -66,7 +67,7 @@ def download_mnist(data_dir: str | Path) -> None:
         ) from error
 
 
-class MNISTDataModule(L.LightningDataModule):
+class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
     """MNIST: 55,000 train / 5,000 validation images by a seeded split, and the official
     10,000 test images, whole.
 

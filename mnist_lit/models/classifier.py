@@ -25,6 +25,7 @@ from mnist_lit.diagnostics import (
     saturated_share,
 )
 from mnist_lit.errors import MnistLitError, first_line
+from mnist_lit.hyperparameters import TrackedHyperparameters
 from mnist_lit.losses import CrossEntropy
 from mnist_lit.mnist import IMAGE_SIDE, NUM_CLASSES
 from mnist_lit.models.divergence import StopOnDivergence
@@ -89,7 +90,7 @@ def running_mean() -> MeanMetric:
     return MeanMetric(nan_strategy="disable")
 
 
-class MNISTClassifier(L.LightningModule):
+class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
     r"""Trains ``net`` with ``loss`` and reports comparable metrics for every split.
 
     Logged per epoch: ``{train,val,test}/loss`` (the training loss), ``{train,val,test}/acc``,
