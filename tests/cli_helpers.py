@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,10 @@ def fake_data(data_dir: Path) -> list[str]:
 def fit_one_epoch(data_dir: Path) -> None:
     """Fit the tutorial's config for one epoch in the current folder (logs/ goes there)."""
     main(["fit", "--config", TUTORIAL, "--trainer.max_epochs=1", *fake_data(data_dir)])
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (LitServe wants 1024 or above)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

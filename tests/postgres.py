@@ -15,13 +15,14 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.cli_helpers import free_port
 
 USER = "mnist"  # the database's superuser, trusted on loopback
 
@@ -39,12 +40,6 @@ def unavailable(reason: str) -> None:
     if os.environ.get("MNIST_LIT_REQUIRE_POSTGRES") == "1":
         pytest.fail(reason)
     pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -67,7 +62,7 @@ def postgres_server() -> Iterator[Callable[[], str]]:
             unavailable("running as root, and no 'postgres' user to run the server as")
         os.chown(folder, owner.pw_uid, owner.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
-    data, log, port = folder / "data", folder / "server.log", _free_port()
+    data, log, port = folder / "data", folder / "server.log", free_port()
 
     def run(*command: str) -> None:
         subprocess.run([*as_user, *command], check=True, capture_output=True, text=True)

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -22,7 +21,7 @@ from typing import Any
 from PIL import Image
 
 from mnist_lit.cli import main
-from tests.cli_helpers import CONSOLE_SCRIPT, REPO, TUTORIAL, fake_data
+from tests.cli_helpers import CONSOLE_SCRIPT, REPO, TUTORIAL, fake_data, free_port
 
 MLP_CONFIG = str(REPO / "configs" / "mlp.yaml")  # normalised pixels
 STARTUP_S = 180  # a cold start imports torch in three processes on a busy machine
@@ -46,13 +45,6 @@ def train_small_checkpoints(data_dir: Path, folder: Path) -> dict[str, Path]:
         "tutorial": folder / "logs/seed_cross_entropy/version_0/checkpoints/last.ckpt",
         "mlp": folder / "logs/mlp/version_0/checkpoints/last.ckpt",
     }
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (LitServe wants 1024 or above)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager

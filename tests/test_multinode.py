@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 import torch
 
 from mnist_lit.cli import main
-from tests.cli_helpers import CONSOLE_SCRIPT, TUTORIAL, fake_data
+from tests.cli_helpers import CONSOLE_SCRIPT, TUTORIAL, fake_data, free_port
 from tests.digit_images import draw_one, draw_zero
 
 TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
@@ -26,15 +25,9 @@ NODES = ["--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.num_node
 RUN = "logs/seed_cross_entropy/version_0"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _on_two_nodes(folders: list[Path], *args: str) -> None:
     """Run ``mnist-lit args`` on both nodes at once, each in its folder; both must succeed."""
-    port = _free_port()
+    port = free_port()
     processes = [
         subprocess.Popen(
             [
@@ -133,7 +126,7 @@ def test_two_nodes_under_slurm_read_what_srun_sets(
     for node in [*nodes, tmp_path / "single"]:
         shutil.copytree(fake_mnist_dir / "MNIST" / "raw", node / "data" / "MNIST" / "raw")
     fit = ["fit", "--config", TUTORIAL, *fake_data(Path("data")), "--trainer.max_epochs=1"]
-    port = str(_free_port())
+    port = str(free_port())
     processes = []
     for rank, node in enumerate(nodes):
         srun = {

@@ -179,8 +179,12 @@ class Pair:
             for t in self.study.get_trials(deepcopy=False, states=FINISHED)
         }
 
-    def wanted(self) -> list[halving.Unit]:
-        return halving.wanted(self.grid, len(self.round_epochs), self.finished(), self.extensions)
+    def wanted(
+        self, finished: dict[halving.Unit, float | None] | None = None
+    ) -> list[halving.Unit]:
+        """The units that the finished ones (read from the study unless given) call for."""
+        done = self.finished() if finished is None else finished
+        return halving.wanted(self.grid, len(self.round_epochs), done, self.extensions)
 
     def top_up(self, retry_failed: bool) -> None:
         """Enqueue each unit that the finished ones call for and that has no trial yet (or,
@@ -192,9 +196,9 @@ class Pair:
                 attrs = {"round": k, "epochs": self.round_epochs[k]}
                 self.study.enqueue_trial({self.key: rate}, user_attrs=attrs)
 
-    def expected(self) -> int:
-        """Units in all: those called for so far, and the sizes of the rounds to come."""
-        units = self.wanted()
+    def expected(self, units: list[halving.Unit]) -> int:
+        """Units in all: ``units``, those called for so far, and the sizes of the rounds to
+        come."""
         sizes = halving.round_sizes(len(self.grid), len(self.round_epochs))
         return len(units) + sum(sizes[1 + max(k for _, k in units) :])
 
@@ -346,10 +350,11 @@ class Board:
         seeds_done = self.done_seeds()
         for pair in self.pairs:
             done = pair.finished()
-            finished += sum(unit in done for unit in pair.wanted())
+            units = pair.wanted(done)
+            finished += sum(unit in done for unit in units)
             running += len(pair.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
             finished += sum(self.seed_done(pair, seed, seeds_done) for seed in self.seeds)
-            total += pair.expected() + len(self.seeds)
+            total += pair.expected(units) + len(self.seeds)
         running += len(self.seed_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
         return finished, running, total
 
