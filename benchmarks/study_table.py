@@ -71,8 +71,7 @@ def fixed_cost(trials: list[dict[str, str]], network: str) -> tuple[float, float
 
 def measure(folder: Path) -> dict[str, object]:
     plan = yaml.safe_load((folder / "study.yaml").read_text())
-    # The fits that ended; a worker killed during a fit left it failed, and it ran again.
-    trials = [t for t in rows_of(folder / "tuning_trials.csv") if t["state"] != "fail"]
+    trials = rows_of(folder / "tuning_trials.csv")
     results = rows_of(folder / "results.csv")
     invocations = rows_of(folder / "invocations.csv")
     wall = sum(float(r["seconds"]) for r in invocations) / 60

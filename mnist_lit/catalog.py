@@ -39,13 +39,23 @@ class Entry:
 
     def config_path(self) -> Path:
         """The config that trains this network."""
-        path = CONFIGS / str(self.config)
-        if not path.is_file():
-            raise MnistLitError(
-                f"{path}: not found. The {self.label} is read from the repository's configs/ "
-                "folder: run from a clone of mnist_lit, installed with `pip install -e .`."
-            )
+        return config_path(str(self.config))
+
+
+def config_path(name: str) -> Path:
+    """``name`` if it is a file, else the project's config of that name (``cnn.yaml``):
+    a fit sent to another machine names the config of that machine's installation."""
+    path = Path(name)
+    if path.is_file():
         return path
+    project = CONFIGS / name
+    if not project.is_file():
+        raise MnistLitError(
+            f"{name}: no such config, and none of that name in {CONFIGS}. The project's "
+            "configs are read from the repository's configs/ folder: run from a clone of "
+            "mnist_lit, installed with `pip install -e .`."
+        )
+    return project
 
 
 def _table(*entries: Entry) -> dict[str, Entry]:

@@ -8,6 +8,7 @@ import json
 import math
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,8 @@ from mnist_lit.cli import main
 from mnist_lit.errors import MnistLitError
 from mnist_lit.runs.evaluation import TEMPERATURE_RANGE, calibrate
 from mnist_lit.runs.fit import build_cli
+from mnist_lit.study.folder import StudyFolder, epochs_to_reach
 from mnist_lit.study.plan import STUDY_NETWORKS, make_plan
-from mnist_lit.study.runner import check_manifest, epochs_to_reach
 from tests.cli_helpers import cli_error
 
 
@@ -65,8 +66,11 @@ def test_study_writes_results_comparisons_summary_and_pictures(quick_study: Path
     # Each loss is tuned with the same number of trials, on the validation split only.
     trials = _rows(quick_study / "tuning_trials.csv")
     assert len(trials) == 2 * 2 * 2
-    for metrics in quick_study.glob("tuning/*/*/trials/trial_*/metrics.csv"):
-        assert "test/" not in metrics.read_text().splitlines()[0]
+    tuning_fits = list(quick_study.glob("tuning/*/*/round_*/lr_*/"))
+    assert len(tuning_fits) == len(trials)
+    for fit in tuning_fits:
+        assert sorted(p.name for p in fit.iterdir()) == ["config.yaml", "result.json"], fit
+        assert "test_acc" not in json.loads((fit / "result.json").read_text())
     # The rate each seed trained with is the tuned one, read back from best.yaml.
     best = yaml.safe_load((quick_study / "tuning/cnn/ce/best.yaml").read_text())
     cnn_ce = [r for r in rows if (r["network"], r["loss"]) == ("cnn", "ce")]
@@ -121,7 +125,7 @@ def test_the_temperature_is_fitted_on_the_validation_split(quick_study: Path) ->
     inside = 0  # runs whose temperature lies inside the range searched
     for row in _rows(quick_study / "results.csv"):
         run = quick_study / "runs" / row["network"] / row["loss"] / f"seed_{row['seed']}"
-        (best,) = run.glob("checkpoints/best-*.ckpt")
+        best = run / "best.ckpt"
         model = MNISTClassifier.load_from_checkpoint(best)
         datamodule = MNISTDataModule.load_from_checkpoint(best)
         datamodule.setup()
@@ -139,7 +143,7 @@ def test_a_rerun_trains_nothing_again_and_restores_a_lost_result(
     before = _seed_files(quick_study)
     lost = quick_study / "runs/cnn/ce/seed_1/result.json"
     kept = lost.read_text()
-    lost.unlink()  # the run's trial in seeds.db holds its result too
+    lost.unlink()  # a fit without its result.json has no result: it runs again
     capsys.readouterr()
     main(_study(fake_mnist_dir, quick_study, "--networks", "softmax_regression", "cnn",
                 "--losses", "ce", "square_logits"))  # fmt: skip
@@ -147,9 +151,11 @@ def test_a_rerun_trains_nothing_again_and_restores_a_lost_result(
     assert {p: t for p, t in _seed_files(quick_study).items() if p != lost} == {
         p: t for p, t in before.items() if p != lost
     }
-    assert json.loads(lost.read_text()) == json.loads(kept)
+    again, first = json.loads(lost.read_text()), json.loads(kept)
+    assert {**again, "seconds": 0} == {**first, "seconds": 0}  # the same fit, the same numbers
     assert len(_rows(quick_study / "tuning_trials.csv")) == 8  # no new trial
-    assert ", seed " not in capsys.readouterr().out  # no run's line: none was trained
+    fit_lines = [line for line in capsys.readouterr().out.splitlines() if ": test acc" in line]
+    assert [line.split(":")[0] for line in fit_lines] == ["cnn, ce, seed 1"]  # that fit only
     # The wall time is the sum of the invocations'.
     invocations = _rows(quick_study / "invocations.csv")
     assert [row["ended"] for row in invocations] == ["True", "True"]
@@ -184,10 +190,10 @@ def test_default_budget_and_plan() -> None:
 def test_label_noise_reaches_every_fit_and_the_plan(tmp_path: Path) -> None:
     plan = make_plan(quick=True, label_noise=0.2)
     for network in STUDY_NETWORKS.values():
-        assert "--data.label_noise=0.2" in plan.fit_args(network, "ce", "data", "cpu")
-    check_manifest(tmp_path, plan)
+        assert plan.fit(network, "ce", "data", "cpu").values()["data.label_noise"] == 0.2
+    StudyFolder(tmp_path).check_plan(plan)
     with pytest.raises(MnistLitError, match=r"another configuration \(label_noise differ\)"):
-        check_manifest(tmp_path, make_plan(quick=True))
+        StudyFolder(tmp_path).check_plan(make_plan(quick=True))
 
 
 def test_a_study_with_adam_and_label_noise_fits_every_run_so(
@@ -201,14 +207,14 @@ def test_a_study_with_adam_and_label_noise_fits_every_run_so(
     # Two trials: the ends of Adam's own range, not SGD's.
     adam_range = STUDY_NETWORKS["softmax_regression"].lr_ranges["adam"]
     assert plan["search"]["softmax_regression"]["rates"] == list(adam_range)
-    fits = [*study.glob("tuning/*/*/trials/trial_*/"), *study.glob("runs/*/*/seed_*/")]
+    fits = [*study.glob("tuning/*/*/round_*/lr_*/"), *study.glob("runs/*/*/seed_*/")]
     assert len(fits) == 2 * 2 + 2 * 2  # two losses, each with two trials and two seeds
     for fit in fits:
-        hparams = yaml.safe_load((fit / "hparams.yaml").read_text())
-        assert hparams["optimizer"]["class_path"] == "torch.optim.Adam", fit
-        assert hparams["label_noise"] == 0.1, fit
-    last = read_checkpoint(study / "runs/softmax_regression/ce/seed_0/checkpoints/last.ckpt")
-    assert "exp_avg" in last["optimizer_states"][0]["state"][0]  # Adam's moment estimates
+        config = yaml.safe_load((fit / "config.yaml").read_text())
+        assert config["model"]["optimizer"]["class_path"] == "torch.optim.Adam", fit
+        assert config["data"]["label_noise"] == 0.1, fit
+    best = read_checkpoint(study / "runs/softmax_regression/ce/seed_0/best.ckpt")
+    assert "exp_avg" in best["optimizer_states"][0]["state"][0]  # Adam's moment estimates
     assert {float(r["lr"]) for r in _rows(study / "results.csv")} <= set(adam_range)
     assert "(Adam, 10% of the training labels wrong)" in (study / "summary.md").read_text()
 
@@ -218,10 +224,11 @@ def test_the_cnns_momentum_goes_to_sgd_only(
     optimizer: str, momentum: float | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    args = make_plan(quick=True, optimizer=optimizer).fit_args(
+    run = make_plan(quick=True, optimizer=optimizer).fit(
         STUDY_NETWORKS["cnn"], "ce", str(tmp_path), "cpu"
     )
-    cli = build_cli([*args, "--model.optimizer.lr=0.003"])
+    run = replace(run, lr=0.003)
+    cli = build_cli(run.command_line(), run.values())
     spec = cli.model.hparams["optimizer"]
     assert spec["class_path"] == OPTIMIZERS[optimizer].class_path
     assert spec["init_args"]["lr"] == 0.003 and spec["init_args"].get("momentum") == momentum

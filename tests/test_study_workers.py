@@ -1,32 +1,35 @@
-"""``mnist-lit study --workers N`` on tiny generated data: the same numbers for any N, each
-run done by one worker, a killed run done again, the progress line, and MNIST kept in
-memory across a worker's fits."""
+"""``mnist-lit study`` on Dask, on tiny generated data: the same numbers for any number of
+workers, a real cluster on loopback that loses a worker mid-fit, the study's own process
+killed and run again, an unreachable scheduler, and MNIST kept in memory across a worker's
+fits."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
 import io
+import json
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
-import optuna
+import psutil
 import pytest
 import torch
 
 from mnist_lit.cli import main
 from mnist_lit.data.datamodule import MNISTDataModule
 from mnist_lit.data.raw_files import kept_in_memory, read_split
-from tests.cli_helpers import CONSOLE_SCRIPT, console
+from tests.cli_helpers import CONSOLE_SCRIPT, cli_error, console, free_port
 from tests.fake_mnist import write_fake_mnist
 
 PAIRS = [("softmax_regression", "ce"), ("softmax_regression", "square_logits")]
 # Two rates for one epoch, then both for two epochs, then two seeds, for each pair.
 TOTAL = len(PAIRS) * (2 + 2 + 2)
+DASK = str(Path(CONSOLE_SCRIPT).with_name("dask"))
 
 
 def _study(data: Path, study: Path, *extra: str) -> list[str]:
@@ -38,7 +41,7 @@ def _study(data: Path, study: Path, *extra: str) -> list[str]:
 
 
 def _numbers(study: Path) -> dict[tuple[str, ...], dict[str, str]]:
-    """results.csv and tuning_trials.csv by run, without the seconds each took."""
+    """results.csv and tuning_trials.csv by fit, without the seconds each took."""
     rows: dict[tuple[str, ...], dict[str, str]] = {}
     with (study / "results.csv").open() as file:
         for row in csv.DictReader(file):
@@ -52,34 +55,23 @@ def _numbers(study: Path) -> dict[tuple[str, ...], dict[str, str]]:
     return rows
 
 
-def _studies(study: Path) -> list[optuna.Study]:
-    tunings = [
-        optuna.load_study(
-            study_name=loss, storage=f"sqlite:///{study}/tuning/{network}/{loss}/optuna.db"
-        )
-        for network, loss in PAIRS
+def _fit_lines(out: str) -> list[str]:
+    """The line each fit's result gave, as the study printed them."""
+    return [line for line in out.splitlines() if ": val acc " in line or ": test acc " in line]
+
+
+def _results(study: Path) -> dict[Path, float]:
+    """Each fit's result.json written so far, with its time of writing."""
+    paths = [
+        *study.glob("tuning/*/*/round_*/lr_*/result.json"),
+        *study.glob("runs/*/*/*/result.json"),
     ]
-    return [*tunings, optuna.load_study(study_name="seeds", storage=f"sqlite:///{study}/seeds.db")]
-
-
-def _trials(study: Path) -> list[optuna.trial.FrozenTrial]:
-    """Every trial of the study, each with the name of its Optuna study as a user attribute."""
-    trials = []
-    for optuna_study in _studies(study):
-        for trial in optuna_study.get_trials():
-            trial.user_attrs["study"] = optuna_study.study_name
-            trials.append(trial)
-    return trials
-
-
-def _unit(trial: optuna.trial.FrozenTrial) -> tuple[object, ...]:
-    values = {**trial.system_attrs["fixed_params"], **trial.params}
-    return (trial.user_attrs["study"], trial.user_attrs.get("round"), *sorted(values.items()))
+    return {p: p.stat().st_mtime_ns for p in paths}
 
 
 @pytest.fixture(scope="module")
 def one_worker(fake_mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """The study with one worker (this process), and what it printed."""
+    """The study with one worker (in this process), and what it printed."""
     study = tmp_path_factory.mktemp("one") / "out"
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -87,14 +79,55 @@ def one_worker(fake_mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     return study, out.getvalue()
 
 
-def test_one_worker_prints_a_progress_line_per_finished_run(one_worker: tuple[Path, str]) -> None:
-    _, out = one_worker
+def test_one_worker_prints_a_progress_line_per_finished_fit(one_worker: tuple[Path, str]) -> None:
+    study, out = one_worker
     lines = [line for line in out.splitlines() if line.startswith("runs ")]
-    assert lines[0] == f"runs 0/{TOTAL} finished, 0 running, 0s elapsed"
+    assert lines[0].startswith(f"runs 0/{TOTAL} finished, ") and " 0s elapsed" in lines[0]
     assert [line.split()[1] for line in lines] == [f"{n}/{TOTAL}" for n in range(TOTAL + 1)]
     assert all("elapsed, about " in line and line.endswith(" left") for line in lines[1:-1])
     assert "softmax_regression, ce, seed 1: test acc" in out
     assert "successive halving over rounds of 1, 2 epochs" in out
+    fits = _fit_lines(out)
+    assert len(fits) == len(set(fits)) == len(_results(study)) == TOTAL
+
+
+def test_an_unreachable_scheduler_is_one_message_within_seconds(
+    fake_mnist_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    address = f"tcp://127.0.0.1:{free_port()}"
+    start = time.monotonic()
+    err = cli_error(_study(fake_mnist_dir, tmp_path / "s", "--scheduler", address), capsys)
+    assert time.monotonic() - start < 30
+    assert err.count("mnist-lit: error: ") == 1
+    assert f"--scheduler {address}: no Dask scheduler answered" in err
+    assert "dask scheduler" in err and "docs/distributed.md" in err
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_local_cluster_listens_on_loopback_only(workers: int) -> None:
+    from mnist_lit.study.cluster import open_client
+
+    with open_client(workers, None) as (client, slots):
+        assert slots == workers == len(client.scheduler_info()["workers"])
+        processes = [psutil.Process(), *psutil.Process().children(recursive=True)]
+        listening = {
+            (c.laddr.ip, c.laddr.port)
+            for p in processes
+            for c in p.net_connections("inet")
+            if c.status == psutil.CONN_LISTEN
+        }
+    assert len(listening) >= 2 * workers  # the scheduler's and each worker's HTTP server
+    assert {ip for ip, _ in listening} == {"127.0.0.1"}, listening
+
+
+def test_a_fit_that_fails_stops_the_study_with_one_message_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "no_data"
+    empty.mkdir()
+    err = cli_error(_study(empty, tmp_path / "s"), capsys)
+    assert err.count("mnist-lit: error: ") == 1
+    assert "softmax_regression, ce, lr " in err and "Every result written before is kept" in err
 
 
 @pytest.mark.slow
@@ -106,107 +139,146 @@ def test_two_workers_give_the_numbers_of_one(
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"runs {TOTAL}/{TOTAL} finished, 0 running" in result.stdout
     assert _numbers(study) == _numbers(one_worker[0])
-    # Each run was done once, by one of the two workers, and both had work.
-    trials = _trials(study)
-    assert {t.state.name for t in trials} == {"COMPLETE"}
-    assert len({_unit(t) for t in trials}) == len(trials) == TOTAL
-    assert len({t.user_attrs["worker"] for t in trials}) == 2
+    assert len(set(_fit_lines(result.stdout))) == len(_fit_lines(result.stdout)) == TOTAL
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+def _start(*args: str, folder: Path, own_group: bool = False) -> subprocess.Popen[bytes]:
+    """A ``dask`` command in the background, quiet, on one thread."""
+    return subprocess.Popen(
+        [DASK, *args],
+        cwd=folder,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=own_group,
+    )
+
+
+@contextlib.contextmanager
+def _dask_cluster(
+    folder: Path, workers: int
+) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    """``dask scheduler`` and ``workers`` ``dask worker`` processes on loopback, each worker
+    in a process group of its own (its nanny and the worker process it starts)."""
+    from distributed import Client
+
+    address_file = folder / "scheduler.json"
+    loopback = ["--host", "127.0.0.1", "--no-dashboard"]
+    port = ["--port", str(free_port())]
+    scheduler = _start(
+        "scheduler", *loopback, *port, "--scheduler-file", str(address_file), folder=folder
+    )
+    started = []
+    try:
+        deadline = time.monotonic() + 60
+        while not address_file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(address_file.read_text())["address"]
+        for _ in range(workers):
+            worker = _start(
+                "worker", address, *loopback, "--nthreads", "1", folder=folder, own_group=True
+            )
+            started.append(worker)
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(workers, timeout=60)
+        yield address, started
+    finally:
+        for worker in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        scheduler.kill()
+        scheduler.wait()
+
+
+def _worker_running_a_fit(address: str, study: Path) -> int:
+    """Once a fit's result is written and a worker is busy with another: that worker's pid."""
+    from distributed import Client
+
+    with Client(address, timeout=30) as client:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            busy = [w for w, keys in client.processing().items() if keys]
+            if _results(study) and busy:
+                return int(client.run(os.getpid, workers=busy[:1])[busy[0]])
+            time.sleep(0.1)
+    raise AssertionError("no worker was caught running a fit")
 
 
 @pytest.mark.slow
-@pytest.mark.postgres
-def test_two_machines_share_one_study_on_postgresql(
-    one_worker: tuple[Path, str],
-    fake_mnist_dir: Path,
-    tmp_path: Path,
-    postgres: Callable[[], str],
+def test_a_cluster_that_loses_a_worker_mid_fit_ends_with_the_same_numbers(
+    one_worker: tuple[Path, str], fake_mnist_dir: Path, tmp_path: Path
 ) -> None:
-    url = postgres()
-    shared = ["--storage", url, "--study-name", "shared"]
-    # Two machines: each its own study folder and working folder, one database.
-    machines = [tmp_path / name for name in ("a", "b")]
-    for machine in machines:
-        machine.mkdir()
-    processes = [
-        subprocess.Popen(
-            [CONSOLE_SCRIPT, *_study(fake_mnist_dir, machine / "study", *shared)],
-            cwd=machine,
+    study = tmp_path / "cluster"
+    with _dask_cluster(tmp_path, workers=2) as (address, workers):
+        client_process = subprocess.Popen(
+            [CONSOLE_SCRIPT, *_study(fake_mnist_dir, study, "--scheduler", address)],
+            cwd=tmp_path,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.PIPE,
             text=True,
         )
-        for machine in machines
-    ]
-    outputs = [p.communicate(timeout=600)[0] for p in processes]
-    assert [p.returncode for p in processes] == [0, 0], outputs
-    # Each machine's folder ends with every result; each run was done once, on one of them.
-    for machine in machines:
-        assert _numbers(machine / "study") == _numbers(one_worker[0])
-    trials = [
-        t
-        for name in [f"shared/{network}/{loss}" for network, loss in PAIRS] + ["shared/seeds"]
-        for t in optuna.load_study(study_name=name, storage=url).get_trials()
-    ]
-    assert {t.state.name for t in trials} == {"COMPLETE"} and len(trials) == TOTAL
-    assert len({t.user_attrs["worker"] for t in trials}) == 2
-    # The same study name with another plan is one message.
-    other = _study(fake_mnist_dir, tmp_path / "c", *shared, "--seeds", "0", "2")
-    result = console(*other, cwd=tmp_path)
-    assert result.returncode == 2 and "study shared in postgresql+psycopg://" in result.stderr
-    assert "is a study of another configuration" in result.stderr
+        busy = _worker_running_a_fit(address, study)
+        (victim,) = [w for w in workers if os.getpgid(busy) == w.pid]
+        os.killpg(victim.pid, signal.SIGKILL)  # the nanny and its worker, mid-fit
+        out, err = client_process.communicate(timeout=300)
+    assert client_process.returncode == 0, out + err
+    assert victim.wait() == -signal.SIGKILL
+    assert _numbers(study) == _numbers(one_worker[0])
+    fits = _fit_lines(out)  # each fit recorded once
+    assert len(fits) == len(set(fits)) == len(_results(study)) == TOTAL
 
 
-def _wait_for_a_running_run(study: Path, process: subprocess.Popen[bytes]) -> list[int]:
-    """Once a run has finished and another is running: the pids of the running runs."""
+def _wait_for_results(study: Path, process: subprocess.Popen[bytes], count: int) -> None:
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.2)
-        with contextlib.suppress(Exception):  # the storages are not all there yet
-            trials = _trials(study)
-            running = [t for t in trials if t.state.name == "RUNNING" and "worker" in t.user_attrs]
-            if running and any(t.state.name == "COMPLETE" for t in trials):
-                return [int(t.user_attrs["worker"].split(":")[1]) for t in running]
-    raise AssertionError(f"no run was caught running (exit status {process.poll()})")
+        if len(_results(study)) >= count:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no {count} results while it ran (exit status {process.poll()})")
 
 
-def _gone(pid: int, seconds: float) -> bool:
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _gone(pids: list[int], seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not any(_alive(pid) for pid in pids):
             return True
         time.sleep(0.2)
     return False
 
 
 @pytest.mark.slow
-def test_a_killed_study_does_its_running_runs_again(
+def test_a_killed_study_run_again_redoes_only_the_fits_not_recorded(
     one_worker: tuple[Path, str], fake_mnist_dir: Path, tmp_path: Path
 ) -> None:
     study = tmp_path / "killed"
-    args = _study(fake_mnist_dir, study, "--workers", "2", "--heartbeat", "1")
+    args = _study(fake_mnist_dir, study, "--workers", "2")
     parent = subprocess.Popen(
         [CONSOLE_SCRIPT, *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        pids = _wait_for_a_running_run(study, parent)
+        _wait_for_results(study, parent, 3)
+        workers = [p.pid for p in psutil.Process(parent.pid).children(recursive=True)]
         parent.send_signal(signal.SIGKILL)
     finally:
         parent.wait()
-    # Its workers notice, and stop: no orphan keeps running.
-    assert all(_gone(pid, 30) for pid in pids), pids
-    killed = {_unit(t) for t in _trials(study) if t.state.name in ("RUNNING", "FAIL")}
-    assert killed
+    assert workers and _gone(workers, 30), workers  # its worker processes end with it
+    recorded = _results(study)
+    assert 3 <= len(recorded) < TOTAL
 
     result = console(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    trials = _trials(study)
-    # Every killed run was done again, once, and the numbers are those of an unbroken study.
-    assert {_unit(t) for t in trials if t.state.name == "FAIL"} == killed
-    assert "RUNNING" not in {t.state.name for t in trials}
-    finished = [_unit(t) for t in trials if t.state.name == "COMPLETE"]
-    assert len(finished) == len(set(finished)) == TOTAL
+    assert {p: t for p, t in _results(study).items() if p in recorded} == recorded
+    fits = _fit_lines(result.stdout)
+    assert len(fits) == len(set(fits)) == TOTAL - len(recorded)
     assert _numbers(study) == _numbers(one_worker[0])
 
 

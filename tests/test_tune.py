@@ -360,5 +360,7 @@ def test_without_optuna_is_one_message(
     search = _search(tmp_path, "model.optimizer.lr: {low: 0.1, high: 1.0}\n")
     err = cli_error(_tune_args(fake_mnist_dir, search, tmp_path / "s", 1), capsys)
     assert "pip install 'mnist-lit[tune]'" in err
+    monkeypatch.setitem(sys.modules, "distributed", None)  # the study's engine
     err = cli_error(["study", "--study-dir", str(tmp_path / "t")], capsys)
-    assert "pip install 'mnist-lit[tune]'" in err
+    assert "the study needs Dask's distributed" in err and "pip install 'mnist-lit[tune]'" in err
+    assert not (tmp_path / "t").exists()

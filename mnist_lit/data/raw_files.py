@@ -42,6 +42,13 @@ def kept_in_memory() -> Iterator[None]:
         _KEPT = outer
 
 
+def keep_in_memory() -> None:
+    """:func:`kept_in_memory` for the rest of this process: a worker that runs many fits."""
+    global _KEPT
+    if _KEPT is None:
+        _KEPT = {}
+
+
 def raw_folder(data_dir: str | Path) -> Path:
     return Path(data_dir).resolve() / "MNIST" / "raw"
 

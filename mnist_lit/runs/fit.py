@@ -1,31 +1,136 @@
-"""One normal ``mnist-lit fit`` run, started from Python, that writes into a folder of its
-own: the unit of work that ``mnist-lit tune`` (a trial) and ``mnist-lit study`` (a seed)
-share.
+"""One fit as a Python call: :func:`fit` takes a :class:`Fit` (the configs it starts from
+and the values that change, as values) and returns a :class:`FitResult` (the validation
+curve, where it diverged, and, when asked, the best epoch's test metrics and predictions).
+``mnist-lit tune`` (a trial) and ``mnist-lit study`` (a tuning fit, a seed) run every fit
+through it; a study's fits may run on another machine, so the result carries everything
+the study keeps.
 
-The run goes through :class:`~mnist_lit.runs.lightning_cli.MNISTLightningCLI`, so every
-config, overlay and option that ``mnist-lit fit`` takes works here too. Only where it writes
-changes: a CSV log (``metrics.csv``, ``config.yaml``) and, when wanted, checkpoints in
-``run_dir``, never in the user's ``logs/``.
+The fit goes through :class:`~mnist_lit.runs.lightning_cli.MNISTLightningCLI`, so every
+config and option that ``mnist-lit fit`` takes works here too, and the values are given to
+jsonargparse as a dict, by the dotted keys the command line uses. Only where it writes
+changes: a CSV log (``metrics.csv``, ``hparams.yaml``) and, when wanted, checkpoints in
+the fit's folder, never in the user's ``logs/``.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import lightning as L
+import numpy as np
+import torch
+from jsonargparse import Namespace
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser
 
+from mnist_lit.catalog import LEARNING_RATE, config_path
 from mnist_lit.checkpointing import read_checkpoint
 from mnist_lit.models import MNISTClassifier
 from mnist_lit.models.divergence import Diverged
 from mnist_lit.quiet import RUN_NOTICES, quiet
-from mnist_lit.runs.lightning_cli import MNISTLightningCLI
+from mnist_lit.runs.evaluation import calibrate, evaluate
+from mnist_lit.runs.lightning_cli import MNISTArgumentParser, MNISTLightningCLI
 
-QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+
+@dataclass(frozen=True)
+class Fit:
+    """One ``mnist-lit fit``, described by values.
+
+    Attributes:
+        configs: the config files it starts from, in order; a bare name such as
+            ``cnn.yaml`` is one of the project's own configs.
+        folder: where its log (and checkpoints) go, emptied first; ``None``: a temporary
+            folder, removed when the fit has returned.
+        lr: the optimiser's learning rate.
+        epochs: ``trainer.max_epochs``.
+        seed: seeds the weights (``seed_everything``), the validation split and the order
+            of the batches (``data.seed``).
+        label_noise: the share of training labels made wrong (``data.label_noise``).
+        optimizer: the optimiser's class path; init_args that it shares with the config's
+            optimiser are kept.
+        options: any other config value, by its dotted key (``{"data.val_size": 100}``).
+        args: options as a user typed them for ``mnist-lit fit`` (``tune`` passes those
+            given after ``--``); ``options`` and the fields above are applied after them.
+        checkpoints: keep the best and last checkpoints in ``folder``.
+        test: evaluate the best epoch on the test set (:class:`TestResult`).
+    """
+
+    configs: tuple[str, ...]
+    folder: Path | None = None
+    lr: float | None = None
+    epochs: int | None = None
+    seed: int | None = None
+    label_noise: float | None = None
+    optimizer: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    args: tuple[str, ...] = ()
+    checkpoints: bool = False
+    test: bool = False
+
+    def values(self) -> dict[str, Any]:
+        """Every value this fit sets, by dotted config key (the optimiser's class first,
+        so that its rate lands in the new class)."""
+        typed = {
+            "model.optimizer": self.optimizer,
+            LEARNING_RATE: self.lr,
+            "trainer.max_epochs": self.epochs,
+            "seed_everything": self.seed,
+            "data.seed": self.seed,
+            "data.label_noise": self.label_noise,
+        }
+        return {**{k: v for k, v in typed.items() if v is not None}, **self.options}
+
+    def command_line(self) -> list[str]:
+        """The configs and typed options as ``mnist-lit fit`` takes them (without the
+        values: those go to jsonargparse as a dict)."""
+        return [*(a for c in self.configs for a in ("--config", str(config_path(c)))), *self.args]
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """The best epoch on the 10,000 test images: ``metrics`` as
+    :func:`~mnist_lit.runs.evaluation.evaluate` names them (raw and temperature-scaled,
+    the temperature fitted on the validation split), each image's predicted class and its
+    label, in order, and the best checkpoint's bytes."""
+
+    metrics: dict[str, float]
+    predictions: np.ndarray  # (10000,) uint8
+    labels: np.ndarray  # (10000,) uint8
+    checkpoint: bytes | None = None
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What a fit gave: each epoch's validation accuracy and cross-entropy, the epoch
+    (from 0) in which its loss became non-finite, if it did, its time, and the config it
+    trained (YAML, as ``mnist-lit fit --config`` takes it)."""
+
+    val_acc: list[float]
+    val_ce: list[float]
+    diverged_in: int | None
+    seconds: float
+    config: str
+    test: TestResult | None = None
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_in is not None
+
+    @property
+    def best_val_acc(self) -> float | None:
+        return max(self.val_acc, default=None)
+
+    @property
+    def best_epoch(self) -> int:
+        """The epoch (from 1) of the best validation accuracy; 0 if none was measured."""
+        return 1 + int(np.argmax(self.val_acc)) if self.val_acc else 0
 
 
 class ValidationCurve(Callback):
@@ -44,56 +149,130 @@ class ValidationCurve(Callback):
             self.ce.append(float(metrics["val/ce"]))
 
 
-def build_cli(args: Sequence[str]) -> MNISTLightningCLI:
-    """``MNISTLightningCLI`` over ``mnist-lit fit``'s ``args``, built but not run: the
-    config resolved, the model, data module and trainer instantiated."""
+class _ValuesCLI(MNISTLightningCLI):
+    """The CLI over a command line, with ``values`` (by dotted key) applied on top."""
+
+    def __init__(self, args: Sequence[str], values: Mapping[str, Any]) -> None:
+        self._values = dict(values)
+        super().__init__(args=list(args), run=False)
+
+    def parse_arguments(self, parser: MNISTArgumentParser, args: Any) -> None:  # type: ignore[override]
+        super().parse_arguments(parser, args)
+        self.config = with_values(parser, self.config, self._values)
+
+
+def with_values(
+    parser: LightningArgumentParser, config: Namespace, values: Mapping[str, Any]
+) -> Namespace:
+    """``config`` with ``values`` applied one by one, in order, as options on a command line
+    are: a class path given before its init_args keeps them (one dict would let
+    ``model.optimizer.lr`` replace the ``model.optimizer`` given before it)."""
+    for key, value in values.items():
+        config = parser.parse_object({key: value}, namespace=config)
+    return config
+
+
+def build_cli(args: Sequence[str], values: Mapping[str, Any] | None = None) -> MNISTLightningCLI:
+    """``MNISTLightningCLI`` over ``mnist-lit fit``'s ``args`` and ``values``, built but not
+    run: the config resolved, the model, data module and trainer instantiated."""
     with quiet(RUN_NOTICES):
-        return MNISTLightningCLI(args=list(args), run=False)
+        return _ValuesCLI(args, values or {})
 
 
-def run_args(run_dir: Path, checkpoints: bool) -> list[str]:
-    """The options that send a fit's log (and checkpoints) into ``run_dir``.
+def config_yaml(parser: LightningArgumentParser, run: Fit) -> str:
+    """``run``'s config, resolved as ``mnist-lit fit`` resolves it and written as the YAML
+    that ``--config`` takes; parsed, not instantiated, so that the run's name and version
+    are left for the fit that reads it to choose."""
+    return parser.dump(with_values(parser, parser.parse_args(run.command_line()), run.values()))
+
+
+def _folder_values(folder: Path, checkpoints: bool) -> dict[str, Any]:
+    """The values that send a fit's log (and checkpoints) into ``folder``, quietly.
 
     The CLI names a run ``<save_dir>/<experiment>/<version>``: here the experiment is the
     folder's parent, the version the folder itself.
     """
     logger = {
         "class_path": "lightning.pytorch.loggers.CSVLogger",
-        "init_args": {"save_dir": str(run_dir.parent.parent), "version": run_dir.name},
+        "init_args": {"save_dir": str(folder.parent.parent), "version": folder.name},
     }
-    args = [f"--trainer.logger={json.dumps([logger])}", f"--experiment={run_dir.parent.name}"]
-    return [*args, *QUIET] + ([] if checkpoints else ["--trainer.enable_checkpointing=false"])
+    values: dict[str, Any] = {
+        "trainer.logger": [logger],
+        "experiment": folder.parent.name,
+        "trainer.enable_progress_bar": False,
+        "trainer.enable_model_summary": False,
+    }
+    if not checkpoints:
+        values["trainer.enable_checkpointing"] = False
+    return values
 
 
-@dataclass
-class FitRun:
-    """A finished fit: the CLI, whose ``model``, ``datamodule`` and ``trainer`` hold the
-    trained run, and where its loss became non-finite, if it did."""
+@contextmanager
+def _fit_folder(folder: Path | None) -> Iterator[Path]:
+    """``folder`` emptied (a fit left by a killed process starts again), or a temporary
+    one, removed afterwards."""
+    if folder is not None:
+        if folder.exists():
+            shutil.rmtree(folder)
+        yield folder
+        return
+    with tempfile.TemporaryDirectory(prefix="mnist-lit-fit-") as scratch:
+        yield Path(scratch) / "fit" / "run"
 
-    cli: MNISTLightningCLI
-    diverged: Diverged | None = None
+
+@contextmanager
+def _threads(count: int | None) -> Iterator[None]:
+    """Torch's CPU threads set to ``count`` within the block (unchanged for None)."""
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
-def fit_run(
-    args: Sequence[str],
-    run_dir: Path,
-    callbacks: Sequence[Callback] = (),
-    checkpoints: bool = False,
-) -> FitRun:
-    """Fit ``mnist-lit fit``'s ``args`` with extra ``callbacks``, logging into ``run_dir``
-    (emptied first: a run left by a killed process starts again). A run whose loss became
-    non-finite ends there, with the checkpoints saved before: a result, not an error."""
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    cli = build_cli([*args, *run_args(run_dir, checkpoints)])
-    # Before the checkpoint callbacks, so that a pruned epoch is never saved as the best.
-    cli.trainer.callbacks[0:0] = list(callbacks)  # type: ignore[attr-defined]
-    try:  # the classifier's StopOnDivergence ends a diverging run
-        with quiet(RUN_NOTICES):
+def fit(run: Fit, callbacks: Sequence[Callback] = (), threads: int | None = None) -> FitResult:
+    """Train ``run`` (with extra ``callbacks``, on ``threads`` CPU threads if given), and
+    test its best epoch if asked. A run whose loss became non-finite ends there: a
+    result, not an error."""
+    start = time.monotonic()
+    with _fit_folder(run.folder) as folder, quiet(RUN_NOTICES), _threads(threads):
+        checkpoints = run.checkpoints or run.test
+        values = run.values()
+        cli = build_cli(run.command_line(), {**values, **_folder_values(folder, checkpoints)})
+        wanted = config_yaml(cli.parser, run)  # as asked, without where this fit writes
+        curve = ValidationCurve()
+        # Before the checkpoint callbacks, so that a pruned epoch is never saved as best.
+        cli.trainer.callbacks[0:0] = [curve, *callbacks]  # type: ignore[attr-defined]
+        diverged: Diverged | None = None
+        try:  # the classifier's StopOnDivergence ends a diverging run
             cli.trainer.fit(cli.model, cli.datamodule)
-    except Diverged as diverged:
-        return FitRun(cli, diverged)
-    return FitRun(cli)
+        except Diverged as error:
+            diverged = error
+        tested = _test(cli) if run.test else None
+    return FitResult(
+        val_acc=curve.acc,
+        val_ce=curve.ce,
+        diverged_in=None if diverged is None else diverged.epoch,
+        seconds=round(time.monotonic() - start, 1),
+        config=wanted,
+        test=tested,
+    )
+
+
+def _test(cli: MNISTLightningCLI) -> TestResult:
+    """The best epoch's test metrics, temperature-scaled on the validation split."""
+    model = load_best(cli)
+    datamodule = cli.datamodule
+    tested = evaluate(model, datamodule, "test", calibrate(model, datamodule, "val"))
+    best = best_checkpoint(cli.trainer)
+    return TestResult(
+        metrics=tested.metrics,
+        predictions=tested.predictions.numpy().astype(np.uint8),
+        labels=datamodule.splits["test"][1].cpu().numpy().astype(np.uint8),
+        checkpoint=Path(best).read_bytes() if best else None,
+    )
 
 
 def best_checkpoint(trainer: L.Trainer) -> str | None:

@@ -4,17 +4,20 @@ writes at the end (results and comparisons as CSV, the pictures, ``summary.md``)
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
-import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mnist_lit.catalog import OPTIMIZERS
-from mnist_lit.errors import OneMessageParser
+from mnist_lit.errors import MnistLitError, OneMessageParser
+from mnist_lit.quiet import RUN_NOTICES, quiet
 from mnist_lit.runs.options import add_run_options, check_run_options
-from mnist_lit.study.plan import CONFIG_OPTIMIZER, STUDY_LOSSES, STUDY_NETWORKS, make_plan
+from mnist_lit.study.plan import CONFIG_OPTIMIZER, STUDY_LOSSES, STUDY_NETWORKS, Plan, make_plan
+
+if TYPE_CHECKING:
+    from mnist_lit.study.folder import SeedResult, StudyFolder, TuningResult
+    from mnist_lit.study.schedule import NetworkAndLoss
 
 HELP = (
     "The fair loss comparison: tune each loss's learning rate per network, train it with "
@@ -62,32 +65,17 @@ def build_parser() -> OneMessageParser:
         type=int,
         default=1,
         metavar="N",
-        help="fits run at once, each in its own process on one CPU thread; the results are "
-        "the same for any N (default: 1)",
+        help="fits run at once on this machine, each in a process of its own (a Dask "
+        "LocalCluster on loopback; 1: in this process), at most one per core; the results "
+        "are the same for any N (default: 1)",
     )
     parser.add_argument(
-        "--heartbeat",
-        type=int,
-        default=30,
-        metavar="S",
-        help="seconds between a run's signs of life; a run silent for twice as long is "
-        "taken as dead and done again (default: 30)",
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the fits on a running Dask cluster instead, e.g. tcp://10.0.0.5:8786; "
+        "every worker needs mnist-lit installed and MNIST in --data-dir "
+        "(docs/distributed.md)",
     )
-    parser.add_argument(
-        "--storage",
-        metavar="URL",
-        help="a database that workers on several machines share, e.g. "
-        "postgresql://user:password@host/database; each machine keeps its own --study-dir "
-        "(default: SQLite files in --study-dir)",
-    )
-    parser.add_argument(
-        "--study-name",
-        metavar="NAME",
-        help="the study's name in --storage, the same on every machine (default: the name "
-        "of --study-dir)",
-    )
-    # A worker process started by `--workers N`, and the parent whose end stops it.
-    parser.add_argument("--worker-of", type=int, metavar="PID", help=argparse.SUPPRESS)
     return parser
 
 
@@ -95,18 +83,21 @@ def main(argv: Sequence[str]) -> None:
     """Run ``mnist-lit study``; a user's mistake ends in a :class:`MnistLitError`."""
     parser = build_parser()
     args = parser.parse_args(list(argv))
-    check_run_options(parser, args, "n_trials", "workers", "heartbeat")
+    check_run_options(parser, args, "n_trials", "workers")
     from mnist_lit.data.datamodule import check_label_noise
 
     check_label_noise(args.label_noise, "--label-noise")
     try:
-        import optuna  # noqa: F401
+        import distributed  # noqa: F401
         import scipy  # noqa: F401
     except ImportError as error:
-        from mnist_lit.tuning.command import needs_extra
-
-        raise needs_extra(error) from None
-    from mnist_lit.study.workers import Where, be_worker, run_study
+        raise MnistLitError(
+            f"the study needs Dask's distributed and SciPy, which are not installed ({error}): "
+            "pip install 'mnist-lit[tune]'."
+        ) from None
+    from mnist_lit.study.cluster import dashboard_line, open_client
+    from mnist_lit.study.folder import StudyFolder
+    from mnist_lit.study.runner import StudySetup, run_study
 
     plan = make_plan(
         args.quick,
@@ -119,55 +110,45 @@ def main(argv: Sequence[str]) -> None:
         label_noise=args.label_noise,
         optimizer=args.optimizer,
     )
-    study_dir = Path(args.study_dir)
-    name = args.study_name or study_dir.resolve().name
-    where = Where(
-        plan, study_dir, args.data_dir, args.accelerator, args.heartbeat, args.storage, name
-    )
-    if args.worker_of is not None:
-        be_worker(where, args.worker_of)
-        return
-    start, ended = time.monotonic(), False
+    folder = StudyFolder(Path(args.study_dir))
+    folder.check_plan(plan)
+    # Workers may run on other machines: they find MNIST at the same absolute path.
+    setup = StudySetup(plan, str(Path(args.data_dir).resolve()), args.accelerator)
+    workers = capped_workers(args.workers, plan) if args.scheduler is None else 0
+    start, ended, slots = time.monotonic(), False, workers
     try:
-        results = run_study(where, args.workers, argv)
+        # Lightning's notices would repeat for every fit run in this process.
+        with quiet(RUN_NOTICES), open_client(workers, args.scheduler) as (client, slots):
+            dashboard = dashboard_line(client)
+            if dashboard:
+                print(dashboard, flush=True)
+            pairs = run_study(setup, folder, client, slots)
         ended = True
     finally:
-        record_invocation(study_dir, time.monotonic() - start, args.workers, ended)
+        folder.record_invocation(time.monotonic() - start, slots, ended)
     kind = f"{'quick study' if args.quick else 'study'} ({plan.conditions()})"
-    report(study_dir, results, kind)
+    report(folder, pairs, kind)
 
 
-INVOCATIONS = "invocations.csv"
+def capped_workers(asked: int, plan: Plan) -> int:
+    """``asked``, or fewer where this machine has fewer cores or the study's first round
+    fewer fits (said once)."""
+    from mnist_lit.study.cluster import usable_cores
 
-
-def record_invocation(study_dir: Path, seconds: float, workers: int, ended: bool) -> None:
-    """Add this invocation's wall time to ``invocations.csv``: a study resumed after a stop
-    took the sum of its invocations."""
-    path = study_dir / INVOCATIONS
-    new = not path.is_file()
-    with path.open("a", newline="") as file:
-        writer = csv.writer(file)
-        if new:
-            writer.writerow(["started", "seconds", "workers", "host", "ended"])
-        started = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=seconds)
-        host = socket.gethostname()
-        writer.writerow(
-            [started.isoformat(timespec="seconds"), f"{seconds:.1f}", workers, host, ended]
+    first_round = len(plan.networks) * len(plan.losses) * plan.budget.n_trials
+    workers = min(asked, usable_cores(), first_round)
+    if workers < asked:
+        print(
+            f"--workers {asked}: {usable_cores()} cores here, and {first_round} fits at most "
+            f"at once; running {workers}.",
+            flush=True,
         )
+    return workers
 
 
-def wall_time(study_dir: Path) -> str:
-    """``18.5 min in 2 invocations (2 workers)``, from ``invocations.csv``."""
-    with (study_dir / INVOCATIONS).open() as file:
-        rows = list(csv.DictReader(file))
-    minutes = sum(float(r["seconds"]) for r in rows) / 60
-    workers = ", ".join(dict.fromkeys(r["workers"] for r in rows))
-    count = f"{len(rows)} invocation{'s' * (len(rows) != 1)}"
-    return f"{minutes:.1f} min in {count} ({workers} worker{'s' * (workers != '1')})"
-
-
-def report(study_dir: Path, results: list, kind: str) -> None:
-    """Write the CSVs, the pictures and ``summary.md``; print the summary."""
+def report(folder: StudyFolder, pairs: list[NetworkAndLoss], kind: str) -> None:
+    """Write each pair's ``best.yaml``, the CSVs, the pictures and ``summary.md``; print
+    the summary."""
     import numpy as np
 
     from mnist_lit.study.report import (
@@ -175,80 +156,50 @@ def report(study_dir: Path, results: list, kind: str) -> None:
         summary_markdown,
         write_comparisons_csv,
         write_results_csv,
+        write_tuning_csv,
     )
 
-    labels = np.load(study_dir / "test_labels.npy")
-    predictions = {
-        (r.network, r.loss, r.seed): np.load(
-            study_dir / "runs" / r.network / r.loss / f"seed_{r.seed}" / "test_predictions.npy"
-        )
-        for r in results
-    }
+    results = [pair.tested[seed] for pair in pairs for seed in pair.seeds]
+    trials = [pair.tuning[f.lr, f.round] for pair in pairs for f in pair.tuning_fits()]
+    for pair in pairs:
+        best = pair.best_fit()
+        value = pair.tuning[best.lr, best.round].value
+        assert value is not None
+        folder.write_best_config(best, folder.fit_config(best), value)
+    labels = np.load(folder.test_labels)
+    predictions = {(r.network, r.loss, r.seed): folder.predictions(r) for r in results}
     comparisons = compare_losses(results, predictions, labels)
-    write_results_csv(results, study_dir / "results.csv")
-    write_comparisons_csv(comparisons, study_dir / "comparisons.csv")
-    trials = collect_trials(study_dir, results)
-    write_pictures(study_dir, results, trials)
-    recorded = sum(r.seconds for r in results) + sum(float(t["seconds"] or 0) for t in trials)
+    root = folder.root
+    write_results_csv(results, root / "results.csv")
+    write_comparisons_csv(comparisons, root / "comparisons.csv")
+    write_tuning_csv(trials, root / "tuning_trials.csv")
+    write_pictures(root, results, trials)
+    recorded = sum(r.seconds for r in results) + sum(t.seconds for t in trials)
     title = f"The loss {kind}: tuned learning rates, {len({r.seed for r in results})} seeds"
     text = summary_markdown(results, comparisons, title, trials)
     text += (
         f"\n\nTraining time recorded: {recorded / 60:.1f} min (tuning and seeds); wall time: "
-        f"{wall_time(study_dir)}.\n"
+        f"{folder.wall_time()}.\n"
     )
-    (study_dir / "summary.md").write_text(text)
+    (root / "summary.md").write_text(text)
     print("\n" + text)
     print(
-        f"wrote {study_dir}/results.csv, comparisons.csv, tuning_trials.csv, summary.md, "
+        f"wrote {root}/results.csv, comparisons.csv, tuning_trials.csv, summary.md, "
         "rate_sensitivity.png, accuracy.png"
     )
 
 
-def collect_trials(study_dir: Path, results: list) -> list[dict[str, str]]:
-    """Every tuning trial of the study, from each tune's ``trials.csv``, into
-    ``tuning_trials.csv`` (network, loss, round, lr, epochs, state, value, last validation
-    accuracy)."""
-    rows = []
-    for network, loss in dict.fromkeys((r.network, r.loss) for r in results):
-        path = study_dir / "tuning" / network / loss / "trials.csv"
-        with path.open() as file:
-            for trial in csv.DictReader(file):
-                key = next(k for k in trial if k.endswith("lr"))
-                curve = trial["val_acc"].split()
-                state = trial["state"].lower()
-                if trial["diverged"] == "True":
-                    state = "diverged"
-                rows.append(
-                    {
-                        "network": network,
-                        "loss": loss,
-                        "number": trial["number"],
-                        "round": trial["round"],
-                        "lr": trial[key],
-                        "state": state,
-                        "value": trial["value"],
-                        "last_val_acc": curve[-1] if curve else "",
-                        "epochs": trial["epochs"],
-                        "seconds": trial["seconds"],
-                    }
-                )
-    with (study_dir / "tuning_trials.csv").open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return rows
-
-
-def write_pictures(study_dir: Path, results: list, trials: list[dict[str, str]]) -> None:
+def write_pictures(study_dir: Path, results: list[SeedResult], trials: list[TuningResult]) -> None:
     from mnist_lit.catalog import LOSSES
     from mnist_lit.study.plots import RatePoint, accuracy_intervals, rate_sensitivity
     from mnist_lit.study.stats import Interval, t_interval
 
     points: dict[str, dict[str, list[RatePoint]]] = {}
     for t in trials:
-        acc = t["value"] if t["state"] == "complete" else t["last_val_acc"]
-        point = RatePoint(float(t["lr"]), float(acc) if acc else None, t["state"], int(t["round"]))
-        points.setdefault(t["network"], {}).setdefault(LOSSES[t["loss"]].label, []).append(point)
+        acc = t.value if t.value is not None else (t.val_acc[-1] if t.val_acc else None)
+        state = "diverged" if t.diverged else "complete"
+        point = RatePoint(t.lr, acc, state, t.round)
+        points.setdefault(t.network, {}).setdefault(LOSSES[t.loss].label, []).append(point)
     figure = rate_sensitivity(points)
     figure.savefig(study_dir / "rate_sensitivity.png", dpi=80)
     intervals: dict[str, dict[str, Interval]] = {}

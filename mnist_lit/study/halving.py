@@ -8,7 +8,7 @@ of the full-length run of that rate and seed. The rate chosen is the finalist wi
 validation accuracy (the smaller rate on a tie).
 
 The rounds are decided by the results alone: a round starts when every fit of the round
-before has finished, whichever worker ran it and in whatever order; Optuna's
+before has finished, whichever Dask worker ran it and in whatever order; Optuna's
 successive-halving and Hyperband pruners instead judge a trial against the trials finished
 *so far*, which depends on the number of workers.
 
@@ -17,8 +17,8 @@ rate beyond it (one step of the grid) is trained at the full budget as a finalis
 up to a number of times set by the study's budget: a rate at the edge of its grid may not
 be the best one.
 
-A unit is ``(rate, round)``; ``finished`` maps each finished unit to its validation
-accuracy, or None when it diverged.
+A fit of the tuning is a ``RateRound``, ``(rate, round)``; ``finished`` maps each finished
+one to its validation accuracy, or None when it diverged.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-Unit = tuple[float, int]
+RateRound = tuple[float, int]
 # Epochs of the early rounds, where shorter than the full budget.
 EARLY_EPOCHS = (1, 3)
 
@@ -86,43 +86,41 @@ def candidates(grid: Sequence[float], extensions: int) -> tuple[float, ...]:
 
 
 def wanted(
-    grid: Sequence[float], rounds: int, finished: Mapping[Unit, float | None], extensions: int
-) -> list[Unit]:
-    """Every unit that the finished ones call for: the grid's round 0, each round whose
+    grid: Sequence[float], rounds: int, finished: Mapping[RateRound, float | None], extensions: int
+) -> list[RateRound]:
+    """Every fit that the finished ones call for: the grid's round 0, each round whose
     round before has finished, and up to ``extensions`` rates past a chosen edge rate."""
     sizes = round_sizes(len(grid), rounds)
-    units = [(rate, 0) for rate in grid]
+    fits = [(rate, 0) for rate in grid]
     for k in range(1, rounds):
-        before = [(r, j) for r, j in units if j == k - 1]
-        if any(unit not in finished for unit in before):
-            return units
-        units += [
-            (rate, k) for rate in ranked({r: finished[(r, j)] for r, j in before})[: sizes[k]]
-        ]
+        before = [(r, j) for r, j in fits if j == k - 1]
+        if any(fit not in finished for fit in before):
+            return fits
+        fits += [(rate, k) for rate in ranked({r: finished[(r, j)] for r, j in before})[: sizes[k]]]
     last = rounds - 1
-    tried = [rate for rate, _ in units if _ == 0]
+    tried = [rate for rate, _ in fits if _ == 0]
     for _ in range(extensions if len(grid) > 1 else 0):
-        final = {r: finished.get((r, j)) for r, j in units if j == last}
+        final = {r: finished.get((r, j)) for r, j in fits if j == last}
         if any((r, last) not in finished for r in final) or not ranked(final):
-            return units
+            return fits
         best = ranked(final)[0]
         if min(tried) < best < max(tried):
-            return units
+            return fits
         beyond = step_beyond(grid, best, up=best == max(tried))
-        units.append((beyond, last))
+        fits.append((beyond, last))
         tried.append(beyond)
-    return units
+    return fits
 
 
 def chosen(
-    grid: Sequence[float], rounds: int, finished: Mapping[Unit, float | None], extensions: int
+    grid: Sequence[float], rounds: int, finished: Mapping[RateRound, float | None], extensions: int
 ) -> float | None:
-    """The tuned rate once every unit called for has finished, or None before. Raises
+    """The tuned rate once every fit called for has finished, or None before. Raises
     ValueError when every finalist diverged."""
-    units = wanted(grid, rounds, finished, extensions)
-    if any(unit not in finished for unit in units):
+    fits = wanted(grid, rounds, finished, extensions)
+    if any(fit not in finished for fit in fits):
         return None
-    final = ranked({r: finished[(r, j)] for r, j in units if j == rounds - 1})
+    final = ranked({r: finished[(r, j)] for r, j in fits if j == rounds - 1})
     if not final:
         raise ValueError("every rate diverged")
     return final[0]

@@ -21,6 +21,7 @@ import yaml
 
 from mnist_lit.catalog import LEARNING_RATE, LOSSES, NETWORKS, OPTIMIZERS, Entry
 from mnist_lit.errors import MnistLitError
+from mnist_lit.runs.fit import Fit
 from mnist_lit.study.halving import candidates, round_epochs
 
 # The losses compared, by their names in mnist_lit.catalog.LOSSES.
@@ -114,30 +115,32 @@ class Plan:
     label_noise: float = 0.0  # the share of training labels made wrong in every fit
     optimizer: str = CONFIG_OPTIMIZER
 
-    def fit_args(self, network: Network, loss: str, data_dir: str, accelerator: str) -> list[str]:
-        """``mnist-lit fit`` options of one network and loss, without its learning rate.
+    def fit(self, network: Network, loss: str, data_dir: str, accelerator: str) -> Fit:
+        """The fit of one network and loss at its full length, without its rate or seed.
 
         The optimiser's class follows the config: jsonargparse keeps the config's
         ``init_args`` for the same class, and for another class only those the new class
         takes, so Adam gets no SGD momentum (and its rate is the tuned one).
         """
         epochs = self.budget.epochs[network.name]
-        args = [
-            f"--config={network.entry.config_path()}",
-            f"--model.optimizer={OPTIMIZERS[self.optimizer].class_path}",
-            f"--model.loss={LOSSES[loss].class_path}",
-            f"--data.data_dir={data_dir}",
-            f"--data.val_size={self.val_size}",
-            f"--data.label_noise={self.label_noise}",
-            f"--trainer.max_epochs={epochs}",
-            f"--trainer.accelerator={accelerator}",
-            "--trainer.devices=1",
-        ]
+        options: dict[str, Any] = {
+            "model.loss": LOSSES[loss].class_path,
+            "data.data_dir": data_dir,
+            "data.val_size": self.val_size,
+            "trainer.accelerator": accelerator,
+            "trainer.devices": 1,
+        }
         if network.schedule_ends_with_training():
-            args.append(f"--model.lr_scheduler.T_max={epochs}")
+            options["model.lr_scheduler.T_max"] = epochs
         if self.budget.train_fraction < 1:
-            args.append(f"--trainer.limit_train_batches={self.budget.train_fraction}")
-        return args
+            options["trainer.limit_train_batches"] = self.budget.train_fraction
+        return Fit(
+            configs=(str(network.entry.config),),
+            epochs=epochs,
+            label_noise=self.label_noise,
+            optimizer=OPTIMIZERS[self.optimizer].class_path,
+            options=options,
+        )
 
     def rates(self, network: Network) -> tuple[float, ...]:
         """The learning rates tried for every loss of ``network``: ``n_trials`` of them,

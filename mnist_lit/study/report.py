@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from mnist_lit.catalog import LEARNING_RATE, LOSSES
+from mnist_lit.study.folder import SeedResult, TuningResult
 from mnist_lit.study.plan import STUDY_NETWORKS
-from mnist_lit.study.runner import SeedResult
 from mnist_lit.study.stats import Interval, holm, mcnemar_exact, paired_t_test, t_interval
 
 ALPHA = 0.05
@@ -156,17 +156,17 @@ def summary_markdown(
     results: Sequence[SeedResult],
     comparisons: Sequence[Comparison],
     title: str,
-    trials: Sequence[Mapping[str, str]],
+    trials: Sequence[TuningResult],
 ) -> str:
     """The Markdown report: per network, a table of the losses, one of their pairs, and
-    one of how each loss's rate was chosen (from ``tuning_trials.csv``'s rows)."""
+    one of how each loss's rate was chosen (from the tuning's fits)."""
     lines = [f"# {title}", ""]
     for network in dict.fromkeys(r.network for r in results):
         lines += [f"## {network}: {STUDY_NETWORKS[network].description}", ""]
         lines += loss_table([r for r in results if r.network == network])
         lines += ["", *pair_table([c for c in comparisons if c.network == network]), ""]
         mine = [r for r in results if r.network == network and r.seed == results[0].seed]
-        lines += [*tuning_table(mine, [t for t in trials if t["network"] == network]), ""]
+        lines += [*tuning_table(mine, [t for t in trials if t.network == network]), ""]
     lines.append(
         f"Holm's correction runs over all {len(comparisons)} pairs of the study, for each "
         f"test; a loss is called better when both adjusted p-values are below {ALPHA}."
@@ -225,13 +225,12 @@ def pair_table(comparisons: Sequence[Comparison]) -> list[str]:
     return lines
 
 
-def tuning_table(chosen: Sequence[SeedResult], trials: Sequence[Mapping[str, str]]) -> list[str]:
+def tuning_table(chosen: Sequence[SeedResult], trials: Sequence[TuningResult]) -> list[str]:
     """One line per loss of one network: the rates of round 0, the finalists of the last
     round with their validation accuracy, the rate chosen, and whether it lies inside the
     rates tried (``chosen``: one result per loss, for its rate)."""
-    rounds = sorted({int(t["round"]) for t in trials})
-    epochs = [next(t["epochs"] for t in trials if int(t["round"]) == k) for k in rounds]
-    last = str(rounds[-1])
+    rounds = sorted({t.round for t in trials})
+    epochs = [str(next(t.epochs for t in trials if t.round == k)) for k in rounds]
     lines = [
         f"Rates chosen by successive halving over rounds of {', '.join(epochs)} epochs "
         "(validation accuracy, best epoch of the round):",
@@ -242,14 +241,11 @@ def tuning_table(chosen: Sequence[SeedResult], trials: Sequence[Mapping[str, str
         "|---|---|---|---|---|",
     ]
     for result in chosen:
-        # Trials that ended (complete or diverged); a killed one was done again.
-        mine = [
-            t for t in trials if t["loss"] == result.loss and t["state"] in ("complete", "diverged")
-        ]
-        tried = sorted({float(t["lr"]) for t in mine})
-        finalists = sorted((float(t["lr"]), t["value"]) for t in mine if t["round"] == last)
+        mine = [t for t in trials if t.loss == result.loss]
+        tried = sorted({t.lr for t in mine})
+        finalists = sorted((t.lr, t.value) for t in mine if t.round == rounds[-1])
         shown = ", ".join(
-            f"{lr:.3g}: {100 * float(v):.2f}%" if v else f"{lr:.3g}: diverged"
+            f"{lr:.3g}: {100 * v:.2f}%" if v is not None else f"{lr:.3g}: diverged"
             for lr, v in finalists
         )
         inside = "yes" if tried[0] < result.lr < tried[-1] else "**no, at the edge**"
@@ -258,3 +254,24 @@ def tuning_table(chosen: Sequence[SeedResult], trials: Sequence[Mapping[str, str
             f"| {shown} | {result.lr:.3g} | {inside} |"
         )
     return lines
+
+
+TUNING_COLUMNS = ("network", "loss", "number", "round", "lr", "state", "value", "last_val_acc",
+                  "epochs", "seconds")  # fmt: skip
+
+
+def write_tuning_csv(trials: Sequence[TuningResult], path: Path) -> None:
+    """One row per tuning fit, numbered per network and loss in the order the rounds
+    called for them."""
+    numbers: dict[tuple[str, str], int] = {}
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(TUNING_COLUMNS)
+        for t in trials:
+            number = numbers[t.network, t.loss] = numbers.get((t.network, t.loss), -1) + 1
+            state = "diverged" if t.diverged else "complete"
+            last = f"{t.val_acc[-1]:.4f}" if t.val_acc else ""
+            value = "" if t.value is None else t.value
+            writer.writerow(
+                [t.network, t.loss, number, t.round, t.lr, state, value, last, t.epochs, t.seconds]
+            )

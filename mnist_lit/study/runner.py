@@ -1,179 +1,197 @@
-"""The study's units of work: for each network and loss, one tuning trial per rate of the
-grid on the validation split, then one run per seed at the chosen rate, evaluated once on the
-test set, its probabilities raw and temperature-scaled (the temperature fitted on the
-validation split). :mod:`~mnist_lit.study.workers` hands them to one or several worker
-processes.
+"""The study's fits on Dask: this process is the client, and the only writer of the study
+folder.
 
-Everything lands in the study folder and is looked for there first, so a rerun continues
-where a killed one stopped: the tuning through Optuna's storage, each seed by its
-``result.json``.
+Each fit is one Dask task (:func:`fit_on_worker`), submitted as soon as its network and
+loss call for it (:mod:`~mnist_lit.study.schedule`); its result comes back as the task's
+value, test predictions included, and is written into the study folder at once. A worker
+that dies mid-fit has its task run again elsewhere by Dask's scheduler (up to
+``distributed.scheduler.allowed-failures`` times); a fit that raises stops the study with
+one message naming it. The same command run again skips every fit already written.
 
-```
-<study-dir>/study.yaml                          the plan, checked on every rerun
-<study-dir>/tuning/<network>/<loss>/            a `mnist-lit tune` study folder
-<study-dir>/runs/<network>/<loss>/seed_<s>/     metrics.csv, checkpoints, result.json,
-                                                test_predictions.npy
-<study-dir>/seeds.db                            which seed runs are waiting, running, done
-<study-dir>/test_labels.npy                     the 10,000 test labels, in order
-```
+Each fit runs on one CPU thread, seeded on its own: the same fit gives the same numbers on
+any worker, so the results do not depend on the number of workers.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import numpy as np
-import yaml
+from mnist_lit.data.raw_files import keep_in_memory
+from mnist_lit.errors import MnistLitError, first_line
+from mnist_lit.runs.fit import Fit, FitResult, fit
+from mnist_lit.study.folder import (
+    SeedFit,
+    SeedResult,
+    StudyFolder,
+    TuningFit,
+    TuningResult,
+    seed_result,
+    tuning_result,
+)
+from mnist_lit.study.plan import STUDY_NETWORKS, Plan
+from mnist_lit.study.schedule import NetworkAndLoss, StudyFit
 
-from mnist_lit.catalog import LEARNING_RATE
-from mnist_lit.errors import MnistLitError
-from mnist_lit.runs.evaluation import calibrate, evaluate
-from mnist_lit.runs.fit import ValidationCurve, fit_run, load_best
-from mnist_lit.runs.records import differences, make_folder
-from mnist_lit.study.plan import Network, Plan
-from mnist_lit.tuning.search import Param, SearchSpace
-from mnist_lit.tuning.spec import TuneSpec
+if TYPE_CHECKING:
+    from distributed import Client, Future
 
-MANIFEST = "study.yaml"
-
-
-@dataclass
-class SeedResult:
-    """One seed of one network and loss, trained at the tuned rate and tested once."""
-
-    network: str
-    loss: str
-    seed: int
-    lr: float
-    test_acc: float
-    test_ce: float
-    test_ece: float
-    test_brier: float
-    test_ce_scaled: float  # the probability metrics after temperature scaling
-    test_ece_scaled: float
-    test_brier_scaled: float
-    temperature: float  # fitted on the validation split
-    val_acc_best: float
-    best_epoch: int
-    epochs_to_threshold: int | None
-    threshold: float
-    val_acc: list[float]
-    diverged: bool
-    seconds: float
+# A progress line at least this often while fits run.
+PROGRESS_SECONDS = 60.0
 
 
-def check_manifest(study_dir: Path, plan: Plan) -> None:
-    """Record the plan in a new study folder; in an old one, insist on the same plan."""
-    make_folder(study_dir)
-    path = study_dir / MANIFEST
-    wanted = plan.describe()
-    if path.is_file():
-        stored = yaml.safe_load(path.read_text())
-        if stored != wanted:
-            raise MnistLitError(
-                f"--study-dir {study_dir} holds a study of another configuration "
-                f"({', '.join(differences(stored, wanted))} differ). Give a new --study-dir, "
-                f"or the options it was started with (see {path})."
-            )
-        return
-    if any(study_dir.iterdir()):
-        raise MnistLitError(
-            f"--study-dir {study_dir} is not empty and holds no {MANIFEST}: give a new or "
-            "empty folder."
-        )
-    path.write_text(yaml.safe_dump(wanted, sort_keys=False))
+def fit_on_worker(run: Fit) -> FitResult:
+    """A study's fit, as a Dask task: on one CPU thread, MNIST's files kept in memory for
+    the worker's later fits."""
+    keep_in_memory()
+    return fit(run, threads=1)
 
 
-def tune_spec(
-    plan: Plan,
-    network: Network,
-    loss: str,
-    study_dir: Path,
-    data_dir: str,
-    accelerator: str,
-    heartbeat: int = 30,
-    storage: str | None = None,
-    study_name: str | None = None,
-) -> TuneSpec:
-    """The `mnist-lit tune` of one network and loss: its learning rate over the same grid
-    for every loss (and the rates past its edges), seeded so that the study can be run
-    again. Its trials are the rounds of :mod:`~mnist_lit.study.halving`; Optuna prunes
-    none (its pruners' verdicts would depend on which trials happened to finish first,
-    hence on the number of workers); a rate whose loss becomes non-finite stops there."""
-    return TuneSpec(
-        configs=(),
-        search=SearchSpace("study", (Param(LEARNING_RATE, choices=plan.candidates(network)),)),
-        study_dir=study_dir / "tuning" / network.name / loss,
-        n_trials=plan.budget.n_trials,
-        fit_args=(
-            *plan.fit_args(network, loss, data_dir, accelerator),
-            f"--seed_everything={plan.tuning_seed}",
-            f"--data.seed={plan.tuning_seed}",
-        ),
-        seed=plan.tuning_seed,
-        pruner="none",
-        heartbeat=heartbeat,
-        storage=storage,
-        study_name=study_name,
+@dataclasses.dataclass(frozen=True)
+class StudySetup:
+    """What every fit of the study shares: the plan, and where the data is."""
+
+    plan: Plan
+    data_dir: str
+    accelerator: str
+
+    def fit_of(self, wanted: StudyFit) -> Fit:
+        network = STUDY_NETWORKS[wanted.network]
+        base = self.plan.fit(network, wanted.loss, self.data_dir, self.accelerator)
+        if isinstance(wanted, TuningFit):
+            seed, test = self.plan.tuning_seed, False
+        else:
+            seed, test = wanted.seed, True
+        return dataclasses.replace(base, lr=wanted.lr, epochs=wanted.epochs, seed=seed, test=test)
+
+
+def duration(seconds: float) -> str:
+    """``4m10s``, ``1h02m``, ``12s``.
+
+    >>> duration(250), duration(3720), duration(12.4)
+    ('4m10s', '1h02m', '12s')
+    """
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class Progress:
+    """``runs 12/96 finished, 2 running, 4m10s elapsed, about 28m left``. The estimate
+    counts epochs, not fits: the last rounds and the seeds train far longer than round 0."""
+
+    def __init__(self, pairs: list[NetworkAndLoss], slots: int) -> None:
+        self.pairs = pairs
+        self.slots = slots
+        self.start = time.monotonic()
+        self.first_epochs = sum(p.epochs()[0] for p in pairs)
+        self.shown_at = 0.0
+
+    def line(self, running: int) -> str:
+        finished, total = (sum(n) for n in zip(*(p.fits() for p in self.pairs), strict=True))
+        done, all_epochs = (sum(n) for n in zip(*(p.epochs() for p in self.pairs), strict=True))
+        elapsed = time.monotonic() - self.start
+        running = min(running, self.slots)
+        text = f"runs {finished}/{total} finished, {running} running, {duration(elapsed)} elapsed"
+        pace = done - self.first_epochs
+        if pace and finished < total:
+            text += f", about {duration(elapsed / pace * (all_epochs - done))} left"
+        return text
+
+    def show(self, running: int, force: bool = True) -> None:
+        if force or time.monotonic() - self.shown_at > PROGRESS_SECONDS:
+            print(self.line(running), flush=True)
+            self.shown_at = time.monotonic()
+
+
+def said(fit: StudyFit, record: TuningResult | SeedResult) -> str:
+    """One line on what a fit gave."""
+    if isinstance(record, TuningResult):
+        if record.value is None:
+            return f"{fit}: diverged"
+        return f"{fit}: val acc {record.value:.4f} ({record.seconds:.0f} s)"
+    note = ", diverged" if record.diverged else ""
+    return (
+        f"{fit}: test acc {record.test_acc:.4f}, best epoch {record.best_epoch} "
+        f"({record.seconds:.0f} s{note})"
     )
 
 
-def seed_run(
-    plan: Plan,
-    network: Network,
-    loss: str,
-    lr: float,
-    seed: int,
-    study_dir: Path,
-    data_dir: str,
-    accelerator: str,
-) -> SeedResult:
-    """Train one seed at the tuned rate (or read its result from an earlier run)."""
-    run_dir = study_dir / "runs" / network.name / loss / f"seed_{seed}"
-    done = run_dir / "result.json"
-    if done.is_file():
-        return SeedResult(**json.loads(done.read_text()))
-    args = [
-        *plan.fit_args(network, loss, data_dir, accelerator),
-        f"--{LEARNING_RATE}={lr}",
-        f"--seed_everything={seed}",
-        f"--data.seed={seed}",  # the split and the order of the batches vary too
+def run_study(
+    setup: StudySetup,
+    folder: StudyFolder,
+    client: Client,
+    slots: int,
+    tell: Callable[[str], None] = print,
+) -> list[NetworkAndLoss]:
+    """Run every fit the study still needs on ``client``'s cluster (``slots`` fits at a
+    time), writing each result as it arrives; return the pairs, all done."""
+    from distributed import as_completed
+
+    plan = setup.plan
+    pairs = [
+        NetworkAndLoss(plan, STUDY_NETWORKS[name], loss, folder)
+        for name in plan.networks
+        for loss in plan.losses
     ]
-    curve = ValidationCurve()
-    start = time.monotonic()
-    run = fit_run(args, run_dir, [curve], checkpoints=True)
-    cli = run.cli
-    model = load_best(cli)
-    tested = evaluate(model, cli.datamodule, "test", calibrate(model, cli.datamodule, "val"))
-    np.save(run_dir / "test_predictions.npy", tested.predictions.numpy().astype(np.uint8))
-    labels_path = study_dir / "test_labels.npy"
-    if not labels_path.is_file():
-        np.save(labels_path, cli.datamodule.splits["test"][1].cpu().numpy().astype(np.uint8))
-    result = SeedResult(
-        network=network.name,
-        loss=loss,
-        seed=seed,
-        lr=lr,
-        **tested.metrics,
-        val_acc_best=max(curve.acc, default=float("nan")),
-        best_epoch=1 + int(np.argmax(curve.acc)) if curve.acc else 0,
-        epochs_to_threshold=epochs_to_reach(curve.acc, network.threshold),
-        threshold=network.threshold,
-        val_acc=curve.acc,
-        diverged=run.diverged is not None,
-        seconds=round(time.monotonic() - start, 1),
+    progress = Progress(pairs, slots)
+    submitted: dict[Future, tuple[NetworkAndLoss, StudyFit]] = {}
+    queue = as_completed()
+
+    def submit(pair: NetworkAndLoss) -> None:
+        asked = {fit for _, fit in submitted.values()}
+        for wanted in pair.to_run():
+            if wanted not in asked:
+                future = client.submit(
+                    fit_on_worker, setup.fit_of(wanted), key=_key(wanted), pure=False
+                )
+                submitted[future] = (pair, wanted)
+                queue.add(future)
+
+    for pair in pairs:
+        submit(pair)
+    progress.show(len(submitted))
+    for future in queue:
+        pair, wanted = submitted.pop(future)
+        result = _result_of(future, wanted)
+        record = _record(pair, wanted, result)
+        folder.write(wanted, record, result)
+        pair.keep(record)
+        tell(said(wanted, record))
+        submit(pair)
+        progress.show(len(submitted))
+    return pairs
+
+
+def _key(wanted: StudyFit) -> str:
+    """The task's name on the Dask dashboard (unique: each fit is submitted once)."""
+    kind = (
+        f"round{wanted.round}-lr{wanted.lr!r}"
+        if isinstance(wanted, TuningFit)
+        else (f"seed{wanted.seed}")
     )
-    done.write_text(json.dumps(asdict(result), indent=1))
+    return f"fit-{wanted.network}-{wanted.loss}-{kind}-{time.monotonic_ns()}"
+
+
+def _result_of(future: Future, wanted: StudyFit) -> FitResult:
+    try:
+        result = future.result()
+    except MnistLitError as error:
+        raise MnistLitError(f"{wanted}: {error} Every result written before is kept.") from None
+    except Exception as error:
+        raise MnistLitError(
+            f"the fit {wanted} failed ({type(error).__name__}: {first_line(error)}). Every "
+            "result written before is kept: run the same command again to continue."
+        ) from error
+    assert isinstance(result, FitResult)
     return result
 
 
-def epochs_to_reach(val_acc: list[float], threshold: float) -> int | None:
-    """The first epoch (from 1) whose validation accuracy reaches ``threshold``, if any.
-
-    >>> epochs_to_reach([0.85, 0.91, 0.93], 0.9), epochs_to_reach([0.85], 0.9)
-    (2, None)
-    """
-    return next((epoch for epoch, acc in enumerate(val_acc, 1) if acc >= threshold), None)
+def _record(pair: NetworkAndLoss, wanted: StudyFit, result: FitResult) -> TuningResult | SeedResult:
+    if isinstance(wanted, SeedFit):
+        return seed_result(wanted, result, pair.network.threshold)
+    return tuning_result(wanted, result)

@@ -133,7 +133,7 @@ def run(spec: TuneSpec) -> optuna.Study:
         raise needs_extra(error) from None
     # A line per trial from Optuna; Lightning's per-run notices would bury them.
     with quiet({"optuna": logging.INFO, **RUN_NOTICES}):
-        study, base_args = tune(spec)
+        study, base = tune(spec)
     write_trials_csv(spec.study_dir / "trials.csv", study, spec.search)
     plots = write_plots(spec.study_dir, study)
     best = best_trial(study)
@@ -141,7 +141,7 @@ def run(spec: TuneSpec) -> optuna.Study:
         print(f"no trial of {study.study_name} completed (all pruned or failed): no best.yaml")
         return study
     best_yaml = spec.study_dir / "best.yaml"
-    write_best_config(best_yaml, base_args, best, spec.search, spec.monitor)
+    write_best_config(best_yaml, base, best, spec.monitor)
     print(
         f"best trial {best.number}: {spec.monitor} {best.value:.4f} with {best.params}\n"
         f"wrote {best_yaml}, {spec.study_dir / 'trials.csv'}" + "".join(f", {p}" for p in plots),

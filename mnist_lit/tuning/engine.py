@@ -5,7 +5,7 @@ whose validation metric falls behind (through ``PyTorchLightningPruningCallback`
 RDB storage keeps every trial (an SQLite file by default, any database URL it supports
 otherwise), and its heartbeat notices trials whose process died and runs them again
 (``RetryHeartbeatStaleTrialCallback``). This module adds what is particular to this project: a trial
-is a fit (:func:`~mnist_lit.runs.fit.fit_run`) writing into the study folder,
+is a fit (:func:`~mnist_lit.runs.fit.fit`) writing into the study folder,
 and a study remembers which configuration it tunes, so that a folder or storage is never
 continued with another one.
 """
@@ -20,6 +20,7 @@ import socket
 import time
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import optuna
@@ -31,9 +32,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from mnist_lit.errors import MnistLitError, first_line
-from mnist_lit.runs.fit import ValidationCurve, build_cli, fit_run
+from mnist_lit.runs.fit import Fit, ValidationCurve, build_cli, fit
 from mnist_lit.runs.records import differences, make_folder
-from mnist_lit.tuning.search import override
 from mnist_lit.tuning.spec import TuneSpec
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -55,10 +55,10 @@ _TRAINER_KEYS_KEPT = (
 _ATTR = "mnist_lit"  # the study's user attribute that records its configuration
 
 
-def tune(spec: TuneSpec) -> tuple[optuna.Study, list[str]]:
+def tune(spec: TuneSpec) -> tuple[optuna.Study, Fit]:
     """Run (or continue) the study until it holds ``spec.n_trials`` finished trials.
-    Returns it, and the fit options that every trial starts from."""
-    base_args, configuration = check_configuration(spec)
+    Returns it, and the fit that every trial starts from."""
+    base, configuration = check_configuration(spec)
     make_folder(spec.study_dir)
     study = open_study(spec, configuration)
     finished = count(study, FINISHED)
@@ -67,40 +67,37 @@ def tune(spec: TuneSpec) -> tuple[optuna.Study, list[str]]:
         f"{spec.monitor} to {spec.direction}; storage {redact(spec.storage_url())}",
         flush=True,
     )
-    run_trials(study, spec, base_args)
-    return study, base_args
+    run_trials(study, spec, base)
+    return study, base
 
 
-def check_configuration(
-    spec: TuneSpec, check_values: bool = True
-) -> tuple[list[str], dict[str, Any]]:
+def check_configuration(spec: TuneSpec, check_values: bool = True) -> tuple[Fit, dict[str, Any]]:
     """Fail with one message unless every searched value fits the config (when
-    ``check_values``); return the fit options every trial starts from, and what they train
-    (to compare with a stored study)."""
-    args = [arg for config in spec.configs for arg in ("--config", config)]
-    args += list(spec.fit_args)
-    base = build_cli(args)
-    seed = base.parser.parse_args(args).get("seed_everything")
+    ``check_values``); return the fit every trial starts from, and what it trains (to
+    compare with a stored study)."""
+    base = Fit(configs=spec.configs, args=spec.fit_args)
+    cli = build_cli(base.command_line())
+    seed = cli.parser.parse_args(base.command_line()).get("seed_everything")
     if not isinstance(seed, int) or isinstance(seed, bool):
-        args.append(f"--seed_everything={DEFAULT_SEED}")
-        base = build_cli(args)
-    if not base.config["data"]["val_size"]:
+        base = Fit(configs=spec.configs, args=spec.fit_args, seed=DEFAULT_SEED)
+        cli = build_cli(base.command_line(), base.values())
+    if not cli.config["data"]["val_size"]:
         raise MnistLitError("tune chooses by validation: data.val_size must be above 0.")
     for param in spec.search.params if check_values else ():
         for value in param.ends():
             try:
-                build_cli([*args, override(param.key, value)])
+                build_cli(base.command_line(), {**base.values(), param.key: value})
             except MnistLitError as error:
                 raise MnistLitError(
                     f"--search {spec.search.source}: {param.key} = {value} does not fit the "
                     f"config: {first_line(error)}"
                 ) from None
     configuration = {
-        "trained": trained_config(base.config),
+        "trained": trained_config(cli.config),
         "search": spec.search.describe(),
         "objective": spec.monitor,
     }
-    return args, json.loads(json.dumps(configuration))  # as stored: no tuples
+    return base, json.loads(json.dumps(configuration))  # as stored: no tuples
 
 
 def trained_config(config: Namespace) -> dict[str, Any]:
@@ -241,7 +238,7 @@ def count(study: optuna.Study, states: Sequence[TrialState]) -> int:
     return len(study.get_trials(deepcopy=False, states=tuple(states)))
 
 
-def run_trials(study: optuna.Study, spec: TuneSpec, base_args: list[str]) -> None:
+def run_trials(study: optuna.Study, spec: TuneSpec, base: Fit) -> None:
     """Run trials until the study holds ``n_trials`` finished ones (counting every
     worker's), or ``timeout`` seconds have passed.
 
@@ -255,7 +252,7 @@ def run_trials(study: optuna.Study, spec: TuneSpec, base_args: list[str]) -> Non
     """
     deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
     n_trials = min(spec.n_trials, spec.search.grid_size() or spec.n_trials)
-    objective = Objective(spec, base_args, n_trials)
+    objective = Objective(spec, base, n_trials)
     while deadline is None or time.monotonic() < deadline:
         with heartbeat_quiet():
             fail_stale_trials(study)
@@ -304,9 +301,9 @@ class Objective:
     """One trial: the config with the trial's values, fitted into ``trials/trial_NNNN``;
     with ``limit``, a surplus trial (:func:`is_surplus`) is failed before it trains."""
 
-    def __init__(self, spec: TuneSpec, base_args: list[str], limit: int | None = None) -> None:
+    def __init__(self, spec: TuneSpec, base: Fit, limit: int | None = None) -> None:
         self.spec = spec
-        self.base_args = base_args
+        self.base = base
         self.limit = limit
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -315,23 +312,24 @@ class Objective:
         if self.limit is not None and is_surplus(trial, self.limit):
             trial.set_user_attr("surplus", True)
             raise Surplus(f"trial {trial.number}: {self.limit} trials were started already")
-        overrides = spec.search.suggest(trial)
-        curve = ValidationCurve()
+        values = spec.search.suggest(trial)
+        folder = spec.study_dir / "trials" / f"trial_{trial.number:04d}"
+        run = replace(self.base, folder=folder, options={**self.base.options, **values})
+        curve = ValidationCurve()  # kept here too: a pruned trial's fit returns nothing
         callbacks = [curve]
         if spec.pruner != "none":
             callbacks.append(PyTorchLightningPruningCallback(trial, monitor=spec.monitor))
-        run_dir = spec.study_dir / "trials" / f"trial_{trial.number:04d}"
         start = time.monotonic()
         try:
-            diverged = fit_run([*self.base_args, *overrides], run_dir, callbacks).diverged
+            diverged_in = fit(run, callbacks).diverged_in
         finally:
             trial.set_user_attr("val_acc", curve.acc)
             trial.set_user_attr("val_ce", curve.ce)
             trial.set_user_attr("seconds", round(time.monotonic() - start, 2))
-        if diverged is not None:
+        if diverged_in is not None:
             # Too large a rate for this loss: a result for the sampler, not an error.
             trial.set_user_attr("diverged", True)
-            raise optuna.TrialPruned(f"diverged in epoch {diverged.epoch}")
+            raise optuna.TrialPruned(f"diverged in epoch {diverged_in}")
         if not curve.acc:
             raise MnistLitError("the trial ran no validation epoch: check trainer.max_epochs.")
         return max(curve.acc) if spec.objective == "acc" else min(curve.ce)

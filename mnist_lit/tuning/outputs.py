@@ -7,14 +7,15 @@ import csv
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from mnist_lit.runs.fit import build_cli
-from mnist_lit.tuning.search import SearchSpace, override
+from mnist_lit.runs.fit import Fit, build_cli, config_yaml
+from mnist_lit.tuning.search import SearchSpace
 
 TRIAL_COLUMNS = ("number", "state", "value", "epochs", "diverged", "seconds", "worker")
 
@@ -26,18 +27,11 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
     return study.best_trial
 
 
-def best_overrides(trial: FrozenTrial, search: SearchSpace) -> list[str]:
-    return [override(p.key, trial.params[p.key]) for p in search.params]
-
-
-def write_best_config(
-    path: Path, base_args: list[str], trial: FrozenTrial, search: SearchSpace, monitor: str
-) -> None:
+def write_best_config(path: Path, base: Fit, trial: FrozenTrial, monitor: str) -> None:
     """A config for ``mnist-lit fit --config`` that trains the best trial again: the tuned
     config with the trial's values, resolved as the CLI resolves it."""
-    parser = build_cli(base_args).parser
-    # Parsed, not instantiated: the run's name and version are left for `fit` to choose.
-    text = parser.dump(parser.parse_args([*base_args, *best_overrides(trial, search)]))
+    best = replace(base, options={**base.options, **trial.params})
+    text = config_yaml(build_cli(best.command_line(), best.values()).parser, best)
     values = ", ".join(f"{k}={v}" for k, v in trial.params.items())
     header = (
         f"# The best trial ({trial.number}) of study {path.parent.name}: {monitor} "

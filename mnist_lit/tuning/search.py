@@ -14,7 +14,6 @@ search made of choices only is a grid: every combination is tried once, in a see
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,9 +77,9 @@ class SearchSpace:
     source: str
     params: tuple[Param, ...]
 
-    def suggest(self, trial: optuna.Trial) -> list[str]:
-        """The command-line overrides of one trial: ``--key=value`` per parameter."""
-        return [override(p.key, p.suggest(trial)) for p in self.params]
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """One trial's values, by dotted config key."""
+        return {p.key: p.suggest(trial) for p in self.params}
 
     def describe(self) -> dict[str, Any]:
         return {p.key: p.describe() for p in self.params}
@@ -95,11 +94,6 @@ class SearchSpace:
         """How many combinations a grid holds (None: not a grid)."""
         grid = self.grid()
         return None if grid is None else math.prod(len(values) for values in grid.values())
-
-
-def override(key: str, value: Any) -> str:
-    """``--key=value`` as ``mnist-lit fit`` parses it (strings bare, the rest as JSON)."""
-    return f"--{key}={value if isinstance(value, str) else json.dumps(value)}"
 
 
 def load_search(path: str | Path) -> SearchSpace:
