@@ -15,12 +15,13 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 import torch
 
-from mnist_lit.cli import main
+from mnist_lit.cli import INTERRUPTED, main
 from mnist_lit.data.datamodule import MNISTDataModule
 from mnist_lit.data.raw_files import kept_in_memory, read_split
 from tests.cli_helpers import CONSOLE_SCRIPT, cli_error, console, free_port
@@ -105,10 +106,10 @@ def test_an_unreachable_scheduler_is_one_message_within_seconds(
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_the_local_cluster_listens_on_loopback_only(workers: int) -> None:
-    from mnist_lit.study.cluster import open_client
+    from mnist_lit.study.cluster import open_engine
 
-    with open_client(workers, None) as (client, slots):
-        assert slots == workers == len(client.scheduler_info()["workers"])
+    with open_engine(workers, None) as engine:
+        assert engine.slots == workers
         processes = [psutil.Process(), *psutil.Process().children(recursive=True)]
         listening = {
             (c.laddr.ip, c.laddr.port)
@@ -116,8 +117,11 @@ def test_the_local_cluster_listens_on_loopback_only(workers: int) -> None:
             for c in p.net_connections("inet")
             if c.status == psutil.CONN_LISTEN
         }
-    assert len(listening) >= 2 * workers  # the scheduler's and each worker's HTTP server
-    assert {ip for ip, _ in listening} == {"127.0.0.1"}, listening
+    if workers == 1:  # the fits run in this process: no cluster, nothing listens
+        assert not listening and engine.dashboard is None
+    else:  # the scheduler's and each worker's server, and their HTTP servers
+        assert len(listening) >= 2 * (1 + workers), listening
+        assert {ip for ip, _ in listening} == {"127.0.0.1"}, listening
 
 
 def test_a_fit_that_fails_stops_the_study_with_one_message_naming_it(
@@ -144,11 +148,16 @@ def test_two_workers_give_the_numbers_of_one(
 
 
 def _start(*args: str, folder: Path, own_group: bool = False) -> subprocess.Popen[bytes]:
-    """A ``dask`` command in the background, quiet, on one thread."""
+    """A ``dask`` command in the background, quiet, configured as docs/distributed.md says."""
+    config = folder / "dask_config"
+    config.mkdir(exist_ok=True)
+    (config / "mnist-lit.yaml").write_text(
+        "distributed:\n  nanny:\n    pre-spawn-environ:\n      MALLOC_TRIM_THRESHOLD_: null\n"
+    )
     return subprocess.Popen(
         [DASK, *args],
         cwd=folder,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "DASK_CONFIG": str(config)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=own_group,
@@ -230,7 +239,7 @@ def test_a_cluster_that_loses_a_worker_mid_fit_ends_with_the_same_numbers(
     assert len(fits) == len(set(fits)) == len(_results(study)) == TOTAL
 
 
-def _wait_for_results(study: Path, process: subprocess.Popen[bytes], count: int) -> None:
+def _wait_for_results(study: Path, process: subprocess.Popen[Any], count: int) -> None:
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
         if len(_results(study)) >= count:
@@ -280,6 +289,29 @@ def test_a_killed_study_run_again_redoes_only_the_fits_not_recorded(
     fits = _fit_lines(result.stdout)
     assert len(fits) == len(set(fits)) == TOTAL - len(recorded)
     assert _numbers(study) == _numbers(one_worker[0])
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_study_in_one_line_and_its_workers_with_it(
+    fake_mnist_dir: Path, tmp_path: Path
+) -> None:
+    study = tmp_path / "stopped"
+    process = subprocess.Popen(
+        [CONSOLE_SCRIPT, *_study(fake_mnist_dir, study, "--workers", "2")],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a terminal of its own: Ctrl-C reaches the whole group
+    )
+    _wait_for_results(study, process, 2)
+    workers = [p.pid for p in psutil.Process(process.pid).children(recursive=True)]
+    os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C does: the study and its workers
+    err = process.communicate(timeout=60)[1]
+    assert process.returncode == 130, err
+    assert err.strip().splitlines() == [INTERRUPTED], err
+    assert _gone(workers, 30)
+    assert len(_results(study)) >= 2  # kept
 
 
 def test_mnist_kept_in_memory_is_read_once_and_split_by_each_run(tmp_path: Path) -> None:

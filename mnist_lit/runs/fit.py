@@ -25,7 +25,6 @@ from typing import Any
 
 import lightning as L
 import numpy as np
-import torch
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser
@@ -58,8 +57,8 @@ class Fit:
         options: any other config value, by its dotted key (``{"data.val_size": 100}``).
         args: options as a user typed them for ``mnist-lit fit`` (``tune`` passes those
             given after ``--``); ``options`` and the fields above are applied after them.
-        checkpoints: keep the best and last checkpoints in ``folder``.
-        test: evaluate the best epoch on the test set (:class:`TestResult`).
+        test: keep checkpoints in ``folder``, and evaluate the best epoch on the test set
+            (:class:`TestResult`).
     """
 
     configs: tuple[str, ...]
@@ -71,7 +70,6 @@ class Fit:
     optimizer: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     args: tuple[str, ...] = ()
-    checkpoints: bool = False
     test: bool = False
 
     def values(self) -> dict[str, Any]:
@@ -124,10 +122,6 @@ class FitResult:
         return self.diverged_in is not None
 
     @property
-    def best_val_acc(self) -> float | None:
-        return max(self.val_acc, default=None)
-
-    @property
     def best_epoch(self) -> int:
         """The epoch (from 1) of the best validation accuracy; 0 if none was measured."""
         return 1 + int(np.argmax(self.val_acc)) if self.val_acc else 0
@@ -164,11 +158,14 @@ class _ValuesCLI(MNISTLightningCLI):
 def with_values(
     parser: LightningArgumentParser, config: Namespace, values: Mapping[str, Any]
 ) -> Namespace:
-    """``config`` with ``values`` applied one by one, in order, as options on a command line
-    are: a class path given before its init_args keeps them (one dict would let
-    ``model.optimizer.lr`` replace the ``model.optimizer`` given before it)."""
-    for key, value in values.items():
-        config = parser.parse_object({key: value}, namespace=config)
+    """``config`` with ``values`` applied as a command line applies them: a value whose key
+    others extend (a class path, as ``model.optimizer``) before those others (its init_args,
+    as ``model.optimizer.lr``). In one dict, the init_args would replace the class path."""
+    parents = {k: v for k, v in values.items() if any(o.startswith(f"{k}.") for o in values)}
+    rest = {k: v for k, v in values.items() if k not in parents}
+    for part in (parents, rest):
+        if part:
+            config = parser.parse_object(part, namespace=config)
     return config
 
 
@@ -220,27 +217,13 @@ def _fit_folder(folder: Path | None) -> Iterator[Path]:
         yield Path(scratch) / "fit" / "run"
 
 
-@contextmanager
-def _threads(count: int | None) -> Iterator[None]:
-    """Torch's CPU threads set to ``count`` within the block (unchanged for None)."""
-    before = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def fit(run: Fit, callbacks: Sequence[Callback] = (), threads: int | None = None) -> FitResult:
-    """Train ``run`` (with extra ``callbacks``, on ``threads`` CPU threads if given), and
-    test its best epoch if asked. A run whose loss became non-finite ends there: a
-    result, not an error."""
+def fit(run: Fit, callbacks: Sequence[Callback] = ()) -> FitResult:
+    """Train ``run`` (with extra ``callbacks``), and test its best epoch if asked. A run
+    whose loss became non-finite ends there: a result, not an error."""
     start = time.monotonic()
-    with _fit_folder(run.folder) as folder, quiet(RUN_NOTICES), _threads(threads):
-        checkpoints = run.checkpoints or run.test
-        values = run.values()
-        cli = build_cli(run.command_line(), {**values, **_folder_values(folder, checkpoints)})
+    with _fit_folder(run.folder) as folder, quiet(RUN_NOTICES):
+        values = {**run.values(), **_folder_values(folder, checkpoints=run.test)}
+        cli = build_cli(run.command_line(), values)
         wanted = config_yaml(cli.parser, run)  # as asked, without where this fit writes
         curve = ValidationCurve()
         # Before the checkpoint callbacks, so that a pruned epoch is never saved as best.
@@ -262,11 +245,14 @@ def fit(run: Fit, callbacks: Sequence[Callback] = (), threads: int | None = None
 
 
 def _test(cli: MNISTLightningCLI) -> TestResult:
-    """The best epoch's test metrics, temperature-scaled on the validation split."""
-    model = load_best(cli)
+    """The best epoch by validation accuracy on the test set, temperature-scaled on the
+    validation split."""
+    model: MNISTClassifier = cli.model
     datamodule = cli.datamodule
+    best = _best_checkpoint(cli.trainer)
+    if best is not None:
+        model.load_state_dict(read_checkpoint(best)["state_dict"])
     tested = evaluate(model, datamodule, "test", calibrate(model, datamodule, "val"))
-    best = best_checkpoint(cli.trainer)
     return TestResult(
         metrics=tested.metrics,
         predictions=tested.predictions.numpy().astype(np.uint8),
@@ -275,19 +261,8 @@ def _test(cli: MNISTLightningCLI) -> TestResult:
     )
 
 
-def best_checkpoint(trainer: L.Trainer) -> str | None:
-    """The path of the run's best checkpoint by validation accuracy, if it kept one."""
+def _best_checkpoint(trainer: L.Trainer) -> str | None:
     for callback in trainer.callbacks:  # type: ignore[attr-defined]
         if isinstance(callback, ModelCheckpoint) and callback.monitor == "val/acc":
             return str(callback.best_model_path) or None
     return None
-
-
-def load_best(cli: MNISTLightningCLI) -> MNISTClassifier:
-    """The run's model, given back the weights of its best epoch by validation accuracy
-    (as it ended when it kept no checkpoint)."""
-    model: MNISTClassifier = cli.model
-    best = best_checkpoint(cli.trainer)
-    if best is not None:
-        model.load_state_dict(read_checkpoint(best)["state_dict"])
-    return model

@@ -2,8 +2,8 @@
 (``--workers N``), or a running Dask cluster that this process joins (``--scheduler``).
 
 The local cluster listens on loopback only, its dashboard included (Dask's dashboards bind
-every interface by default). With one worker it runs in this process, in a thread: no
-process to start, so a quick study stays quick.
+every interface by default). With one worker there is no cluster: the fits run in this
+process, one after another.
 """
 
 from __future__ import annotations
@@ -12,10 +12,17 @@ import contextlib
 import importlib.util
 import logging
 import os
+import signal
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import TYPE_CHECKING
 
+import torch
+
+from mnist_lit.data.raw_files import keep_in_memory
 from mnist_lit.errors import MnistLitError, first_line
+from mnist_lit.runs.fit import Fit, FitResult, fit
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -23,8 +30,10 @@ if TYPE_CHECKING:
 # How long joining a scheduler may take before it is taken as unreachable.
 CONNECT_SECONDS = 10
 LOOPBACK = "127.0.0.1"
-# Each fit takes one thread; a worker's other libraries take none either.
-ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# Dask's nannies start each worker with glibc told to give memory back above 64 KiB
+# (MALLOC_TRIM_THRESHOLD_), which makes torch's CPU training half again slower; unset, the
+# worker allocates as any process does. (Dask already gives its workers one OpenMP thread.)
+GLIBC_DEFAULTS = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
 def usable_cores() -> int:
@@ -36,35 +45,100 @@ def has_dashboard() -> bool:
     return importlib.util.find_spec("bokeh") is not None
 
 
+def fit_on_worker(run: Fit) -> FitResult:
+    """A study's fit, as a Dask task: on one CPU thread, MNIST's files kept in memory for
+    the worker's later fits."""
+    keep_in_memory()
+    torch.set_num_threads(1)
+    return fit(run)
+
+
+class InProcess:
+    """``--workers 1``: the fits one at a time in this process, each when the study waits
+    for a result. No cluster to start, so the quick study stays quick, and Ctrl-C stops the
+    running fit at once."""
+
+    slots = 1
+    dashboard: str | None = None
+
+    def __init__(self) -> None:
+        self.waiting: deque[tuple[Future[FitResult], Fit]] = deque()
+
+    def submit(self, run: Fit) -> Future[FitResult]:
+        future: Future[FitResult] = Future()
+        self.waiting.append((future, run))
+        return future
+
+    def finished(self, pending: set[Future[FitResult]]) -> set[Future[FitResult]]:
+        future, run = self.waiting.popleft()
+        try:
+            future.set_result(fit_on_worker(run))
+        except Exception as error:  # the study names the fit that raised
+            future.set_exception(error)
+        return {future}
+
+
+class OnDask:
+    """The fits as tasks of a Dask cluster, as many at once as its workers have threads."""
+
+    def __init__(self, client: Client, slots: int) -> None:
+        self.executor = client.get_executor(pure=False)
+        self.slots = slots
+        link = client.dashboard_link if has_dashboard() else None
+        self.dashboard = f"Dask dashboard: {link}" if link else None
+
+    def submit(self, run: Fit) -> Future[FitResult]:
+        return self.executor.submit(fit_on_worker, run)
+
+    def finished(self, pending: set[Future[FitResult]]) -> set[Future[FitResult]]:
+        return wait(pending, return_when=FIRST_COMPLETED).done
+
+
+Engine = InProcess | OnDask
+
+
 @contextlib.contextmanager
-def open_client(workers: int, scheduler: str | None) -> Iterator[tuple[Client, int]]:
-    """A Dask client, and how many fits its cluster runs at once."""
+def open_engine(workers: int, scheduler: str | None) -> Iterator[Engine]:
+    """Where the fits run: this process, a local cluster of ``workers`` processes, or the
+    cluster of ``scheduler``."""
+    if scheduler is None and workers == 1:
+        yield InProcess()
+        return
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
         client = _join(scheduler)
         try:
-            yield client, max(1, sum(w["nthreads"] for w in _workers(client)))
+            yield OnDask(client, max(1, sum(w["nthreads"] for w in _workers(client))))
         finally:
             client.close()
         return
-    # One worker runs in this process and talks to the scheduler in memory; several are
-    # processes on loopback. Every HTTP server (the dashboards, or Dask's health and
-    # metrics pages without Bokeh) binds loopback too: Dask's default is every interface.
-    network = {"host": LOOPBACK, "env": ONE_THREAD} if workers > 1 else {}
+    # Every HTTP server (the dashboards, or Dask's health and metrics pages without Bokeh)
+    # binds loopback too: Dask's default is every interface. Dask's own logs stay quiet: a
+    # fit that fails, or whose workers all died, is the study's one message; a stop (Ctrl-C)
+    # would otherwise print each worker's complaint that its scheduler went away.
     with (
-        _dask_logs_quiet(),
+        dask.config.set(GLIBC_DEFAULTS),
         LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
-            processes=workers > 1,
+            host=LOOPBACK,
             dashboard_address=f"{LOOPBACK}:0",
             worker_dashboard_address=f"{LOOPBACK}:0",
-            **network,
+            silence_logs=logging.CRITICAL,
         ) as cluster,
         Client(cluster) as client,
     ):
-        yield client, workers
+        client.run(_ignore_ctrl_c)
+        yield OnDask(client, workers)
+
+
+def _ignore_ctrl_c() -> None:
+    """In each local worker process, run on its main thread: Ctrl-C reaches the terminal's
+    whole process group, and the study's own process stops the workers; each worker would
+    otherwise print the traceback of its interrupted loop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _workers(client: Client) -> list[dict]:
@@ -83,21 +157,3 @@ def _join(address: str) -> Client:
             "with `dask worker ADDRESS`, give its address as tcp://HOST:PORT, or leave out "
             "--scheduler to run on this machine (see docs/distributed.md)."
         ) from None
-
-
-def dashboard_line(client: Client) -> str | None:
-    """Where the dashboard is, when this installation can serve one."""
-    link = client.dashboard_link if has_dashboard() else None
-    return f"Dask dashboard: {link}" if link else None
-
-
-@contextlib.contextmanager
-def _dask_logs_quiet() -> Iterator[None]:
-    """Without Dask's notices about its own start and stop (its warnings stay)."""
-    logger = logging.getLogger("distributed")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)

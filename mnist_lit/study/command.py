@@ -25,6 +25,10 @@ HELP = (
 )
 
 
+STUDY_DIR = "outputs/study"
+QUICK_STUDY_DIR = "outputs/study_quick"
+
+
 def build_parser() -> OneMessageParser:
     parser = OneMessageParser(
         prog="mnist-lit study",
@@ -32,7 +36,11 @@ def build_parser() -> OneMessageParser:
         "a rerun continues.",
         formatter_class=argparse.HelpFormatter,
     )
-    parser.add_argument("--study-dir", default="outputs/study", help="(default: outputs/study)")
+    parser.add_argument(
+        "--study-dir",
+        help=f"(default: {STUDY_DIR}, or {QUICK_STUDY_DIR} with --quick, so that a quick "
+        "try never blocks the full study)",
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -95,7 +103,7 @@ def main(argv: Sequence[str]) -> None:
             f"the study needs Dask's distributed and SciPy, which are not installed ({error}): "
             "pip install 'mnist-lit[tune]'."
         ) from None
-    from mnist_lit.study.cluster import dashboard_line, open_client
+    from mnist_lit.study.cluster import open_engine
     from mnist_lit.study.folder import StudyFolder
     from mnist_lit.study.runner import StudySetup, run_study
 
@@ -110,7 +118,7 @@ def main(argv: Sequence[str]) -> None:
         label_noise=args.label_noise,
         optimizer=args.optimizer,
     )
-    folder = StudyFolder(Path(args.study_dir))
+    folder = StudyFolder(Path(args.study_dir or (QUICK_STUDY_DIR if args.quick else STUDY_DIR)))
     folder.check_plan(plan)
     # Workers may run on other machines: they find MNIST at the same absolute path.
     setup = StudySetup(plan, str(Path(args.data_dir).resolve()), args.accelerator)
@@ -118,11 +126,11 @@ def main(argv: Sequence[str]) -> None:
     start, ended, slots = time.monotonic(), False, workers
     try:
         # Lightning's notices would repeat for every fit run in this process.
-        with quiet(RUN_NOTICES), open_client(workers, args.scheduler) as (client, slots):
-            dashboard = dashboard_line(client)
-            if dashboard:
-                print(dashboard, flush=True)
-            pairs = run_study(setup, folder, client, slots)
+        with quiet(RUN_NOTICES), open_engine(workers, args.scheduler) as engine:
+            slots = engine.slots
+            if engine.dashboard:
+                print(engine.dashboard, flush=True)
+            pairs = run_study(setup, folder, engine)
         ended = True
     finally:
         folder.record_invocation(time.monotonic() - start, slots, ended)

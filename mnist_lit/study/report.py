@@ -262,7 +262,8 @@ TUNING_COLUMNS = ("network", "loss", "number", "round", "lr", "state", "value", 
 
 def write_tuning_csv(trials: Sequence[TuningResult], path: Path) -> None:
     """One row per tuning fit, numbered per network and loss in the order the rounds
-    called for them."""
+    called for them; ``epochs`` counts those it trained (fewer than its round's when it
+    diverged)."""
     numbers: dict[tuple[str, str], int] = {}
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
@@ -273,5 +274,16 @@ def write_tuning_csv(trials: Sequence[TuningResult], path: Path) -> None:
             last = f"{t.val_acc[-1]:.4f}" if t.val_acc else ""
             value = "" if t.value is None else t.value
             writer.writerow(
-                [t.network, t.loss, number, t.round, t.lr, state, value, last, t.epochs, t.seconds]
+                [
+                    t.network,
+                    t.loss,
+                    number,
+                    t.round,
+                    t.lr,
+                    state,
+                    value,
+                    last,
+                    len(t.val_acc),
+                    t.seconds,
+                ]
             )

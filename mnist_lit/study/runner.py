@@ -1,9 +1,11 @@
-"""The study's fits on Dask: this process is the client, and the only writer of the study
+"""The study's run: this process submits the fits, and is the only writer of the study
 folder.
 
-Each fit is one Dask task (:func:`fit_on_worker`), submitted as soon as its network and
-loss call for it (:mod:`~mnist_lit.study.schedule`); its result comes back as the task's
-value, test predictions included, and is written into the study folder at once. A worker
+Each fit is one task (:func:`~mnist_lit.study.cluster.fit_on_worker`) on the engine
+(:mod:`~mnist_lit.study.cluster`: a Dask cluster, or this process), submitted as soon as
+its network and loss call for it (:mod:`~mnist_lit.study.schedule`); its result comes
+back as the task's value, test predictions included, and is written into the study folder
+at once. A worker
 that dies mid-fit has its task run again elsewhere by Dask's scheduler (up to
 ``distributed.scheduler.allowed-failures`` times); a fit that raises stops the study with
 one message naming it. The same command run again skips every fit already written.
@@ -17,11 +19,11 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
-from mnist_lit.data.raw_files import keep_in_memory
 from mnist_lit.errors import MnistLitError, first_line
-from mnist_lit.runs.fit import Fit, FitResult, fit
+from mnist_lit.runs.fit import Fit, FitResult
 from mnist_lit.study.folder import (
     SeedFit,
     SeedResult,
@@ -35,17 +37,10 @@ from mnist_lit.study.plan import STUDY_NETWORKS, Plan
 from mnist_lit.study.schedule import NetworkAndLoss, StudyFit
 
 if TYPE_CHECKING:
-    from distributed import Client, Future
+    from mnist_lit.study.cluster import Engine
 
 # A progress line at least this often while fits run.
 PROGRESS_SECONDS = 60.0
-
-
-def fit_on_worker(run: Fit) -> FitResult:
-    """A study's fit, as a Dask task: on one CPU thread, MNIST's files kept in memory for
-    the worker's later fits."""
-    keep_in_memory()
-    return fit(run, threads=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,60 +119,43 @@ def said(fit: StudyFit, record: TuningResult | SeedResult) -> str:
 def run_study(
     setup: StudySetup,
     folder: StudyFolder,
-    client: Client,
-    slots: int,
+    engine: Engine,
     tell: Callable[[str], None] = print,
 ) -> list[NetworkAndLoss]:
-    """Run every fit the study still needs on ``client``'s cluster (``slots`` fits at a
-    time), writing each result as it arrives; return the pairs, all done."""
-    from distributed import as_completed
-
+    """Run every fit the study still needs on ``engine``, writing each result as it
+    arrives; return the pairs, all done."""
     plan = setup.plan
     pairs = [
         NetworkAndLoss(plan, STUDY_NETWORKS[name], loss, folder)
         for name in plan.networks
         for loss in plan.losses
     ]
-    progress = Progress(pairs, slots)
-    submitted: dict[Future, tuple[NetworkAndLoss, StudyFit]] = {}
-    queue = as_completed()
+    progress = Progress(pairs, engine.slots)
+    submitted: dict[Future[FitResult], tuple[NetworkAndLoss, StudyFit]] = {}
 
     def submit(pair: NetworkAndLoss) -> None:
         asked = {fit for _, fit in submitted.values()}
         for wanted in pair.to_run():
             if wanted not in asked:
-                future = client.submit(
-                    fit_on_worker, setup.fit_of(wanted), key=_key(wanted), pure=False
-                )
-                submitted[future] = (pair, wanted)
-                queue.add(future)
+                submitted[engine.submit(setup.fit_of(wanted))] = (pair, wanted)
 
     for pair in pairs:
         submit(pair)
     progress.show(len(submitted))
-    for future in queue:
-        pair, wanted = submitted.pop(future)
-        result = _result_of(future, wanted)
-        record = _record(pair, wanted, result)
-        folder.write(wanted, record, result)
-        pair.keep(record)
-        tell(said(wanted, record))
-        submit(pair)
-        progress.show(len(submitted))
+    while submitted:
+        for future in engine.finished(set(submitted)):
+            pair, wanted = submitted.pop(future)
+            result = _result_of(future, wanted)
+            record = _record(pair, wanted, result)
+            folder.write(wanted, record, result)
+            pair.keep(record)
+            tell(said(wanted, record))
+            submit(pair)
+            progress.show(len(submitted))
     return pairs
 
 
-def _key(wanted: StudyFit) -> str:
-    """The task's name on the Dask dashboard (unique: each fit is submitted once)."""
-    kind = (
-        f"round{wanted.round}-lr{wanted.lr!r}"
-        if isinstance(wanted, TuningFit)
-        else (f"seed{wanted.seed}")
-    )
-    return f"fit-{wanted.network}-{wanted.loss}-{kind}-{time.monotonic_ns()}"
-
-
-def _result_of(future: Future, wanted: StudyFit) -> FitResult:
+def _result_of(future: Future[FitResult], wanted: StudyFit) -> FitResult:
     try:
         result = future.result()
     except MnistLitError as error:
