@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from jsonargparse import ArgumentParser
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
@@ -66,6 +67,12 @@ LIGHTNING_COMMANDS = {
 }
 
 
+INTERRUPTED = (
+    "mnist-lit: interrupted. What was written before is kept: the same study or tune command "
+    "continues it, and a fit resumes with --ckpt_path last."
+)
+
+
 class MainCLI(MNISTLightningCLI):
     """The LightningCLI of ``mnist-lit``, whose ``--help`` lists every command."""
 
@@ -83,6 +90,29 @@ class MainCLI(MNISTLightningCLI):
                 )
             self.parser.add_argument("--print_completion", action=PrintCompletion)
 
+    def after_fit(self) -> None:
+        self._say_where(best=True)
+
+    def after_validate(self) -> None:
+        self._say_where()
+
+    def after_test(self) -> None:
+        self._say_where()
+
+    def after_predict(self) -> None:
+        self._say_where()
+
+    def _say_where(self, best: bool = False) -> None:
+        """One line at the end: the run folder, and after a fit its best checkpoint."""
+        trainer = self.trainer
+        if not trainer.is_global_zero or trainer.log_dir is None:
+            return
+        line = f"{self.subcommand}: run folder {trainer.log_dir}"
+        callback = trainer.checkpoint_callback
+        if best and isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+            line += f", best checkpoint {callback.best_model_path}"
+        print(line, flush=True)
+
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
@@ -93,6 +123,10 @@ class MainCLI(MNISTLightningCLI):
 def main(args: Sequence[str] | None = None) -> None:
     """Console entry point: run the CLI; a user's mistake ends in one message, no traceback."""
     argv = sys.argv[1:] if args is None else list(args)
+    if args is None and "" not in sys.path:
+        # The console script, like `python -m`, imports a user's own module (a loss in
+        # my_losses.py: --model.loss my_losses.Hinge) from the working folder.
+        sys.path.insert(0, os.getcwd())
     with quiet():
         try:
             command = COMMANDS.get(argv[0]) if argv else None
@@ -104,6 +138,9 @@ def main(args: Sequence[str] | None = None) -> None:
             _fail(str(error))
         except MisconfigurationException as error:
             _fail(_trainer_problem(error))
+        except KeyboardInterrupt:  # Ctrl-C: one line, not the stack it stopped in
+            print(INTERRUPTED, file=sys.stderr)
+            raise SystemExit(130) from None
         except BrokenPipeError:  # the reader stopped reading (`| head`): nothing to report
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise SystemExit(1) from None

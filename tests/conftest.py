@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -11,6 +12,34 @@ from mnist_lit.mnist import RAW_FILES
 from tests.fake_mnist import write_fake_mnist
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+# What may change in the checkout while the tests run: git's and the tools' own folders.
+_NOT_WATCHED = {".git", ".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache",
+                ".import_linter_cache"}  # fmt: skip
+
+
+def _checkout_files() -> dict[str, float]:
+    """Every file of the checkout (but the tools' folders), with its time of change."""
+    files = {}
+    for folder, subfolders, names in os.walk(REPO):
+        subfolders[:] = [s for s in subfolders if s not in _NOT_WATCHED]
+        for name in names:
+            path = os.path.join(folder, name)
+            with contextlib.suppress(FileNotFoundError):
+                files[os.path.relpath(path, REPO)] = os.stat(path).st_mtime
+    return files
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _checkout_untouched() -> Iterator[None]:
+    """No test writes outside its own temporary folder: not into the user's runs, data or
+    sources (a writer flushed after its test has left its folder once did)."""
+    before = _checkout_files()
+    yield
+    after = _checkout_files()
+    changed = sorted(p for p in after.keys() | before.keys() if after.get(p) != before.get(p))
+    assert not changed, f"the tests wrote into the checkout: {changed[:20]}"
 
 
 @pytest.fixture(autouse=True)

@@ -29,7 +29,10 @@ def _metrics(run_dir: Path) -> list[dict[str, str]]:
 
 
 def test_fit_then_test_best_in_a_new_process(
-    fake_mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake_mnist_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     data = [f"--data.data_dir={fake_mnist_dir}", "--data.val_size=100"]
     monkeypatch.chdir(tmp_path)  # the fit runs here, the test in a process of its own
@@ -38,16 +41,19 @@ def test_fit_then_test_best_in_a_new_process(
     assert (run / "config.yaml").is_file()
     (best,) = (run / "checkpoints").glob("best-epoch*.ckpt")
     assert (run / "checkpoints" / "last.ckpt").is_file()
+    # The last line says where the run went.
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    where = f"fit: run folder {Path('logs/seed_cross_entropy/version_0')}"
+    assert last == f"{where}, best checkpoint {best.relative_to(tmp_path)}", last
 
     out = mnist_lit("test", "--config", TUTORIAL, "--ckpt_path", "best", *data, *FAST, cwd=tmp_path)
     assert best.name in out
+    assert "test: run folder logs/seed_cross_entropy/version_1" in out.splitlines(), out
     (row,) = _metrics(tmp_path / "logs" / "seed_cross_entropy" / "version_1")
     assert float(row["test/acc"]) > 0.8
 
 
-def test_user_loss_from_own_module(
-    fake_mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_user_loss_from_own_module(fake_mnist_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "my_losses.py").write_text(
         "import torch.nn.functional as F\n"
         "from torch import nn\n\n"
@@ -58,21 +64,18 @@ def test_user_loss_from_own_module(
         "    def forward(self, logits, target):\n"
         "        return F.multi_margin_loss(logits, target, margin=self.margin)\n"
     )
-    monkeypatch.syspath_prepend(str(tmp_path))  # as PYTHONPATH=. does for the console script
-    monkeypatch.delitem(sys.modules, "my_losses", raising=False)  # this folder's, not another's
-    monkeypatch.chdir(tmp_path)
-    main(
-        [
-            "fit",
-            "--config",
-            TUTORIAL,
-            "--model.loss=my_losses.Hinge",
-            "--model.loss.margin=0.5",
-            "--trainer.max_epochs=1",
-            f"--data.data_dir={fake_mnist_dir}",
-            "--data.val_size=100",
-            *FAST,
-        ]
+    # The console script, run from the folder holding my_losses.py, as the README says.
+    mnist_lit(
+        "fit",
+        "--config",
+        TUTORIAL,
+        "--model.loss=my_losses.Hinge",
+        "--model.loss.margin=0.5",
+        "--trainer.max_epochs=1",
+        f"--data.data_dir={fake_mnist_dir}",
+        "--data.val_size=100",
+        *FAST,
+        cwd=tmp_path,
     )
     run = tmp_path / "logs" / "seed_cross_entropy" / "version_0"
     saved = (run / "config.yaml").read_text()

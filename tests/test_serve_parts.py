@@ -166,7 +166,7 @@ def test_the_page_is_installed_with_the_package(tmp_path: Path) -> None:
     source = tmp_path / "source"  # a copy: building writes into the source tree
     shutil.copytree(REPO / "mnist_lit", source / "mnist_lit",
                     ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, source / name)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
@@ -179,3 +179,6 @@ def test_the_page_is_installed_with_the_package(tmp_path: Path) -> None:
     assert {p.name for p in static.iterdir()} == {"index.html", "page.css", "page.js"}
     for page_file in static.iterdir():
         assert f"mnist_lit/serve/static/{page_file.name}" in installed
+    # The type hints and the license travel with the package too.
+    assert "mnist_lit/py.typed" in installed
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in installed), installed

@@ -235,3 +235,15 @@ def test_the_cnns_momentum_goes_to_sgd_only(
     built = cli.model.configure_optimizers()["optimizer"]
     assert f"torch.optim.{type(built).__name__}" == OPTIMIZERS[optimizer].class_path
     assert built.defaults.get("momentum") == momentum
+
+
+def test_the_quick_study_has_a_folder_of_its_own(
+    fake_mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = _study(fake_mnist_dir, tmp_path, "--networks", "softmax_regression", "--losses",
+                  "ce", "quadratic")  # fmt: skip
+    del args[args.index("--study-dir") : args.index("--study-dir") + 2]
+    main(args)
+    assert (tmp_path / "outputs" / "study_quick" / "results.csv").is_file()
+    assert not (tmp_path / "outputs" / "study").exists()  # free for the full study

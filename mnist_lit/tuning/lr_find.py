@@ -75,6 +75,9 @@ def main(argv: Sequence[str]) -> None:
     figure.savefig(folder / "lr_find.png", dpi=100)
     for logger in trainer.loggers:
         log_figure(logger, "lr_find", figure, folder / "lr_find.png")
+        # Written and closed now: a writer flushed later would follow a relative path from
+        # wherever the process has moved to by then.
+        logger.finalize("success")
     print(f"The loss against the learning rate: {folder / 'lr_find.png'}")
     if suggestion is None:
         raise MnistLitError(

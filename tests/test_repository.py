@@ -1,0 +1,66 @@
+"""The files a well-kept repository has, and that they agree with each other: the license
+in the SPDX form, the pre-commit hooks running what ``make lint`` runs, the hosted CI
+running what ``.ci/run`` runs, and the package's type hints shipped."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+tomllib = pytest.importorskip("tomllib", reason="Python 3.11 reads TOML itself")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _lint_commands() -> list[str]:
+    """The commands of the Makefile's ``lint`` target, without ``$(BIN)/``."""
+    lines = (REPO / "Makefile").read_text().split("\nlint:")[1].split("\n\n")[0].splitlines()
+    return [line.strip().removeprefix("$(BIN)/") for line in lines[1:] if line.startswith("\t")]
+
+
+def test_the_license_is_declared_once_in_the_spdx_form() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
+    assert (REPO / "LICENSE").read_text().startswith("MIT License")
+    citation = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert citation["license"] == "MIT" and citation["version"] == project["version"]
+
+
+def _program(command: str) -> str:
+    """``ruff check .`` -> ``ruff check``, ``mypy`` -> ``mypy``: the program and its
+    subcommand, if it has one."""
+    words = command.split()
+    return " ".join(words[:2]) if len(words) > 1 and words[1].isalpha() else words[0]
+
+
+def test_pre_commit_runs_what_make_lint_runs() -> None:
+    config = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text())
+    hooks = [h["entry"].removeprefix(".venv/bin/") for r in config["repos"] for h in r["hooks"]]
+    commands = _lint_commands()
+    assert len(commands) >= 5
+    for command in commands:
+        assert any(hook.startswith(_program(command)) for hook in hooks), (command, hooks)
+
+
+def test_hosted_ci_runs_what_ci_runs() -> None:
+    workflows = list((REPO / ".github" / "workflows").glob("*.yml"))
+    assert workflows
+    steps = [
+        step.get("run", "")
+        for workflow in workflows
+        for job in yaml.safe_load(workflow.read_text())["jobs"].values()
+        for step in job["steps"]
+    ]
+    assert "bash .ci/run" in steps
+    assert "make check" in (REPO / ".ci" / "run").read_text()
+    # The data step puts MNIST where .ci/run finds it.
+    assert any(re.search(r"\.\./shared/data/MNIST/raw", step) for step in steps)
+
+
+def test_the_package_ships_its_type_hints() -> None:
+    assert (REPO / "mnist_lit" / "py.typed").is_file()
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "py.typed" in data["package-data"]["mnist_lit"]
