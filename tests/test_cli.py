@@ -13,7 +13,7 @@ import yaml
 from mnist_lit.checkpointing import read_checkpoint
 from mnist_lit.cli import LIGHTNING_COMMANDS, main
 from mnist_lit.runs.lightning_cli import MNISTLightningCLI
-from tests.cli_helpers import FAST, TUTORIAL, console, fake_data
+from tests.cli_helpers import FAST, REPO, TUTORIAL, console, fake_data
 
 
 def mnist_lit(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -41,6 +41,10 @@ def test_fit_then_test_best_in_a_new_process(
     assert (run / "config.yaml").is_file()
     (best,) = (run / "checkpoints").glob("best-epoch*.ckpt")
     assert (run / "checkpoints" / "last.ckpt").is_file()
+    # As docs/tools.md says: two rows per epoch, the training metrics and the validation's.
+    assert "`metrics.csv`, two rows per\nepoch" in (REPO / "docs" / "tools.md").read_text()
+    rows = _metrics(run)
+    assert len(rows) == 2 * 2 and [bool(r["val/acc"]) for r in rows] == [True, False] * 2
     # The last line says where the run went.
     last = capsys.readouterr().out.strip().splitlines()[-1]
     where = f"fit: run folder {Path('logs/seed_cross_entropy/version_0')}"

@@ -64,3 +64,16 @@ def test_the_package_ships_its_type_hints() -> None:
     assert (REPO / "mnist_lit" / "py.typed").is_file()
     data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert "py.typed" in data["package-data"]["mnist_lit"]
+
+
+def test_the_readme_and_pyproject_name_the_same_tested_versions() -> None:
+    def versions(text: str) -> dict[str, str]:
+        return dict(re.findall(r"\b(torch|torchvision|lightning|torchmetrics|jsonargparse|"
+                               r"optuna|Optuna) (\d+\.\d+(?:\.\d+)?)\b", text))  # fmt: skip
+
+    readme = versions(" ".join((REPO / "README.md").read_text().split()))
+    pyproject = versions(" ".join((REPO / "pyproject.toml").read_text().replace("#", "").split()))
+    pyproject["optuna"] = pyproject.pop("Optuna", "")  # "tested with 5.1" follows its name
+    assert readme, "the README names no tested versions"
+    for name in ("torch", "torchvision", "lightning", "torchmetrics", "jsonargparse"):
+        assert readme[name] == pyproject[name], (name, readme, pyproject)
