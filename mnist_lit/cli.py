@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import torch
 from jsonargparse import ArgumentParser
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from mnist_lit.catalog import LEARNING_RATE
 from mnist_lit.compare import command as compare
@@ -70,6 +71,12 @@ LIGHTNING_COMMANDS = {
 INTERRUPTED = (
     "mnist-lit: interrupted. What was written before is kept: the same study or tune command "
     "continues it, and a fit resumes with --ckpt_path last."
+)
+
+
+TERMINATED = (
+    "mnist-lit: stopped by SIGTERM. The checkpoints of the finished epochs are kept: a fit "
+    "resumes with --ckpt_path last."
 )
 
 
@@ -138,6 +145,9 @@ def main(args: Sequence[str] | None = None) -> None:
             _fail(str(error))
         except MisconfigurationException as error:
             _fail(_trainer_problem(error))
+        except SIGTERMException:  # Lightning's stop on SIGTERM, a SystemExit with status 0
+            print(TERMINATED, file=sys.stderr)
+            raise SystemExit(128 + signal.SIGTERM) from None
         except KeyboardInterrupt:  # Ctrl-C: one line, not the stack it stopped in
             print(INTERRUPTED, file=sys.stderr)
             raise SystemExit(130) from None

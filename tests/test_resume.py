@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_lit.cli import main
+from mnist_lit.cli import TERMINATED, main
 from tests.cli_helpers import FAST, REPO, TUTORIAL
 
 # A small CNN with dropout (random draws every step), momentum and a decaying learning rate
@@ -117,6 +117,11 @@ class KillMidEpoch(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.current_epoch == 1 and batch_idx == 3:
             os.kill(os.getpid(), signal.SIGKILL)
+
+class TerminateMidEpoch(Callback):  # as a scheduler or `docker stop` does
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.current_epoch == 1 and batch_idx == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
 """
 
 
@@ -144,6 +149,24 @@ def test_a_fit_killed_mid_epoch_resumes_from_last_and_finishes(
     assert resumed.returncode == 0, resumed.stderr
     assert "version_0/checkpoints/last.ckpt" in resumed.stderr
     assert _checkpoint_epoch(_run(tmp_path, version=1) / "checkpoints" / "last.ckpt") == 2
+
+
+@pytest.mark.slow
+def test_a_fit_stopped_by_sigterm_fails_in_one_line_and_keeps_its_checkpoints(
+    fake_mnist_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "killer.py").write_text(KILLER)
+    stopped = subprocess.run(
+        [str(Path(sys.executable).with_name("mnist-lit")), "fit", "--config", TUTORIAL,
+         f"--data.data_dir={fake_mnist_dir}", "--data.val_size=100", *FAST,
+         "--trainer.max_epochs=3", "--trainer.callbacks+=killer.TerminateMidEpoch"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])},
+    )  # fmt: skip
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
+    assert stopped.stderr.strip().splitlines()[-1] == TERMINATED, stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    assert _checkpoint_epoch(_run(tmp_path) / "checkpoints" / "last.ckpt") == 0
 
 
 def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(
