@@ -52,9 +52,11 @@ def test_compare_writes_csv_png_and_table(
     assert all(float(r["test_acc"]) > 0.5 for r in last)
     assert all(float(r["dcdz"]) > 0 and 0 <= float(r["saturated"]) <= 1 for r in rows)
     assert (out / "curves.png").stat().st_size > 10_000
-    table = capsys.readouterr().out
+    printed = capsys.readouterr().out.strip()
+    table, last = printed.rsplit("\n", 1)
     assert "| ce |" in table and "| quadratic |" in table and " ± " in table
     assert (out / "summary.md").read_text().strip() == table[table.index("| loss") :].strip()
+    assert last.startswith("wrote ") and last.endswith(str(out / "summary.md")), last
 
 
 def test_seeds_change_the_initial_weights(fake_mnist_dir: Path, tmp_path: Path) -> None:
@@ -105,10 +107,16 @@ def test_nielsen_slowdown_on_real_mnist(real_mnist_dir: Path, tmp_path: Path) ->
     assert start_ratio > 10
 
 
-def test_compare_takes_the_square_loss_on_logits(fake_mnist_dir: Path, tmp_path: Path) -> None:
+def test_compare_takes_the_square_loss_on_logits(
+    fake_mnist_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "cmp"
     main(["compare", "--losses", "square_logits", "--epochs", "1", "--data-dir",
           str(fake_mnist_dir), "--val-size", "100", "--output-dir", str(out)])  # fmt: skip
     rows = _rows(out / "metrics.csv")
     assert {r["loss"] for r in rows} == {"square_logits"}
     assert float(rows[-1]["test_acc"]) > 0.1
+    # One seed and one epoch: no spread of zero, no "1 epochs".
+    printed = capsys.readouterr().out
+    assert " ± " not in printed and "One seed: no spread to show" in printed
+    assert "after 1 epoch\n" in printed

@@ -82,6 +82,7 @@ def test_study_writes_results_comparisons_summary_and_pictures(quick_study: Path
     summary = (quick_study / "summary.md").read_text()
     assert "| cross-entropy |" in summary and "| square loss (logits) |" in summary
     assert "cross-entropy vs square loss (logits)" in summary and "95% t-interval" in summary
+    assert "over rounds of 1 epoch (" in summary and "finalists at 1 epoch |" in summary
     assert "| test cross-entropy, scaled (raw) |" in summary and "| temperature |" in summary
     for name in ("rate_sensitivity.png", "accuracy.png"):
         assert (quick_study / name).stat().st_size > 10_000

@@ -64,5 +64,8 @@ def main(argv: Sequence[str]) -> None:
     plot_curves(rows, title, output_dir / "curves.png")
     table = summary_table(rows, losses, epochs)
     (output_dir / "summary.md").write_text(table + "\n")
-    print(f"\nwrote {output_dir / 'metrics.csv'}, {output_dir / 'curves.png'}\n")
-    print(table)
+    print(f"\n{table}\n")
+    written = ", ".join(
+        str(output_dir / name) for name in ("metrics.csv", "curves.png", "summary.md")
+    )
+    print(f"wrote {written}")

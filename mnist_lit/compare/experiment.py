@@ -161,7 +161,7 @@ def run_comparison(
             new = train_one(net, loss_name, preset_name, seed, epochs, datamodule, accelerator)
             print(
                 f"{preset_name} seed {seed} {loss_name}: test acc {new[-1]['test_acc']:.4f} "
-                f"after {epochs} epochs",
+                f"after {epochs} epoch{'s' * (epochs != 1)}",
                 flush=True,
             )
             rows += new

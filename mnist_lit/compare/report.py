@@ -42,8 +42,10 @@ def _series(rows: Sequence[Row], loss: str, epoch: int, column: str) -> list[flo
 
 
 def _mean_std(values: Sequence[float], spec: str) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):{spec}} ± {std:{spec}}"
+    """``mean ± std``; one seed has no spread to show, so its value alone."""
+    if len(values) < 2:
+        return f"{statistics.mean(values):{spec}}"
+    return f"{statistics.mean(values):{spec}} ± {statistics.stdev(values):{spec}}"
 
 
 def summary_table(rows: Sequence[Row], losses: Sequence[str], epochs: int) -> str:
@@ -67,7 +69,11 @@ def summary_table(rows: Sequence[Row], losses: Sequence[str], epochs: int) -> st
         cells = [_mean_std(_series(rows, loss, e, c), spec) for _, e, c, spec in columns]
         lines.append(f"| {loss} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"Mean ± standard deviation over {n_seeds} seed(s).")
+    lines.append(
+        f"Mean ± standard deviation over {n_seeds} seeds."
+        if n_seeds > 1
+        else "One seed: no spread to show (give --seeds 0 1 2 for one)."
+    )
     return "\n".join(lines)
 
 

@@ -232,8 +232,8 @@ def tuning_table(chosen: Sequence[SeedResult], trials: Sequence[TuningResult]) -
     rounds = sorted({t.round for t in trials})
     epochs = [str(next(t.epochs for t in trials if t.round == k)) for k in rounds]
     lines = [
-        f"Rates chosen by successive halving over rounds of {', '.join(epochs)} epochs "
-        "(validation accuracy, best epoch of the round):",
+        f"Rates chosen by successive halving over rounds of {', '.join(epochs)} "
+        f"epoch{'s' * (epochs != ['1'])} (validation accuracy, best epoch of the round):",
         "",
         f"| loss | rates tried | finalists at {epochs[-1]} epoch{'s' * (epochs[-1] != '1')} "
         "| chosen | inside the rates "
