@@ -131,6 +131,8 @@ def _load_problem(error: Exception) -> str:
     reason = first_line(error)
     if "weights_only" in reason or "Weights only load failed" in reason:
         return "it holds Python objects besides tensors and plain values; those are not loaded"
+    if isinstance(error, (IndexError, KeyError, AttributeError, TypeError, EOFError)):
+        return "not a file written by torch.save"  # the reader's own failure says nothing more
     if len(reason) < 20:  # e.g. an invalid load key: not a file torch.save wrote
         return f"not a file written by torch.save: {reason}"
     return reason

@@ -211,11 +211,14 @@ def test_checkpoint_of_another_network_is_named(
     ("content", "expected"),
     [
         (b"not a checkpoint", "is not a readable Lightning checkpoint"),
+        # A text file (as /etc/passwd): torch's reader fails inside, with nothing to tell.
+        (b"root:x:0:0:root:/root:/bin/bash\n",
+         "is not a readable Lightning checkpoint (not a file written by torch.save). Pass"),
         ({"epoch": 3}, "is not a readable Lightning checkpoint (it holds no state_dict)"),
         ({"state_dict": {}, "hyper_parameters": {"hidden_dim": 64}},
          "was not written by MNISTClassifier: its hyperparameters name hidden_dim"),
     ],
-    ids=["not-a-checkpoint", "no-weights", "another-model"],
+    ids=["not-a-checkpoint", "a-text-file", "no-weights", "another-model"],
 )  # fmt: skip
 def test_a_file_that_is_not_our_checkpoint_is_named(
     content: bytes | dict, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
