@@ -77,3 +77,17 @@ def test_the_readme_and_pyproject_name_the_same_tested_versions() -> None:
     assert readme, "the README names no tested versions"
     for name in ("torch", "torchvision", "lightning", "torchmetrics", "jsonargparse"):
         assert readme[name] == pyproject[name], (name, readme, pyproject)
+
+
+def test_the_readme_shows_the_answer_as_a_committed_figure_the_study_draws() -> None:
+    readme = (REPO / "README.md").read_text()
+    figures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", readme)
+    assert figures, "the README shows no figure"
+    for figure in figures:
+        assert (REPO / figure).stat().st_size > 10_000, figure
+    # The first one is the study's own picture, and the README names what draws it.
+    assert Path(figures[0]).name in (REPO / "mnist_lit" / "study" / "command.py").read_text()
+    assert (
+        "mnist-lit study --data-dir data --workers 2` as `outputs/study/accuracy.png"
+        in " ".join(readme.split())
+    )
