@@ -100,6 +100,11 @@ def test_batch_size_scaling_is_refused_with_the_reason(
     err = cli_error(["fit", "--config", TUTORIAL, *fake_data(fake_mnist_dir),
                      "--trainer.callbacks+=BatchSizeFinder"], capsys)  # fmt: skip
     assert "trainer.callbacks (BatchSizeFinder): batch-size scaling is not offered" in err
+    # The help's line points to the reason.
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = " ".join(capsys.readouterr().out.split())
+    assert "(mnist-lit scale_batch_size says why)" in listed and "(why)" not in listed
 
 
 def test_too_few_rates_for_a_suggestion_is_one_message_and_still_a_plot(

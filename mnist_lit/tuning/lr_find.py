@@ -32,7 +32,10 @@ DESCRIPTION = (
     "range test. Writes lr_find.png and lr_find.csv (rate, smoothed loss) to the run folder "
     f"and prints the suggested --{LEARNING_RATE}."
 )
-BATCH_SIZE_HELP = "Not offered: the batch-size finder does not fit in-memory MNIST (why)."
+BATCH_SIZE_HELP = (
+    "Not offered: the batch-size finder does not fit in-memory MNIST "
+    "(mnist-lit scale_batch_size says why)."
+)
 # Options of Tuner.lr_find that this command sets itself.
 _FIXED = {"model", "train_dataloaders", "val_dataloaders", "dataloaders", "datamodule",
           "method", "update_attr", "attr_name"}  # fmt: skip
