@@ -112,9 +112,10 @@ class MainCLI(MNISTLightningCLI):
     def _say_where(self, best: bool = False) -> None:
         """One line at the end: the run folder, and after a fit its best checkpoint."""
         trainer = self.trainer
-        if not trainer.is_global_zero or trainer.log_dir is None:
+        folder = trainer.log_dir  # on every process: Lightning broadcasts it from rank 0
+        if not trainer.is_global_zero or folder is None:
             return
-        line = f"{self.subcommand}: run folder {trainer.log_dir}"
+        line = f"{self.subcommand}: run folder {folder}"
         callback = trainer.checkpoint_callback
         if best and isinstance(callback, ModelCheckpoint) and callback.best_model_path:
             line += f", best checkpoint {callback.best_model_path}"
