@@ -26,6 +26,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 from mnist_lit.catalog import LEARNING_RATE
 from mnist_lit.compare import command as compare
 from mnist_lit.completion import PrintCompletion
+from mnist_lit.data.datamodule import MNISTDataModule
 from mnist_lit.errors import MnistLitError, first_line
 from mnist_lit.export import command as export
 from mnist_lit.quiet import quiet
@@ -105,6 +106,13 @@ class MainCLI(MNISTLightningCLI):
 
     def after_test(self) -> None:
         self._say_where()
+
+    def before_predict(self) -> None:
+        # Your own images are read before the trainer opens a run folder: a path without
+        # one readable image fails with nothing written.
+        datamodule = self.datamodule
+        if isinstance(datamodule, MNISTDataModule) and datamodule.predict_path is not None:
+            datamodule.own_digits()
 
     def after_predict(self) -> None:
         self._say_where()

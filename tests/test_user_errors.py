@@ -238,6 +238,9 @@ def test_a_folder_without_images_is_named(
     (fitted / "junk").mkdir()
     (fitted / "junk" / "notes.txt").write_text("no digits here")
     args = ["--ckpt_path=best", "--data.predict_path=junk", *fake_data(fake_mnist_dir)]
+    runs = sorted(p.name for p in (fitted / "logs" / "seed_cross_entropy").iterdir())
     err = cli_error(["predict", "--config", TUTORIAL, *args], capsys)
     assert "mnist-lit: skipped junk/notes.txt: not an image" in err
     assert "mnist-lit: error: --data.predict_path junk: no readable image" in err
+    # It failed before it opened a run folder: no empty run is left behind.
+    assert sorted(p.name for p in (fitted / "logs" / "seed_cross_entropy").iterdir()) == runs

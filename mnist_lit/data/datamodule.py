@@ -121,6 +121,15 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
         self.predict_path = predict_path
         self.label_noise = label_noise
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
+        self._own_digits: tuple[Tensor, list[str]] | None = None
+
+    def own_digits(self) -> tuple[Tensor, list[str]]:
+        """The images of ``predict_path`` and their names, read once: ``mnist-lit predict``
+        reads them before it opens a run folder, so that a bad path leaves none behind."""
+        assert self.predict_path is not None
+        if self._own_digits is None:
+            self._own_digits = load_digits(self.predict_path)
+        return self._own_digits
 
     def prepare_data(self) -> None:
         # Lightning calls this on one process per node, before setup.
@@ -202,7 +211,7 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
             images = self.splits["test"][0]
             names = [f"test:{i}" for i in range(len(images))]
         else:
-            images, names = load_digits(self.predict_path)
+            images, names = self.own_digits()
         # Each process predicts its own share; the index ties each row to its image.
         return self._batches(images, torch.arange(len(images), device=images.device), names=names)
 
