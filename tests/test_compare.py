@@ -61,7 +61,8 @@ def test_compare_writes_csv_png_and_table(
 
 def test_seeds_change_the_initial_weights(fake_mnist_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "cmp"
-    args = ["--epochs", "1", "--data-dir", str(fake_mnist_dir), "--val-size", "100"]
+    # fit's spelling of the data folder works here too.
+    args = ["--epochs", "1", "--data.data_dir", str(fake_mnist_dir), "--val-size", "100"]
     args += ["--output-dir", str(out)]
     main(["compare", "--losses", "ce", "--seeds", "3", "4", *args])
     starts = [r for r in _rows(out / "metrics.csv") if r["epoch"] == "0"]
@@ -88,7 +89,10 @@ def test_missing_data_gets_one_message(tmp_path: Path, capsys, monkeypatch) -> N
     with pytest.raises(SystemExit) as exit_info:
         main(["compare", "--data-dir", str(tmp_path / "none"), "--output-dir", str(tmp_path)])
     assert exit_info.value.code == 2
-    assert "mnist-lit: error: MNIST is not in" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "mnist-lit: error: MNIST is not in" in err
+    # Each way to name the folder is named: fit's, the other commands', make's.
+    assert all(spelling in err for spelling in ("--data.data_dir", "--data-dir", "DATA_DIR="))
 
 
 @pytest.mark.real_data

@@ -62,8 +62,8 @@ def download_mnist(data_dir: str | Path) -> None:
         raise MnistLitError(
             f"MNIST is not in {raw}: {', '.join(missing)} missing (neither extracted nor as "
             f".gz), and the download failed ({reason}). Without internet, copy the four files "
-            f"{', '.join(RAW_FILES)} into {raw}/, or point --data.data_dir at a folder that "
-            "has them in MNIST/raw/."
+            f"{', '.join(RAW_FILES)} into {raw}/, or point --data.data_dir (or --data-dir; "
+            "DATA_DIR= for make) at a folder that has them in MNIST/raw/."
         ) from error
 
 

@@ -12,8 +12,10 @@ from mnist_lit.errors import MnistLitError, OneMessageParser
 
 def add_run_options(parser: OneMessageParser, seeds: str, epochs: str) -> None:
     """Add the shared options; ``seeds`` and ``epochs`` say their defaults in the help."""
-    folder = "folder holding MNIST/raw/ (default: data)"
-    parser.add_argument("--data-dir", default="data", help=folder)
+    folder = "folder holding MNIST/raw/ (default: data; both spellings, as fit's)"
+    parser.add_argument(
+        "--data-dir", "--data.data_dir", dest="data_dir", default="data", help=folder
+    )
     parser.add_argument("--seeds", type=int, nargs="+", help=f"(default: {seeds})")
     parser.add_argument("--epochs", type=int, help=f"epochs per run (default: {epochs})")
     held_out = "training images held out (default: 5000)"
