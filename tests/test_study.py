@@ -20,7 +20,7 @@ from mnist_lit.checkpointing import read_checkpoint
 from mnist_lit.cli import main
 from mnist_lit.errors import MnistLitError
 from mnist_lit.runs.evaluation import TEMPERATURE_RANGE, calibrate
-from mnist_lit.runs.fit import build_cli
+from mnist_lit.runs.fit import FitCLI
 from mnist_lit.study.folder import StudyFolder, epochs_to_reach
 from mnist_lit.study.plan import STUDY_NETWORKS, make_plan
 from tests.cli_helpers import cli_error
@@ -229,7 +229,7 @@ def test_the_cnns_momentum_goes_to_sgd_only(
         STUDY_NETWORKS["cnn"], "ce", str(tmp_path), "cpu"
     )
     run = replace(run, lr=0.003)
-    cli = build_cli(run.command_line(), run.values())
+    cli = FitCLI(run)
     spec = cli.model.hparams["optimizer"]
     assert spec["class_path"] == OPTIMIZERS[optimizer].class_path
     assert spec["init_args"]["lr"] == 0.003 and spec["init_args"].get("momentum") == momentum

@@ -1,15 +1,12 @@
-"""One fit as a Python call: :func:`fit` takes a :class:`Fit` (the configs it starts from
-and the values that change, as values) and returns a :class:`FitResult` (the validation
-curve, where it diverged, and, when asked, the best epoch's test metrics and predictions).
-``mnist-lit tune`` (a trial) and ``mnist-lit study`` (a tuning fit, a seed) run every fit
-through it; a study's fits may run on another machine, so the result carries everything
-the study keeps.
+"""One fit as a Python call: :func:`fit` takes a :class:`Fit` (the configs it starts from,
+and the values that change) and returns a :class:`FitResult`. ``mnist-lit tune`` and
+``mnist-lit study`` run every fit through it; a study's fits may run on another machine, so
+the result carries everything the study keeps.
 
 The fit goes through :class:`~mnist_lit.runs.lightning_cli.MNISTLightningCLI`, so every
-config and option that ``mnist-lit fit`` takes works here too, and the values are given to
-jsonargparse as a dict, by the dotted keys the command line uses. Only where it writes
-changes: a CSV log (``metrics.csv``, ``hparams.yaml``) and, when wanted, checkpoints in
-the fit's folder, never in the user's ``logs/``.
+config and option of ``mnist-lit fit`` works here too; the values go to jsonargparse as a
+dict, by the dotted keys of the command line. Only where it writes changes: a CSV log and,
+for a tested fit, checkpoints, in the fit's folder, never in the user's ``logs/``.
 """
 
 from __future__ import annotations
@@ -43,22 +40,16 @@ class Fit:
     """One ``mnist-lit fit``, described by values.
 
     Attributes:
-        configs: the config files it starts from, in order; a bare name such as
-            ``cnn.yaml`` is one of the project's own configs.
+        configs: the config files it starts from; a bare name (``cnn.yaml``) is one of the
+            project's own.
         folder: where its log (and checkpoints) go, emptied first; ``None``: a temporary
-            folder, removed when the fit has returned.
-        lr: the optimiser's learning rate.
-        epochs: ``trainer.max_epochs``.
-        seed: seeds the weights (``seed_everything``), the validation split and the order
-            of the batches (``data.seed``).
-        label_noise: the share of training labels made wrong (``data.label_noise``).
-        optimizer: the optimiser's class path; init_args that it shares with the config's
-            optimiser are kept.
+            folder.
+        lr, epochs, label_noise, optimizer: the optimiser's rate, ``trainer.max_epochs``,
+            ``data.label_noise``, and the optimiser's class path.
+        seed: ``seed_everything`` and ``data.seed`` (the split and the batches' order).
         options: any other config value, by its dotted key (``{"data.val_size": 100}``).
-        args: options as a user typed them for ``mnist-lit fit`` (``tune`` passes those
-            given after ``--``); ``options`` and the fields above are applied after them.
-        test: keep checkpoints in ``folder``, and evaluate the best epoch on the test set
-            (:class:`TestResult`).
+        args: options as typed for ``mnist-lit fit``; the values above are applied after.
+        test: keep checkpoints, and test the best epoch (:class:`TestResult`).
     """
 
     configs: tuple[str, ...]
@@ -73,8 +64,7 @@ class Fit:
     test: bool = False
 
     def values(self) -> dict[str, Any]:
-        """Every value this fit sets, by dotted config key (the optimiser's class first,
-        so that its rate lands in the new class)."""
+        """Every value this fit sets, by dotted config key."""
         typed = {
             "model.optimizer": self.optimizer,
             LEARNING_RATE: self.lr,
@@ -86,17 +76,15 @@ class Fit:
         return {**{k: v for k, v in typed.items() if v is not None}, **self.options}
 
     def command_line(self) -> list[str]:
-        """The configs and typed options as ``mnist-lit fit`` takes them (without the
-        values: those go to jsonargparse as a dict)."""
+        """The configs and ``args`` as ``mnist-lit fit`` takes them."""
         return [*(a for c in self.configs for a in ("--config", str(config_path(c)))), *self.args]
 
 
 @dataclass(frozen=True)
 class TestResult:
-    """The best epoch on the 10,000 test images: ``metrics`` as
-    :func:`~mnist_lit.runs.evaluation.evaluate` names them (raw and temperature-scaled,
-    the temperature fitted on the validation split), each image's predicted class and its
-    label, in order, and the best checkpoint's bytes."""
+    """The best epoch on the test set: the metrics of
+    :func:`~mnist_lit.runs.evaluation.evaluate` (raw and temperature-scaled), each image's
+    predicted class and label, in order, and the best checkpoint's bytes."""
 
     metrics: dict[str, float]
     predictions: np.ndarray  # (10000,) uint8
@@ -106,9 +94,8 @@ class TestResult:
 
 @dataclass(frozen=True)
 class FitResult:
-    """What a fit gave: each epoch's validation accuracy and cross-entropy, the epoch
-    (from 0) in which its loss became non-finite, if it did, its time, and the config it
-    trained (YAML, as ``mnist-lit fit --config`` takes it)."""
+    """Each epoch's validation accuracy and cross-entropy, the epoch (from 0) whose loss
+    became non-finite, if one did, the seconds, and the config trained, as YAML."""
 
     val_acc: list[float]
     val_ce: list[float]
@@ -135,32 +122,34 @@ class ValidationCurve(Callback):
         self.ce: list[float] = []
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
         metrics = trainer.callback_metrics
-        if "val/acc" in metrics and "val/ce" in metrics:
+        if not trainer.sanity_checking and "val/acc" in metrics and "val/ce" in metrics:
             self.acc.append(float(metrics["val/acc"]))
             self.ce.append(float(metrics["val/ce"]))
 
 
-class _ValuesCLI(MNISTLightningCLI):
-    """The CLI over a command line, with ``values`` (by dotted key) applied on top."""
+class FitCLI(MNISTLightningCLI):
+    """The CLI of a :class:`Fit`, built but not run. ``asked`` is its config as YAML, before
+    ``where`` (the values that only say where the fit writes)."""
 
-    def __init__(self, args: Sequence[str], values: Mapping[str, Any]) -> None:
-        self._values = dict(values)
-        super().__init__(args=list(args), run=False)
+    def __init__(self, run: Fit, where: Mapping[str, Any] | None = None) -> None:
+        self.run, self.where, self.asked = run, where or {}, ""
+        with quiet(RUN_NOTICES):
+            super().__init__(args=run.command_line(), run=False)
 
     def parse_arguments(self, parser: MNISTArgumentParser, args: Any) -> None:  # type: ignore[override]
         super().parse_arguments(parser, args)
-        self.config = with_values(parser, self.config, self._values)
+        self.config = with_values(parser, self.config, self.run.values())
+        self.asked = parser.dump(self.config)
+        self.config = with_values(parser, self.config, self.where)
 
 
 def with_values(
     parser: LightningArgumentParser, config: Namespace, values: Mapping[str, Any]
 ) -> Namespace:
-    """``config`` with ``values`` applied as a command line applies them: a value whose key
-    others extend (a class path, as ``model.optimizer``) before those others (its init_args,
-    as ``model.optimizer.lr``). In one dict, the init_args would replace the class path."""
+    """``config`` with ``values`` applied as a command line applies them: a key that others
+    extend (a class path, ``model.optimizer``) before them (``model.optimizer.lr``); in one
+    dict, its init_args would replace the class path."""
     parents = {k: v for k, v in values.items() if any(o.startswith(f"{k}.") for o in values)}
     rest = {k: v for k, v in values.items() if k not in parents}
     for part in (parents, rest):
@@ -169,52 +158,33 @@ def with_values(
     return config
 
 
-def build_cli(args: Sequence[str], values: Mapping[str, Any] | None = None) -> MNISTLightningCLI:
-    """``MNISTLightningCLI`` over ``mnist-lit fit``'s ``args`` and ``values``, built but not
-    run: the config resolved, the model, data module and trainer instantiated."""
-    with quiet(RUN_NOTICES):
-        return _ValuesCLI(args, values or {})
-
-
-def config_yaml(parser: LightningArgumentParser, run: Fit) -> str:
-    """``run``'s config, resolved as ``mnist-lit fit`` resolves it and written as the YAML
-    that ``--config`` takes; parsed, not instantiated, so that the run's name and version
-    are left for the fit that reads it to choose."""
-    return parser.dump(with_values(parser, parser.parse_args(run.command_line()), run.values()))
-
-
-def _folder_values(folder: Path, checkpoints: bool) -> dict[str, Any]:
-    """The values that send a fit's log (and checkpoints) into ``folder``, quietly.
-
-    The CLI names a run ``<save_dir>/<experiment>/<version>``: here the experiment is the
-    folder's parent, the version the folder itself.
-    """
+def _where(folder: Path, checkpoints: bool) -> dict[str, Any]:
+    """The values that send a fit's log (and checkpoints) into ``folder``, quietly: the
+    CLI names a run ``<save_dir>/<experiment>/<version>``."""
     logger = {
         "class_path": "lightning.pytorch.loggers.CSVLogger",
         "init_args": {"save_dir": str(folder.parent.parent), "version": folder.name},
     }
-    values: dict[str, Any] = {
+    return {
         "trainer.logger": [logger],
         "experiment": folder.parent.name,
         "trainer.enable_progress_bar": False,
         "trainer.enable_model_summary": False,
+        **({} if checkpoints else {"trainer.enable_checkpointing": False}),
     }
-    if not checkpoints:
-        values["trainer.enable_checkpointing"] = False
-    return values
 
 
 @contextmanager
 def _fit_folder(folder: Path | None) -> Iterator[Path]:
     """``folder`` emptied (a fit left by a killed process starts again), or a temporary
     one, removed afterwards."""
-    if folder is not None:
-        if folder.exists():
-            shutil.rmtree(folder)
-        yield folder
+    if folder is None:
+        with tempfile.TemporaryDirectory(prefix="mnist-lit-fit-") as scratch:
+            yield Path(scratch) / "fit" / "run"
         return
-    with tempfile.TemporaryDirectory(prefix="mnist-lit-fit-") as scratch:
-        yield Path(scratch) / "fit" / "run"
+    if folder.exists():
+        shutil.rmtree(folder)
+    yield folder
 
 
 def fit(run: Fit, callbacks: Sequence[Callback] = ()) -> FitResult:
@@ -222,9 +192,7 @@ def fit(run: Fit, callbacks: Sequence[Callback] = ()) -> FitResult:
     whose loss became non-finite ends there: a result, not an error."""
     start = time.monotonic()
     with _fit_folder(run.folder) as folder, quiet(RUN_NOTICES):
-        values = {**run.values(), **_folder_values(folder, checkpoints=run.test)}
-        cli = build_cli(run.command_line(), values)
-        wanted = config_yaml(cli.parser, run)  # as asked, without where this fit writes
+        cli = FitCLI(run, _where(folder, checkpoints=run.test))
         curve = ValidationCurve()
         # Before the checkpoint callbacks, so that a pruned epoch is never saved as best.
         cli.trainer.callbacks[0:0] = [curve, *callbacks]  # type: ignore[attr-defined]
@@ -239,12 +207,12 @@ def fit(run: Fit, callbacks: Sequence[Callback] = ()) -> FitResult:
         val_ce=curve.ce,
         diverged_in=None if diverged is None else diverged.epoch,
         seconds=round(time.monotonic() - start, 1),
-        config=wanted,
+        config=cli.asked,
         test=tested,
     )
 
 
-def _test(cli: MNISTLightningCLI) -> TestResult:
+def _test(cli: FitCLI) -> TestResult:
     """The best epoch by validation accuracy on the test set, temperature-scaled on the
     validation split."""
     model: MNISTClassifier = cli.model

@@ -32,7 +32,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from mnist_lit.errors import MnistLitError, first_line
-from mnist_lit.runs.fit import Fit, ValidationCurve, build_cli, fit
+from mnist_lit.runs.fit import Fit, FitCLI, ValidationCurve, fit
 from mnist_lit.runs.records import differences, make_folder
 from mnist_lit.tuning.spec import TuneSpec
 
@@ -76,17 +76,17 @@ def check_configuration(spec: TuneSpec, check_values: bool = True) -> tuple[Fit,
     ``check_values``); return the fit every trial starts from, and what it trains (to
     compare with a stored study)."""
     base = Fit(configs=spec.configs, args=spec.fit_args)
-    cli = build_cli(base.command_line())
+    cli = FitCLI(base)
     seed = cli.parser.parse_args(base.command_line()).get("seed_everything")
     if not isinstance(seed, int) or isinstance(seed, bool):
-        base = Fit(configs=spec.configs, args=spec.fit_args, seed=DEFAULT_SEED)
-        cli = build_cli(base.command_line(), base.values())
+        base = replace(base, seed=DEFAULT_SEED)
+        cli = FitCLI(base)
     if not cli.config["data"]["val_size"]:
         raise MnistLitError("tune chooses by validation: data.val_size must be above 0.")
     for param in spec.search.params if check_values else ():
         for value in param.ends():
             try:
-                build_cli(base.command_line(), {**base.values(), param.key: value})
+                FitCLI(replace(base, options={**base.options, param.key: value}))
             except MnistLitError as error:
                 raise MnistLitError(
                     f"--search {spec.search.source}: {param.key} = {value} does not fit the "

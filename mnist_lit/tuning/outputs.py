@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from mnist_lit.runs.fit import Fit, build_cli, config_yaml
+from mnist_lit.runs.fit import Fit, FitCLI
 from mnist_lit.tuning.search import SearchSpace
 
 TRIAL_COLUMNS = ("number", "state", "value", "epochs", "diverged", "seconds", "worker")
@@ -31,7 +31,7 @@ def write_best_config(path: Path, base: Fit, trial: FrozenTrial, monitor: str) -
     """A config for ``mnist-lit fit --config`` that trains the best trial again: the tuned
     config with the trial's values, resolved as the CLI resolves it."""
     best = replace(base, options={**base.options, **trial.params})
-    text = config_yaml(build_cli(best.command_line(), best.values()).parser, best)
+    text = FitCLI(best).asked
     values = ", ".join(f"{k}={v}" for k, v in trial.params.items())
     header = (
         f"# The best trial ({trial.number}) of study {path.parent.name}: {monitor} "
