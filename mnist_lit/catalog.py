@@ -9,6 +9,7 @@ exactly what ``mnist-lit fit --config configs/<config>`` fits, at its own learni
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +17,11 @@ from torch import nn
 
 from mnist_lit.errors import MnistLitError
 
-# The repository's configs, beside the package.
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+# The project's configs: the repository's configs/ (the package's configs/ links to it),
+# shipped inside the wheel.
+CONFIGS = (Path(__file__).parent / "configs").resolve()
+# The options that name a config file, in every command.
+CONFIG_OPTIONS = ("--config", "--search")
 
 
 @dataclass(frozen=True)
@@ -43,19 +47,39 @@ class Entry:
 
 
 def config_path(name: str) -> Path:
-    """``name`` if it is a file, else the project's config of that name (``cnn.yaml``):
-    a fit sent to another machine names the config of that machine's installation."""
+    """``name`` if it is a file, else the project's config of that name (``cnn.yaml`` or
+    ``configs/cnn.yaml``), so that the README's commands work from any folder and a fit sent
+    to another machine names the config of that machine's installation."""
     path = Path(name)
     if path.is_file():
         return path
-    project = CONFIGS / name
+    project = CONFIGS / name.removeprefix("configs/")
     if not project.is_file():
         raise MnistLitError(
-            f"{name}: no such config, and none of that name in {CONFIGS}. The project's "
-            "configs are read from the repository's configs/ folder: run from a clone of "
-            "mnist_lit, installed with `pip install -e .`."
+            f"{name}: no such config, and the project has none of that name (its configs are "
+            f"in {CONFIGS})."
         )
     return project
+
+
+def with_project_configs(argv: Sequence[str]) -> list[str]:
+    """``argv`` with each config file it names (``--config configs/cnn.yaml``) that is not
+    in the working folder replaced by the project's own of that name, where there is one."""
+    resolved = list(argv)
+    for i, arg in enumerate(resolved):
+        option, equals, value = arg.partition("=")
+        if equals and option in CONFIG_OPTIONS:
+            resolved[i] = f"{option}={_project_or_given(value)}"
+        elif i and resolved[i - 1] in CONFIG_OPTIONS:
+            resolved[i] = _project_or_given(arg)
+    return resolved
+
+
+def _project_or_given(name: str) -> str:
+    try:
+        return str(config_path(name))
+    except MnistLitError:
+        return name  # not the project's: the command says what is wrong with it
 
 
 def _table(*entries: Entry) -> dict[str, Entry]:

@@ -23,7 +23,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
-from mnist_lit.catalog import LEARNING_RATE
+from mnist_lit.catalog import LEARNING_RATE, with_project_configs
 from mnist_lit.compare import command as compare
 from mnist_lit.completion import PrintCompletion
 from mnist_lit.data.datamodule import MNISTDataModule
@@ -138,7 +138,7 @@ class MainCLI(MNISTLightningCLI):
 
 def main(args: Sequence[str] | None = None) -> None:
     """Console entry point: run the CLI; a user's mistake ends in one message, no traceback."""
-    argv = sys.argv[1:] if args is None else list(args)
+    argv = with_project_configs(sys.argv[1:] if args is None else args)
     if args is None and "" not in sys.path:
         # The console script, like `python -m`, imports a user's own module (a loss in
         # my_losses.py: --model.loss my_losses.Hinge) from the working folder.
@@ -149,7 +149,7 @@ def main(args: Sequence[str] | None = None) -> None:
             if command is not None:
                 command.run(argv[1:])
             else:
-                MainCLI(args=args)
+                MainCLI(args=argv)
         except MnistLitError as error:
             _fail(str(error))
         except MisconfigurationException as error:

@@ -7,13 +7,8 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
-import shutil
-import subprocess
-import sys
 import threading
 import time
-import zipfile
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -24,7 +19,6 @@ from litserve.loops import BatchedLoop, SingleLoop
 
 from mnist_lit.serve.api import BlockingBatchedLoop, DigitAPI
 from mnist_lit.serve.inputs import InputError, Limits, forwarded_body, forwarded_image, prepare
-from tests.cli_helpers import REPO
 
 
 class CountingQueue(queue.Queue):
@@ -159,26 +153,3 @@ def test_json_that_python_reads_but_is_no_image_is_refused(body: bytes, message:
     with pytest.raises(InputError) as refused:
         prepare(body, "application/json", Limits())
     assert refused.value.status in (400, 422) and message in refused.value.message
-
-
-@pytest.mark.slow
-def test_the_page_is_installed_with_the_package(tmp_path: Path) -> None:
-    source = tmp_path / "source"  # a copy: building writes into the source tree
-    shutil.copytree(REPO / "mnist_lit", source / "mnist_lit",
-                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy(REPO / name, source / name)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-         "--wheel-dir", str(tmp_path / "wheel"), str(source)],
-        check=True, timeout=300,
-    )  # fmt: skip
-    (wheel,) = (tmp_path / "wheel").glob("mnist_lit-*.whl")
-    installed = set(zipfile.ZipFile(wheel).namelist())
-    static = REPO / "mnist_lit" / "serve" / "static"
-    assert {p.name for p in static.iterdir()} == {"index.html", "page.css", "page.js"}
-    for page_file in static.iterdir():
-        assert f"mnist_lit/serve/static/{page_file.name}" in installed
-    # The type hints and the license travel with the package too.
-    assert "mnist_lit/py.typed" in installed
-    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in installed), installed
