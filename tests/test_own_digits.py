@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import torch
 from PIL import Image
 
 from mnist_lit.cli import main
-from mnist_lit.data.own_digits import load_digits, mnist_style
+from mnist_lit.data.own_digits import Limits, load_digits, mnist_style
 from tests.cli_helpers import TUTORIAL, fake_data, fit_one_epoch
 from tests.digit_images import draw_one, draw_zero
 
@@ -47,6 +49,44 @@ def test_polarity_does_not_change_the_result() -> None:
     assert torch.equal(dark, light)
 
 
+def _seven_to_the_edge() -> Image.Image:
+    """A 7 whose ink fills its 8x8 box from the top row to the bottom one, 0 to 16 as in
+    scikit-learn's handwritten digits, upscaled smoothly to 64x64, dark on white."""
+    seven = np.array([
+        [0, 4, 12, 16, 16, 16, 9, 0],
+        [0, 2, 6, 5, 7, 16, 8, 0],
+        [0, 0, 0, 0, 9, 14, 1, 0],
+        [0, 0, 0, 2, 16, 6, 0, 0],
+        [0, 0, 0, 9, 13, 0, 0, 0],
+        [0, 0, 2, 16, 5, 0, 0, 0],
+        [0, 0, 8, 14, 0, 0, 0, 0],
+        [0, 0, 12, 10, 0, 0, 0, 0],
+    ])  # fmt: skip
+    image = Image.fromarray((255 - seven * 255 / 16).astype(np.uint8), mode="L")
+    return image.resize((64, 64), Image.Resampling.BILINEAR)
+
+
+def test_a_digit_drawn_to_the_edge_is_prepared_as_with_a_margin_around_it() -> None:
+    edge = _seven_to_the_edge()
+    margin = Image.new("L", (96, 96), 255)
+    margin.paste(edge, (16, 16))
+    digit = mnist_style(edge)
+    assert torch.equal(digit, mnist_style(margin))  # all of its ink, its faint edge too
+    assert (digit > 0).sum() > 60
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG file of a grey image of that size, its pixels missing."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
 def test_unreadable_files_are_named_and_skipped(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -55,13 +95,23 @@ def test_unreadable_files_are_named_and_skipped(
     (tmp_path / "c_notes.txt").write_text("not an image")
     (tmp_path / "d_cut.png").write_bytes((tmp_path / "a_one.png").read_bytes()[:60])
     Image.new("L", (40, 40), 255).save(tmp_path / "e_blank.png")
+    draw_one((2100, 2100), dark_on_light=True).save(tmp_path / "f_huge.png")
+    (tmp_path / "g_heavy.png").write_bytes(b"\x89PNG" + bytes(Limits().max_bytes))
+    _seven_to_the_edge().save(tmp_path / "h_edge.png")
+    (tmp_path / "i_bomb.png").write_bytes(_png_header(20_000, 20_000))  # PIL refuses to open it
     digits, names = load_digits(tmp_path)
-    assert names == [str(tmp_path / "a_one.png"), str(tmp_path / "b_zero.jpg")]
-    assert digits.shape == (2, 28, 28)
+    assert names == [str(tmp_path / n) for n in ("a_one.png", "b_zero.jpg", "h_edge.png")]
+    assert digits.shape == (3, 28, 28)
     err = capsys.readouterr().err
     assert f"mnist-lit: skipped {tmp_path / 'c_notes.txt'}: not an image" in err
     assert f"mnist-lit: skipped {tmp_path / 'd_cut.png'}" in err
     assert f"mnist-lit: skipped {tmp_path / 'e_blank.png'}: no digit found" in err
+    # The limits of `mnist-lit serve`, said as it says them.
+    assert (f"mnist-lit: skipped {tmp_path / 'f_huge.png'}: the image is 2100x2100 pixels; "
+            "the limit is 4,194,304 pixels (width x height)") in err  # fmt: skip
+    assert (f"mnist-lit: skipped {tmp_path / 'g_heavy.png'}: the file holds 2,097,156 bytes "
+            "or more; the limit is 2,097,152") in err  # fmt: skip
+    assert f"mnist-lit: skipped {tmp_path / 'i_bomb.png'}: it cannot be prepared" in err
 
 
 def test_predict_a_folder_writes_a_csv(

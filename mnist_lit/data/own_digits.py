@@ -6,17 +6,40 @@ come back unchanged (tests/test_own_digits_fidelity.py)."""
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFilter, UnidentifiedImageError
 from torch import Tensor
 
 from mnist_lit.errors import MnistLitError
 from mnist_lit.mnist import IMAGE_SIDE
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The largest file (or request body), in bytes, and the largest image, in pixels
+    (width x height): the same for ``mnist-lit predict`` and ``mnist-lit serve``."""
+
+    max_bytes: int = 2 * 1024 * 1024
+    max_pixels: int = 2048 * 2048
+
+    def too_many_bytes(self, what: str, size: int) -> str:
+        return f"{what} holds {size:,} bytes or more; the limit is {self.max_bytes:,}"
+
+    def too_many_pixels(self, width: int, height: int) -> str | None:
+        if width * height <= self.max_pixels:
+            return None
+        return (
+            f"the image is {width}x{height} pixels; the limit is {self.max_pixels:,} pixels "
+            "(width x height). Scale it down"
+        )
+
+
 BOX = 20  # MNIST fitted each digit into 20x20 pixels, keeping its aspect ratio
 STRONG = 0.3  # of the brightest ink: where a digit is, which faint specks cannot start
 
@@ -27,21 +50,32 @@ def mnist_style(image: Image.Image) -> Tensor:
     if gray.max() < 0.1:
         raise ValueError("no digit found, the image is blank")
     rows, cols = _ink_box(gray, floor)
+    if not rows.size:
+        raise ValueError("no digit found, nothing stands out from the paper's grain")
     crop = gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     crop = np.where(crop > floor, crop, 0)  # the paper's grain is not ink
     return _centre_by_mass(_fitted(crop) * 255)
 
 
 def _light_on_dark(gray: np.ndarray) -> tuple[np.ndarray, float]:
-    """Light ink on a black background, and the level below which it is the paper's grain."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    """Light ink on a black background, and the level below which it is the paper's grain,
+    measured on the border's paper: not on a digit drawn to the edge, nor near one."""
+    border = _border(gray)
     if np.median(border) > 0.5:  # dark ink on light paper: MNIST is the other way round
         gray, border = 1 - gray, 1 - border
     paper = np.median(border)
-    # A quantile, not the maximum, so that a digit touching the border does not raise it;
-    # 3 times the 90th percentile is 4 to 5 standard deviations of noise, clipped or not.
-    floor = 3 * float(np.quantile(np.abs(border - paper), 0.9))
-    return np.clip(gray - paper, 0, 1), floor
+    light = np.clip(gray - paper, 0, 1)
+    reach = max(3, max(gray.shape) // 8) | 1  # a blurred or upscaled digit's soft edge
+    near_ink = Image.fromarray((light > STRONG * light.max()).astype(np.uint8) * 255)
+    away = _border(np.asarray(near_ink.filter(ImageFilter.MaxFilter(reach)))) == 0
+    # A quantile, not the maximum, so that a stray speck does not raise it; 3 times the
+    # 90th percentile is 4 to 5 standard deviations of noise, clipped or not.
+    grain = np.abs(border - paper)[away]
+    return light, 3 * float(np.quantile(grain, 0.9)) if grain.size else 0.0
+
+
+def _border(image: np.ndarray) -> np.ndarray:
+    return np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
 
 
 def _ink_box(gray: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
@@ -97,23 +131,41 @@ def image_files(path: str | Path) -> list[Path]:
     )
 
 
-def load_digits(path: str | Path) -> tuple[Tensor, list[str]]:
+def load_digits(path: str | Path, limits: Limits = Limits()) -> tuple[Tensor, list[str]]:
     """All readable images under ``path`` as ``(N, 28, 28)`` uint8, and their file names.
 
-    A file that is not an image or cannot be read is named on stderr and skipped.
+    A file that cannot be read or prepared, whatever the reason, is named on stderr with
+    that reason and skipped; the others are predicted.
     """
     digits, names = [], []
     for file in image_files(path):
         try:
-            with Image.open(file) as image:
-                digits.append(mnist_style(image))
+            digits.append(_read_digit(file, limits))
             names.append(str(file))
-        except (UnidentifiedImageError, OSError, ValueError) as error:
-            reason = "not an image" if isinstance(error, UnidentifiedImageError) else str(error)
-            print(f"mnist-lit: skipped {file}: {reason}", file=sys.stderr)
+        except Exception as error:  # one unusable file, whatever is wrong, never ends the rest
+            print(f"mnist-lit: skipped {file}: {_reason(error)}", file=sys.stderr)
     if not digits:
         raise MnistLitError(
             f"--data.predict_path {path}: no readable image (PNG, JPG, ...) there; see the "
             "files skipped above."
         )
     return torch.stack(digits), names
+
+
+def _read_digit(file: Path, limits: Limits) -> Tensor:
+    size = file.stat().st_size
+    if size > limits.max_bytes:
+        raise ValueError(limits.too_many_bytes("the file", size))
+    with Image.open(file) as image:  # the header only: its size before its pixels
+        too_large = limits.too_many_pixels(*image.size)
+        if too_large:
+            raise ValueError(too_large)
+        return mnist_style(image)
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image"
+    if isinstance(error, (ValueError, OSError)):
+        return str(error)
+    return f"it cannot be prepared ({type(error).__name__}: {error})"

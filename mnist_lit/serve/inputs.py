@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,7 +19,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from mnist_lit.data.own_digits import mnist_style
+from mnist_lit.data.own_digits import Limits, mnist_style
 from mnist_lit.mnist import IMAGE_SIDE
 
 IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG"}
@@ -35,14 +34,6 @@ class InputError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The largest request body, in bytes, and the largest image, in pixels (width x height)."""
-
-    max_bytes: int = 2 * 1024 * 1024
-    max_pixels: int = 2048 * 2048
 
 
 def media_type(content_type: str | None) -> str:
@@ -60,9 +51,7 @@ def check_media_type(content_type: str | None) -> str:
 
 
 def too_large(size: int, limits: Limits) -> InputError:
-    return InputError(
-        413, f"the body holds {size:,} bytes or more; the limit is {limits.max_bytes:,}."
-    )
+    return InputError(413, limits.too_many_bytes("the body", size) + ".")
 
 
 def prepare(body: bytes, kind: str, limits: Limits) -> Tensor:
@@ -90,13 +79,9 @@ def decode_image(body: bytes, kind: str, limits: Limits) -> Image.Image:
         raise InputError(
             400, f"the body is not a {image_format} image, as its Content-Type {kind} says."
         ) from error
-    width, height = image.size
-    if width * height > limits.max_pixels:
-        raise InputError(
-            413,
-            f"the image is {width}x{height} pixels; the limit is {limits.max_pixels:,} pixels "
-            "(width x height). Scale it down.",
-        )
+    too_many_pixels = limits.too_many_pixels(*image.size)
+    if too_many_pixels:
+        raise InputError(413, too_many_pixels + ".")
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as error:
