@@ -67,11 +67,14 @@ def test_health_and_the_models_on_show(served_url: str) -> None:
     assert get(served_url + "health") == (200, b"ok")
     status, body = get(served_url + "info")
     assert status == 200
-    models = json.loads(body)["model"]["models"]
-    assert models == {
-        "tutorial": {"net": "SoftmaxRegression", "loss": "SoftmaxTwiceCrossEntropy",
-                     "normalize": False},
-        "mlp": {"net": "MLP", "loss": "CrossEntropy", "normalize": True},
+    assert json.loads(body) == {
+        "models": {
+            "tutorial": {"net": "SoftmaxRegression", "loss": "SoftmaxTwiceCrossEntropy",
+                         "normalize": False},
+            "mlp": {"net": "MLP", "loss": "CrossEntropy", "normalize": True},
+        },
+        "limits": {"max_bytes": MAX_BYTES, "max_pixels": MAX_PIXELS},
+        "max_batch_size": 16, "batch_timeout": 0.002, "workers": 1,
     }  # fmt: skip
 
 

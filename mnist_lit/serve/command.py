@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -210,7 +211,7 @@ def build_server(models: dict[str, TrainedModel], args: Namespace) -> LitServer:
         ) from error
 
     from mnist_lit.serve.api import DigitAPI
-    from mnist_lit.serve.middleware import DrawingPage, PreparedInputs
+    from mnist_lit.serve.middleware import DrawingPage, PreparedInputs, ServerInfo
 
     api = DigitAPI(
         {name: model.path for name, model in models.items()},
@@ -218,10 +219,20 @@ def build_server(models: dict[str, TrainedModel], args: Namespace) -> LitServer:
         batch_timeout=args.batch_timeout,
     )
     limits = Limits(max_bytes=args.max_bytes, max_pixels=args.max_pixels)
+    info = {
+        "models": {name: model.describe() for name, model in models.items()},
+        "limits": dataclasses.asdict(limits),
+        "max_batch_size": args.max_batch_size,
+        "batch_timeout": args.batch_timeout,
+        "workers": args.workers,
+    }
     return ls.LitServer(
         api,
         accelerator="cpu",
         workers_per_device=args.workers,
-        model_metadata={"models": {name: model.describe() for name, model in models.items()}},
-        middlewares=[(PreparedInputs, {"limits": limits}), DrawingPage],
+        middlewares=[
+            (PreparedInputs, {"limits": limits}),
+            DrawingPage,
+            (ServerInfo, {"info": info}),
+        ],
     )

@@ -3,10 +3,13 @@
 :class:`PreparedInputs` checks and prepares every ``POST /predict`` before it is queued for
 a worker: a refused request is answered here, with its 4xx and a message, so it never joins
 a batch (LitServe fails a whole batch when one request in it fails), and decoding images
-runs beside the workers rather than in them. :class:`DrawingPage` serves the page.
+runs beside the workers rather than in them. :class:`DrawingPage` serves the page, and
+:class:`ServerInfo` says what the server does.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -25,6 +28,7 @@ from mnist_lit.serve.inputs import (
 )
 
 PREDICT_PATH = "/predict"
+INFO_PATH = "/info"
 # Bodies this small are prepared on the event loop; larger ones in a thread, so that a big
 # image does not hold up the requests around it.
 INLINE_BYTES = 64 * 1024
@@ -131,3 +135,18 @@ class DrawingPage:
         except HTTPException as error:  # no such file (404), not GET or HEAD (405)
             response = PlainTextResponse(error.detail, error.status_code, error.headers)
             await response(scope, receive, send)
+
+
+class ServerInfo:
+    """Answers ``GET /info`` with ``info`` (the models, the limits on a request, batching
+    and workers), in place of LitServe's own, which lists LitServe's settings."""
+
+    def __init__(self, app: ASGIApp, info: dict[str, Any]) -> None:
+        self.app = app
+        self.info = JSONResponse(info)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == INFO_PATH and scope["method"] == "GET":
+            await self.info(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

@@ -71,7 +71,7 @@ async function loadModels() {
   try {
     const response = await fetch("info");
     const info = await response.json();
-    for (const [name, model] of Object.entries(info.model.models)) {
+    for (const [name, model] of Object.entries(info.models)) {
       const normalized = model.normalize ? ", normalized pixels" : "";
       addCard(name, `${model.net} trained with ${model.loss}${normalized}`);
     }
