@@ -15,6 +15,7 @@ import lightning as L
 from jsonargparse import Namespace
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 from matplotlib.figure import Figure
 
 # Loggers that write into the run folder itself: <save_dir>/<name>/version_<N>.
@@ -31,28 +32,45 @@ def logger_configs(config: Namespace) -> list[Namespace]:
 
 
 def runs_folder(config: Namespace) -> Path:
-    """``<save_dir>/<experiment>``, where this config's runs get their version folders."""
+    """``<save_dir>/<experiment>``, where this config's runs get their version folders; a
+    relative ``save_dir`` lies in ``trainer.default_root_dir`` (default: here)."""
+    root = Path(config.get("trainer.default_root_dir") or ".")
     for logger in logger_configs(config):
         save_dir = logger.get("init_args.save_dir")
         if _kind(logger) in _FOLDER_LOGGERS and save_dir:
-            return Path(save_dir) / config["experiment"]
-    return Path(config.get("trainer.default_root_dir") or ".") / config["experiment"]
+            return root / save_dir / config["experiment"]
+    return root / config["experiment"]
 
 
-def name_the_run(config: Namespace) -> None:
-    """Give every logger of ``config`` the experiment's name and one version number."""
+def name_the_run(config: Namespace, claim: bool = True) -> Path | None:
+    """Give every logger of ``config`` the experiment's name and one version number. With
+    ``claim``, the version's folder is created for this run alone when the run folder's
+    loggers need one: returned, for the run to remove if it is left empty."""
     name_the_loggers(config)
     experiment = config["experiment"]
-    version = next_version(runs_folder(config))
+    unnamed = [
+        logger.init_args
+        for logger in logger_configs(config)
+        if _kind(logger) in _FOLDER_LOGGERS and logger.init_args.get("version") is None
+    ]
+    folder = runs_folder(config)
+    claimed = unnamed and claim and getattr(rank_zero_only, "rank", 0) == 0
+    version = claim_version(folder) if claimed else next_version(folder)
+    for args in unnamed:
+        args.version = version
+    root = config.get("trainer.default_root_dir")
+    for logger in logger_configs(config) if root else ():
+        if _kind(logger) in _FOLDER_LOGGERS and logger.init_args.get("save_dir"):
+            # Absolute, so that the config saved with the run starts the same run again.
+            logger.init_args.save_dir = str((Path(root) / logger.init_args.save_dir).resolve())
     for logger in logger_configs(config):
         args, kind = logger.init_args, _kind(logger)
-        if kind in _FOLDER_LOGGERS and args.get("version") is None:
-            args.version = version
-        elif kind == "MLFlowLogger":
+        if kind == "MLFlowLogger":
             args.run_name = args.get("run_name") or f"version_{version}"
             args.tracking_uri = absolute_sqlite(args.get("tracking_uri"))
         elif kind == "WandbLogger":
             args.name = args.get("name") or f"{experiment}/version_{version}"
+    return folder / f"version_{version}" if claimed else None
 
 
 def name_the_loggers(config: Namespace) -> None:
@@ -77,6 +95,20 @@ def absolute_sqlite(uri: str | None) -> str | None:
     if uri and uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         return prefix + str(Path(uri.removeprefix(prefix)).resolve())
     return uri
+
+
+def claim_version(folder: Path) -> int:
+    """The first ``version_<N>`` free in ``folder``, created now: runs that start together
+    each get one of their own, as creating a folder is atomic. (The other processes of a
+    distributed run take the version their first process broadcasts.)"""
+    folder.mkdir(parents=True, exist_ok=True)
+    version = next_version(folder)
+    while True:
+        try:
+            (folder / f"version_{version}").mkdir()
+            return version
+        except FileExistsError:  # another run took it a moment ago
+            version += 1
 
 
 def next_version(folder: Path) -> int:

@@ -4,11 +4,13 @@ options (``--ckpt_path best|last``) and the mapping of a failed option to one me
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import sys
 import traceback
 from collections.abc import Sequence
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 import jsonargparse
@@ -77,6 +79,18 @@ class MNISTLightningCLI(LightningCLI):
     def __init__(self, args: Sequence[str] | None = None, run: bool = True) -> None:
         self._checkpoint: tuple[str, dict[str, Any]] | None = None
         self._explicit_model: dict[str, Any] = {}
+        self._claimed: Path | None = None  # the run folder this run created for itself
+        try:
+            self._build(args, run)
+        finally:
+            # Left empty, the run wrote nothing (it failed first, or kept nothing, as
+            # fast_dev_run): no run folder is left behind, nor an empty logs/<experiment>.
+            with contextlib.suppress(OSError):
+                if self._claimed is not None:
+                    for folder in (self._claimed, *self._claimed.parents[:2]):
+                        folder.rmdir()
+
+    def _build(self, args: Sequence[str] | None, run: bool) -> None:
         super().__init__(
             MNISTClassifier,
             MNISTDataModule,
@@ -186,7 +200,8 @@ class MNISTLightningCLI(LightningCLI):
         # LightningCLI put the checkpoint's model into the config: what the user gave wins.
         for key, value in self._explicit_model.items():
             config["model"][key] = value
-        name_the_run(config)
+        # A CLI built but not run (run=False) writes nowhere yet: nothing to claim.
+        self._claimed = name_the_run(config, claim=self.subcommand is not None)
 
     def instantiate_classes(self) -> None:
         # Consulted after LightningCLI's own, which build the model and the data module;
