@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
-from collections.abc import Callable
+import os
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,8 @@ import pytest
 from mnist_lit.cli import main
 from mnist_lit.data import MNISTDataModule
 from mnist_lit.errors import MnistLitError
+from mnist_lit.mnist import RAW_FILES
+from tests.cli_helpers import CONSOLE_SCRIPT, FAST, TUTORIAL
 from tests.fake_mnist import LABEL_MAGIC, write_fake_mnist, write_idx
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"
@@ -102,6 +107,44 @@ def test_truncated_gz_is_named_and_leaves_no_half_extracted_file(tmp_path: Path)
     assert sorted(p.name for p in raw.iterdir() if p.name.startswith(("train-images", "."))) == [
         f"{TRAIN_IMAGES}.gz"
     ]
+
+
+@contextlib.contextmanager
+def _read_only(folder: Path) -> Iterator[None]:
+    """``folder`` made unwritable for this user: a read-only bind mount for root (whom a
+    folder's mode does not stop), the mode 555 for anyone else."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    mounted = subprocess.run(["mount", "--bind", "-o", "ro", str(folder), str(folder)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"root here cannot mount a folder read-only: {mounted.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_folder_of_the_archives_that_cannot_be_written_just_works(tmp_path: Path) -> None:
+    raw = write_fake_mnist(tmp_path / "data", n_train=60, n_test=20) / "MNIST" / "raw"
+    for name in [p.name for p in raw.iterdir()]:
+        _gzip_and_remove(raw, name)
+    with _read_only(raw):
+        with pytest.raises(OSError):
+            (raw / "probe").write_text("")  # the folder really cannot be written
+        done = subprocess.run(
+            [CONSOLE_SCRIPT, "fit", "--config", TUTORIAL, "--trainer.max_epochs=1",
+             f"--data.data_dir={tmp_path / 'data'}", "--data.val_size=10", *FAST],
+            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert sorted(p.name for p in raw.iterdir()) == sorted(RAW_FILES)  # nothing written
+    assert list((tmp_path / "logs").rglob("metrics.csv"))
 
 
 def test_bad_file_through_the_cli_is_one_line(

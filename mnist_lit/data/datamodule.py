@@ -41,15 +41,20 @@ def flip_labels(labels: Tensor, share: float, generator: torch.Generator) -> Ten
 
 
 def download_mnist(data_dir: str | Path) -> None:
-    """Make sure ``data_dir/MNIST/raw`` holds MNIST's four IDX files.
+    """Make sure ``data_dir/MNIST/raw`` holds MNIST's four IDX files, extracted or as ``.gz``.
 
-    ``.gz`` files already there are extracted safely (see :func:`extract_archives`), so no
-    network is needed when they are in place; what is still missing is downloaded.
+    ``.gz`` files already there are extracted safely where the folder can be written (see
+    :func:`extract_archives`), so no network is needed when they are in place; what is still
+    missing is downloaded.
     """
     raw = raw_folder(data_dir)
     if raw.is_dir():
         extract_archives(raw)
-    missing = [name for name in RAW_FILES if not (raw / name.removesuffix(".gz")).is_file()]
+    missing = [
+        name
+        for name in RAW_FILES
+        if not (raw / name).is_file() and not (raw / name.removesuffix(".gz")).is_file()
+    ]
     if not missing:
         return
     try:

@@ -1,5 +1,6 @@
-"""MNIST's four IDX files: extracted from their ``.gz`` safely and read with checks, so that
-a missing, truncated or wrong file gives one message naming it and the fix."""
+"""MNIST's four IDX files: extracted from their ``.gz`` safely where the folder can be
+written, read from the ``.gz`` itself where it cannot, and read with checks, so that a
+missing, truncated or wrong file gives one message naming it and the fix."""
 
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def _redo(path: Path) -> str:
 
 
 def extract_archives(raw: Path) -> None:
-    """Extract every ``.gz`` in ``raw`` whose ``-ubyte`` file is missing.
+    """Extract every ``.gz`` in ``raw`` whose ``-ubyte`` file is missing, where ``raw`` can
+    be written (a read-only folder's archives are read as they are, by :func:`read_idx`).
 
     The file is written under a name of this process's own and renamed when complete, so a
     truncated archive or a crash never leaves a half-extracted file for the next run to trip
@@ -78,28 +80,42 @@ def extract_archives(raw: Path) -> None:
                 shutil.copyfileobj(source, out)
             os.replace(partial, target)
         except (EOFError, zlib.error, gzip.BadGzipFile) as error:
-            raise MnistLitError(
-                f"{archive} is truncated or not a gzip file ({error}). Delete it so that the "
-                "next run downloads it again, or copy a good file there."
-            ) from error
-        except OSError as error:  # a read-only folder, a full disk, ...
-            raise MnistLitError(
-                f"cannot extract {archive} into {raw}/ ({error.filename}: "
-                f"{error.strerror or error}). Make that folder writable, or copy the four .gz "
-                "files into a writable folder and pass it as --data.data_dir."
-            ) from error
+            raise _truncated(archive, error) from error
+        except OSError:  # a read-only folder, a full disk: read_idx reads the archive itself
+            return
         finally:
-            partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # on a read-only mount even this fails
+                partial.unlink(missing_ok=True)
+
+
+def _truncated(archive: Path, error: Exception) -> MnistLitError:
+    return MnistLitError(
+        f"{archive} is truncated or not a gzip file ({error}). Delete it so that the next run "
+        "downloads it again, or copy a good file there."
+    )
+
+
+def _idx_bytes(path: Path) -> bytes:
+    """The bytes of the IDX file ``path``, or of its archive ``path.gz`` where only that is
+    there (a folder that cannot be written keeps its archives)."""
+    archive = path.with_name(f"{path.name}.gz")
+    if path.is_file() or not archive.is_file():
+        return path.read_bytes()
+    try:
+        with gzip.open(archive, "rb") as source:
+            return source.read()
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise _truncated(archive, error) from error
 
 
 def read_idx(path: Path, magic: int) -> Tensor:
     """Read one uint8 IDX file, checking its magic number, shape and length."""
-    if not path.is_file():
+    if not path.is_file() and not path.with_name(f"{path.name}.gz").is_file():
         raise MnistLitError(
             f"{path} is missing. Run `mnist-lit fit` with internet once to download MNIST, "
             f"or copy the four files {', '.join(RAW_FILES)} into {path.parent}/."
         )
-    data = path.read_bytes()
+    data = _idx_bytes(path)
     dims = magic & 0xFF
     header = 4 + 4 * dims
     if len(data) < header:
