@@ -59,7 +59,11 @@ def fake_mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _real_mnist_source() -> Path | None:
-    candidates = [os.environ.get("MNIST_DATA_DIR"), REPO / "data", REPO.parent / "shared" / "data"]
+    candidates = [
+        os.environ.get("MNIST_LIT_DATA_DIR"),
+        REPO / "data",
+        REPO.parent / "shared" / "data",
+    ]
     for candidate in candidates:
         if candidate and all((Path(candidate) / "MNIST" / "raw" / f).is_file() for f in RAW_FILES):
             return Path(candidate)
@@ -73,7 +77,7 @@ def real_mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = _real_mnist_source()
     if source is None:
         reason = (
-            "real MNIST not found: set MNIST_DATA_DIR to a folder with MNIST/raw/*.gz "
+            "real MNIST not found: set MNIST_LIT_DATA_DIR to a folder with MNIST/raw/*.gz "
             "(or put the four files in data/MNIST/raw/)"
         )
         if os.environ.get("MNIST_LIT_REQUIRE_DATA") == "1":  # `make check` sets it

@@ -5,6 +5,7 @@ running what ``.ci/run`` runs, and the package's type hints shipped."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,18 @@ def test_the_readme_shows_the_answer_as_a_committed_figure_the_study_draws() -> 
         "mnist-lit study --data-dir data --workers 2` as `outputs/study/accuracy.png"
         in " ".join(readme.split())
     )
+
+
+def test_one_environment_variable_names_the_data_folder() -> None:
+    """The tests, the notebooks, CI and the docs read the same variable."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
+                             check=True).stdout.split()  # fmt: skip
+    names: set[str] = set()
+    for path in tracked:
+        if (
+            Path(path).suffix in (".py", ".ipynb", ".md", ".yml", ".yaml", "")
+            and (REPO / path).is_file()
+        ):
+            text = (REPO / path).read_text(errors="ignore")
+            names |= set(re.findall(r"\bMNIST\w*DATA_DIR\b", text))
+    assert names == {"MNIST_LIT_DATA_DIR"}, names
