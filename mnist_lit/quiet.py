@@ -26,11 +26,16 @@ NOISE = (
 RUN_NOTICES = {"lightning.pytorch": logging.WARNING, "lightning.fabric": logging.WARNING}
 
 
+_LOADER = "lightning.pytorch.trainer.connectors.checkpoint_connector"
+
+
 class _NoAdverts(logging.Filter):
-    """Drops Lightning's tips that advertise cloud services."""
+    """Drops Lightning's tips that advertise cloud services, and its notice that it loads a
+    checkpoint with ``weights_only=False``: it loads lr_find's own, or one that
+    :func:`~mnist_lit.checkpointing.read_checkpoint` has checked first."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("💡 Tip")
+        return not record.getMessage().startswith(("💡 Tip", "`weights_only` was not set"))
 
 
 @contextlib.contextmanager
@@ -40,7 +45,8 @@ def quiet(levels: Mapping[str, int] | None = None, ignore: Iterable[str] = NOISE
     levels = levels or {}
     loggers = {name: logging.getLogger(name) for name in levels}
     saved = {name: logger.level for name, logger in loggers.items()}
-    handlers = logging.getLogger("lightning.pytorch").handlers
+    # Lightning's own handler where it has one; the loader's logger for any other handler.
+    handlers = [*logging.getLogger("lightning.pytorch").handlers, logging.getLogger(_LOADER)]
     no_adverts = _NoAdverts()
     for name, level in levels.items():
         loggers[name].setLevel(level)

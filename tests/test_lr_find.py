@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from mnist_lit.cli import main
 from mnist_lit.losses import CrossEntropy
-from tests.cli_helpers import REPO, TUTORIAL, cli_error, fake_data
+from tests.cli_helpers import REPO, TUTORIAL, cli_error, console, fake_data
 
 RUN = Path("logs/seed_cross_entropy/version_0")
 STEPS = "--lr_find.num_training=30"  # 8 batches an epoch: within the tutorial's 10 epochs
@@ -53,6 +53,14 @@ def test_lr_find_suggests_the_rate_and_keeps_its_curve(
     assert any(math.isclose(suggested, lr, rel_tol=1e-2) for lr in rates)
     assert (RUN / "lr_find.png").stat().st_size > 10_000
     assert (RUN / "config.yaml").is_file()
+
+
+def test_lr_find_says_nothing_of_loading_its_own_checkpoint(
+    fake_mnist_dir: Path, tmp_path: Path
+) -> None:
+    said = console("lr_find", "--config", TUTORIAL, *fake_data(fake_mnist_dir), STEPS, cwd=tmp_path)
+    assert "train with --model.optimizer.lr" in said.stdout, said.stderr
+    assert "weights_only" not in said.stdout + said.stderr, said.stderr
 
 
 def test_lr_find_with_an_optimizer_finds_the_optimizers_rate(
