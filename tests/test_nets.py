@@ -1,7 +1,12 @@
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 
+from mnist_lit.cli import main
 from mnist_lit.models import CNN, MLP, SoftmaxRegression
+from tests.cli_helpers import fake_data
 
 
 @pytest.mark.parametrize(
@@ -30,8 +35,32 @@ def test_mlp_sizes() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"activation": "swish"}, "activation"), ({"hidden_sizes": [0]}, "hidden_sizes")],
-)
+    [({"activation": "swish"}, "activation"), ({"hidden_sizes": [0]}, "hidden_sizes"),
+     ({"init": "xavier"}, "init must be one of")],
+)  # fmt: skip
 def test_mlp_rejects_bad_options(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         MLP(**kwargs)
+
+
+def test_nielsens_initialisation_draws_every_weight_and_bias_from_a_standard_normal() -> None:
+    torch.manual_seed(0)
+    nielsen, default = MLP([30], "sigmoid", init="normal"), MLP([30], "sigmoid")
+    for name, parameter in nielsen.named_parameters():
+        assert abs(float(parameter.mean())) < 0.5 and 0.7 < float(parameter.std()) < 1.3, name
+    # PyTorch's default scales each layer by its inputs: a first layer's weights are tiny.
+    assert float(default.layers[1].weight.abs().max()) <= 1 / 784**0.5
+
+
+def test_the_nielsen_config_trains_his_network(
+    fake_mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "--config", "configs/nielsen.yaml", "--trainer.max_epochs=1",
+          *fake_data(fake_mnist_dir)])  # fmt: skip
+    config = yaml.safe_load((tmp_path / "logs/nielsen/version_0/config.yaml").read_text())
+    assert config["model"]["net"]["init_args"] == {
+        "hidden_sizes": [30], "activation": "sigmoid", "init": "normal"
+    }  # fmt: skip
+    assert config["model"]["loss"]["class_path"] == "mnist_lit.losses.SigmoidQuadratic"
+    assert config["data"]["batch_size"] == 10 and config["trainer"]["max_epochs"] == 1

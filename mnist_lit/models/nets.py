@@ -33,6 +33,10 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
+# How an MLP's weights start: PyTorch's default, or Nielsen's N(0, 1).
+INITS = ("default", "normal")
+
+
 class MLP(nn.Module):
     """Fully connected network ``784 -> hidden... -> 10``.
 
@@ -40,18 +44,24 @@ class MLP(nn.Module):
         hidden_sizes: width of each hidden layer; ``[30]`` and ``[100]`` are Nielsen's
             classic 784-30-10 and 784-100-10 networks.
         activation: one of ``relu``, ``sigmoid``, ``tanh``, ``gelu``.
+        init: ``default``, PyTorch's (uniform, scaled by each layer's inputs), or ``normal``,
+            every weight and bias drawn from N(0, 1) as in Nielsen's book, chapters 1 to 3.
     """
 
-    def __init__(self, hidden_sizes: Sequence[int] = (100,), activation: str = "relu") -> None:
+    def __init__(
+        self, hidden_sizes: Sequence[int] = (100,), activation: str = "relu", init: str = "default"
+    ) -> None:
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise ValueError(
                 f"MLP activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
             )
+        if init not in INITS:
+            raise ValueError(f"MLP init must be one of {list(INITS)}, got {init!r}")
         if not hidden_sizes or any(size <= 0 for size in hidden_sizes):
             raise ValueError(f"MLP hidden_sizes must be positive widths, got {list(hidden_sizes)}")
         self.hidden_sizes = list(hidden_sizes)  # kept, so that a checkpoint can rebuild it
-        self.activation = activation
+        self.activation, self.init = activation, init
         layers: list[nn.Module] = [nn.Flatten()]
         width = IMAGE_PIXELS
         for size in hidden_sizes:
@@ -59,6 +69,10 @@ class MLP(nn.Module):
             width = size
         layers.append(nn.Linear(width, NUM_CLASSES))
         self.layers = nn.Sequential(*layers)
+        for layer in self.layers if init == "normal" else ():
+            if isinstance(layer, nn.Linear):
+                nn.init.normal_(layer.weight)
+                nn.init.normal_(layer.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)
