@@ -127,14 +127,18 @@ def test_predict_a_folder_writes_a_csv(
     draw_one((100, 150), dark_on_light=True).save(digits / "one.png")
     draw_zero((90, 90)).save(digits / "zero.jpg")
     (digits / "broken.png").write_text("no pixels here")
+    _seven_to_the_edge().save(digits / "seven_to_the_edge.png")
+    (digits / "too_large.png").write_bytes(_png_header(20_000, 20_000))
     main(["predict", "--config", TUTORIAL, "--ckpt_path=best", f"--data.predict_path={digits}",
           "--predictions.path=out/predictions.csv", *fake_data(fake_mnist_dir)])  # fmt: skip
     captured = capsys.readouterr()
     assert f"mnist-lit: skipped {digits / 'broken.png'}: not an image" in captured.err
-    assert "Predictions for 2 images written to out/predictions.csv" in captured.out
+    assert f"mnist-lit: skipped {digits / 'too_large.png'}: it cannot be prepared" in captured.err
+    assert "Predictions for 3 images written to out/predictions.csv" in captured.out
     with open(tmp_path / "out" / "predictions.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [row["file"] for row in rows] == [str(digits / "one.png"), str(digits / "zero.jpg")]
+    predicted = [str(digits / n) for n in ("one.png", "seven_to_the_edge.png", "zero.jpg")]
+    assert [row["file"] for row in rows] == predicted
     for row in rows:
         probs = np.array([float(row[f"p{k}"]) for k in range(10)])
         assert probs.sum() == pytest.approx(1, abs=1e-3)
