@@ -65,9 +65,11 @@ def _light_on_dark(gray: np.ndarray) -> tuple[np.ndarray, float]:
         gray, border = 1 - gray, 1 - border
     paper = np.median(border)
     light = np.clip(gray - paper, 0, 1)
-    reach = max(3, max(gray.shape) // 8) | 1  # a blurred or upscaled digit's soft edge
+    # A blurred or upscaled digit's soft edge runs up to an eighth of the image beyond its
+    # strong ink (an 8x8 digit upscaled: one source pixel).
+    reach = max(1, max(gray.shape) // 8)
     near_ink = Image.fromarray((light > STRONG * light.max()).astype(np.uint8) * 255)
-    away = _border(np.asarray(near_ink.filter(ImageFilter.MaxFilter(reach)))) == 0
+    away = _border(np.asarray(near_ink.filter(ImageFilter.MaxFilter(2 * reach + 1)))) == 0
     # A quantile, not the maximum, so that a stray speck does not raise it; 3 times the
     # 90th percentile is 4 to 5 standard deviations of noise, clipped or not.
     grain = np.abs(border - paper)[away]
