@@ -99,8 +99,13 @@ def _idx_bytes(path: Path) -> bytes:
     """The bytes of the IDX file ``path``, or of its archive ``path.gz`` where only that is
     there (a folder that cannot be written keeps its archives)."""
     archive = path.with_name(f"{path.name}.gz")
-    if path.is_file() or not archive.is_file():
+    if path.is_file():
         return path.read_bytes()
+    if not archive.is_file():
+        raise MnistLitError(
+            f"{path} is missing. Run `mnist-lit fit` with internet once to download MNIST, "
+            f"or copy the four files {', '.join(RAW_FILES)} into {path.parent}/."
+        )
     try:
         with gzip.open(archive, "rb") as source:
             return source.read()
@@ -110,11 +115,6 @@ def _idx_bytes(path: Path) -> bytes:
 
 def read_idx(path: Path, magic: int) -> Tensor:
     """Read one uint8 IDX file, checking its magic number, shape and length."""
-    if not path.is_file() and not path.with_name(f"{path.name}.gz").is_file():
-        raise MnistLitError(
-            f"{path} is missing. Run `mnist-lit fit` with internet once to download MNIST, "
-            f"or copy the four files {', '.join(RAW_FILES)} into {path.parent}/."
-        )
     data = _idx_bytes(path)
     dims = magic & 0xFF
     header = 4 + 4 * dims
