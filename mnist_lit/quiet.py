@@ -29,7 +29,7 @@ RUN_NOTICES = {"lightning.pytorch": logging.WARNING, "lightning.fabric": logging
 _LOADER = "lightning.pytorch.trainer.connectors.checkpoint_connector"
 
 
-class _NoAdverts(logging.Filter):
+class _LightningChatter(logging.Filter):
     """Drops Lightning's tips that advertise cloud services, and its notice that it loads a
     checkpoint with ``weights_only=False``: it loads lr_find's own, or one that
     :func:`~mnist_lit.checkpointing.read_checkpoint` has checked first."""
@@ -47,11 +47,11 @@ def quiet(levels: Mapping[str, int] | None = None, ignore: Iterable[str] = NOISE
     saved = {name: logger.level for name, logger in loggers.items()}
     # Lightning's own handler where it has one; the loader's logger for any other handler.
     handlers = [*logging.getLogger("lightning.pytorch").handlers, logging.getLogger(_LOADER)]
-    no_adverts = _NoAdverts()
+    no_chatter = _LightningChatter()
     for name, level in levels.items():
         loggers[name].setLevel(level)
     for handler in handlers:
-        handler.addFilter(no_adverts)
+        handler.addFilter(no_chatter)
     with warnings.catch_warnings():
         for message in ignore:
             warnings.filterwarnings("ignore", message=message)
@@ -59,6 +59,6 @@ def quiet(levels: Mapping[str, int] | None = None, ignore: Iterable[str] = NOISE
             yield
         finally:
             for handler in handlers:
-                handler.removeFilter(no_adverts)
+                handler.removeFilter(no_chatter)
             for name, level in saved.items():
                 loggers[name].setLevel(level)
