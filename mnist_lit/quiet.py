@@ -41,7 +41,7 @@ class _LightningChatter(logging.Filter):
 @contextlib.contextmanager
 def quiet(levels: Mapping[str, int] | None = None, ignore: Iterable[str] = NOISE) -> Iterator[None]:
     """Within the block: the loggers named in ``levels`` at those levels, the warnings
-    matching ``ignore`` silenced, Lightning's adverts dropped. All restored on exit."""
+    matching ``ignore`` silenced, Lightning's chatter dropped. All restored on exit."""
     levels = levels or {}
     loggers = {name: logging.getLogger(name) for name in levels}
     saved = {name: logger.level for name, logger in loggers.items()}
