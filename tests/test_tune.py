@@ -8,6 +8,7 @@ import csv
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 import yaml
 
 from mnist_lit.cli import main
+from mnist_lit.tuning.engine import storage_at
 from tests.cli_helpers import CONSOLE_SCRIPT, TUTORIAL, cli_error, console, fake_data
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -204,6 +206,31 @@ def test_two_workers_share_one_storage(
     assert sorted(folders) == sorted(f"trial_{t.number:04d}" for t in finished)
     assert len({t.user_attrs["worker"] for t in finished}) == 2
     assert "Surplus" not in "".join(err for _, err in outputs)
+
+
+@pytest.mark.postgres
+def test_workers_opening_a_new_postgresql_database_at_once_all_open_it(
+    postgres: Callable[[], str],
+) -> None:
+    # The losers of the race to create the tables meet a duplicate type, table or catalogue
+    # key; each must wait for the winner's tables, not report the storage as unusable.
+    errors: list[BaseException] = []
+
+    def open_it(url: str, start: threading.Barrier) -> None:
+        start.wait()
+        try:
+            storage_at(url, heartbeat=10)
+        except BaseException as error:
+            errors.append(error)
+
+    for _ in range(5):
+        url, start = postgres(), threading.Barrier(6)
+        workers = [threading.Thread(target=open_it, args=(url, start)) for _ in range(6)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    assert not errors, errors
 
 
 @pytest.mark.slow

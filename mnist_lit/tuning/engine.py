@@ -29,7 +29,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_s
 from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from mnist_lit.errors import MnistLitError, first_line
 from mnist_lit.runs.fit import Fit, FitCLI, ValidationCurve, fit
@@ -132,6 +132,11 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+# What PostgreSQL raises to the loser of a race to create a new database's tables: a
+# duplicate type or table, a duplicate key in its catalogue, or a lock.
+_CREATION_RACE = (IntegrityError, OperationalError, ProgrammingError)
+
+
 def storage_at(url: str, heartbeat: int) -> RDBStorage:
     """Optuna's RDB storage at ``url``: a running trial records a sign of life every
     ``heartbeat`` seconds, and one silent for twice as long is failed and run again. A
@@ -140,7 +145,7 @@ def storage_at(url: str, heartbeat: int) -> RDBStorage:
     for attempt in range(3):
         try:
             return _rdb_storage(url, heartbeat)
-        except (IntegrityError, OperationalError):
+        except _CREATION_RACE:
             # Two workers creating the tables of a new database at the same moment: the
             # other one won (or holds the lock), and the tables are there soon.
             time.sleep(0.5 * (attempt + 1))
@@ -162,7 +167,7 @@ def _rdb_storage(url: str, heartbeat: int, retrying: bool = True) -> RDBStorage:
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
             )
     except Exception as error:  # SQLAlchemy and the database drivers raise many kinds
-        if retrying and isinstance(error, (IntegrityError, OperationalError)):
+        if retrying and isinstance(error, _CREATION_RACE):
             raise
         fix = first_line(error)
         if isinstance(error, ImportError):
