@@ -21,7 +21,8 @@ from mnist_lit.mnist import IMAGE_SIDE
 INPUT_NAME = "pixels"
 OUTPUT_NAMES = ("logits", "probabilities")
 # Traced on a batch of two, so that the batch axis is not specialised to 1.
-_EXAMPLE_BATCH = 2
+_EXAMPLE = (torch.zeros(2, IMAGE_SIDE, IMAGE_SIDE, dtype=torch.uint8),)
+_DYNAMIC_BATCH = {INPUT_NAME: {0: torch.export.Dim("batch")}}
 
 # uint8 pixels (B, 28, 28) -> logits and probabilities (B, 10) as numpy arrays.
 Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -38,27 +39,15 @@ class ExportFormat:
     extra: str | None = None  # the package extra it needs beyond torch
 
 
-def _example_pixels() -> torch.Tensor:
-    return torch.zeros(_EXAMPLE_BATCH, IMAGE_SIDE, IMAGE_SIDE, dtype=torch.uint8)
-
-
-def _dynamic_batch() -> dict[str, dict[int, torch.export.Dim]]:
-    return {INPUT_NAME: {0: torch.export.Dim("batch")}}
-
-
-def _exported_program(model: nn.Module) -> torch.export.ExportedProgram:
-    return torch.export.export(model, (_example_pixels(),), dynamic_shapes=_dynamic_batch())
-
-
 def write_onnx(model: nn.Module, path: Path) -> None:
     """One self-contained ``.onnx`` file (weights inside), opset chosen by torch."""
     torch.onnx.export(
         model,
-        (_example_pixels(),),
+        _EXAMPLE,
         str(path),
         input_names=[INPUT_NAME],
         output_names=list(OUTPUT_NAMES),
-        dynamic_shapes=_dynamic_batch(),
+        dynamic_shapes=_DYNAMIC_BATCH,
         dynamo=True,
         external_data=False,
         verbose=False,
@@ -81,7 +70,8 @@ def load_onnx(path: Path) -> Runner:
 
 def write_pt2(model: nn.Module, path: Path) -> None:
     """A ``torch.export`` program, saved with ``torch.export.save``."""
-    torch.export.save(_exported_program(model), str(path))
+    program = torch.export.export(model, _EXAMPLE, dynamic_shapes=_DYNAMIC_BATCH)
+    torch.export.save(program, str(path))
 
 
 def load_pt2(path: Path) -> Runner:
@@ -117,7 +107,6 @@ def write_model(name: str, model: nn.Module, net: str, path: Path) -> None:
 
 
 def load_runner(name: str, path: Path) -> Runner:
-    """Load the file ``path`` of format ``name`` back, to run it."""
     try:
         return FORMATS[name].load(path)
     except ImportError as error:
