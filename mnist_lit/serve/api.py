@@ -1,9 +1,5 @@
-"""The models in LitServe's inference workers: loaded once per worker, run on batches.
-
-Each request arrives already checked and prepared (:mod:`~mnist_lit.serve.middleware`): a
-28x28 uint8 image. Every model predicts every image, and the answer holds the image the
-models saw and, per model, the digit and the ten probabilities.
-"""
+"""The models in LitServe's inference workers: loaded once per worker, run on batches of
+images already checked and prepared (:mod:`~mnist_lit.serve.middleware`)."""
 
 from __future__ import annotations
 
@@ -21,22 +17,14 @@ from torch import Tensor
 from mnist_lit.inference import PixelClassifier, load_trained_model
 from mnist_lit.serve.inputs import forwarded_image
 
-# One thread per worker: a batch of small images gains nothing from more, and the HTTP
-# server's process needs the other cores. More throughput comes from more workers.
-WORKER_THREADS = 1
-
 
 class DigitAPI(ls.LitAPI):
-    """Predicts a 28x28 image with every named model.
-
-    Args:
-        checkpoints: model name -> checkpoint path, in the order the answer lists them.
-        max_batch_size: requests run together at most; 1 turns batching off.
-        batch_timeout: seconds to wait for more requests once one has come.
-    """
+    """Predicts a 28x28 uint8 image with every model of ``checkpoints`` (name -> path, in
+    the order the answer lists them): the answer holds the image the models saw and, per
+    model, the digit and the ten probabilities. ``max_batch_size`` 1 turns batching off."""
 
     def __init__(
-        self, checkpoints: dict[str, Path], max_batch_size: int = 16, batch_timeout: float = 0.002
+        self, checkpoints: dict[str, Path], max_batch_size: int, batch_timeout: float
     ) -> None:
         loop = BlockingBatchedLoop() if max_batch_size > 1 else "auto"
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout, loop=loop)
@@ -44,7 +32,9 @@ class DigitAPI(ls.LitAPI):
         self.models: dict[str, PixelClassifier] = {}
 
     def setup(self, device: str) -> None:
-        torch.set_num_threads(WORKER_THREADS)
+        # One thread per worker: a batch of small images gains nothing from more, and the HTTP
+        # server's process needs the other cores. More throughput comes from more workers.
+        torch.set_num_threads(1)
         for name, path in self.checkpoints.items():
             self.models[name] = load_trained_model(path, f"--model {name}={path}").classifier
 
@@ -52,9 +42,6 @@ class DigitAPI(ls.LitAPI):
     # without one, the body's JSON arrives, as PreparedInputs made it.
     def decode_request(self, request, **kwargs: Any) -> Tensor:
         return forwarded_image(request)
-
-    def batch(self, inputs: list[Tensor]) -> Tensor:
-        return torch.stack(inputs)
 
     @torch.inference_mode()
     def predict(self, x: Tensor, **kwargs: Any) -> list[dict[str, Any]] | dict[str, Any]:
