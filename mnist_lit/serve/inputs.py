@@ -36,14 +36,10 @@ class InputError(Exception):
         self.message = message
 
 
-def media_type(content_type: str | None) -> str:
-    """``image/png; charset=...`` -> ``image/png``."""
-    return (content_type or "").split(";", 1)[0].strip().lower()
-
-
 def check_media_type(content_type: str | None) -> str:
-    """The body's media type if accepted, else a 415."""
-    kind = media_type(content_type)
+    """The body's media type (``image/png; charset=...`` -> ``image/png``) if accepted, else
+    a 415."""
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
     if kind in IMAGE_TYPES or kind == JSON_TYPE:
         return kind
     got = f"Content-Type {kind}" if kind else "no Content-Type"
@@ -93,7 +89,6 @@ _ARRAY = f"a JSON array of {IMAGE_SIDE} rows of {IMAGE_SIDE} pixel values, 0 (bl
 
 
 def parse_array(body: bytes) -> Image.Image:
-    """A JSON 28x28 array of pixel values as a grayscale image."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as error:  # ValueError: bad JSON or bad UTF-8
