@@ -29,13 +29,20 @@ if TYPE_CHECKING:
     from litserve import LitServer
 
 HELP = "Serve checkpoints over HTTP (LitServe): POST /predict, and a page to draw digits on."
-HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # what LitServe binds to
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 READY_WITHIN_S = 300  # how long the announcement waits for the workers
+# The numeric options: name, default (its type is the option's), help.
+_NUMBERS = (
+    ("--port", 8000, "1024 to 65535"),
+    ("--max_batch_size", 16, "requests that a worker runs together at most; 1 turns batching off"),
+    ("--batch_timeout", 0.002, "seconds a worker waits for more requests to batch"),
+    ("--workers", 1, "inference processes, each with every model"),
+    ("--max_bytes", Limits().max_bytes, "largest request body in bytes"),
+    ("--max_pixels", Limits().max_pixels, "largest image, width x height, in pixels"),
+)
 
 
 def build_parser() -> OneMessageParser:
-    defaults = Limits()
     parser = OneMessageParser(
         prog="mnist-lit serve",
         description=HELP + " Each request is one image, a PNG or JPEG or a JSON 28x28 array, "
@@ -53,41 +60,14 @@ def build_parser() -> OneMessageParser:
     )
     parser.add_argument(
         "--host",
-        choices=HOSTS,
+        choices=("127.0.0.1", "0.0.0.0", "::"),  # what LitServe binds to
         default="127.0.0.1",
         help="127.0.0.1: this machine only; 0.0.0.0 or ::: every network (default: 127.0.0.1)",
     )
-    parser.add_argument("--port", type=int, default=8000, help="1024 to 65535 (default: 8000)")
-    parser.add_argument(
-        "--max_batch_size",
-        type=int,
-        default=16,
-        help="requests that a worker runs together at most; 1 turns batching off (default: 16)",
-    )
-    parser.add_argument(
-        "--batch_timeout",
-        type=float,
-        default=0.002,
-        help="seconds a worker waits for more requests to batch (default: 0.002)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="inference processes, each with every model (default: 1)",
-    )
-    parser.add_argument(
-        "--max_bytes",
-        type=int,
-        default=defaults.max_bytes,
-        help=f"largest request body in bytes (default: {defaults.max_bytes})",
-    )
-    parser.add_argument(
-        "--max_pixels",
-        type=int,
-        default=defaults.max_pixels,
-        help=f"largest image, width x height, in pixels (default: {defaults.max_pixels})",
-    )
+    for option, default, help_text in _NUMBERS:
+        parser.add_argument(
+            option, type=type(default), default=default, help=f"{help_text} (default: {default})"
+        )
     return parser
 
 
@@ -125,7 +105,6 @@ def named_checkpoints(values: Sequence[str]) -> dict[str, Path]:
 
 
 def check_port_free(host: str, port: int) -> None:
-    """Fail with one message if ``host:port`` cannot be listened on."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -139,21 +118,17 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def announce_when_ready(url: str, names: Sequence[str]) -> None:
-    """Print the page's address once the server answers ``/health`` (in a thread)."""
-
-    def wait() -> None:
-        deadline = time.monotonic() + READY_WITHIN_S
-        while time.monotonic() < deadline:
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(f"{url}health", timeout=1) as response,
-            ):
-                if response.status == 200:
-                    print(f"mnist-lit serve: ready, {', '.join(names)} at {url}", flush=True)
-                    return
-            time.sleep(0.1)
-
-    threading.Thread(target=wait, daemon=True).start()
+    """Print the page's address once the server answers ``/health``."""
+    deadline = time.monotonic() + READY_WITHIN_S
+    while time.monotonic() < deadline:
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"{url}health", timeout=1) as response,
+        ):
+            if response.status == 200:
+                print(f"mnist-lit serve: ready, {', '.join(names)} at {url}", flush=True)
+                return
+        time.sleep(0.1)
 
 
 @contextlib.contextmanager
@@ -189,15 +164,11 @@ def main(argv: Sequence[str]) -> None:
     check_port_free(args.host, args.port)
     server = build_server(models, args)
     local = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(args.host, args.host)
-    announce_when_ready(f"http://{local}:{args.port}/", list(models))
+    url = f"http://{local}:{args.port}/"
+    threading.Thread(target=announce_when_ready, args=(url, list(models)), daemon=True).start()
     # LitServe's notices (its Swagger address names 0.0.0.0 whatever the host) are noise.
     with quiet({"litserve": logging.WARNING}), _sigterm_stops_gracefully():
-        server.run(
-            host=args.host,
-            port=args.port,
-            generate_client_file=False,
-            log_level="warning",
-        )
+        server.run(host=args.host, port=args.port, generate_client_file=False, log_level="warning")
 
 
 def build_server(models: dict[str, TrainedModel], args: Namespace) -> LitServer:
