@@ -182,7 +182,7 @@ def build_server(models: dict[str, TrainedModel], args: Namespace) -> LitServer:
         ) from error
 
     from mnist_lit.serve.api import DigitAPI
-    from mnist_lit.serve.middleware import DrawingPage, PreparedInputs, ServerInfo
+    from mnist_lit.serve.middleware import PageAndInfo, PreparedInputs
 
     api = DigitAPI(
         {name: model.path for name, model in models.items()},
@@ -201,9 +201,5 @@ def build_server(models: dict[str, TrainedModel], args: Namespace) -> LitServer:
         api,
         accelerator="cpu",
         workers_per_device=args.workers,
-        middlewares=[
-            (PreparedInputs, {"limits": limits}),
-            DrawingPage,
-            (ServerInfo, {"info": info}),
-        ],
+        middlewares=[(PreparedInputs, {"limits": limits}), (PageAndInfo, {"info": info})],
     )
