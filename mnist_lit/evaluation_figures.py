@@ -162,6 +162,6 @@ def _sum_over_processes(summary: EvaluationSummary) -> EvaluationSummary:
     """The sum of every process's summary (the summary itself when there is one)."""
     if not (dist.is_available() and dist.is_initialized()):
         return summary
-    parts: list[EvaluationSummary | None] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, summary)
-    return sum((part for part in parts[1:] if part is not None), parts[0] or EvaluationSummary())
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, summary)  # fills every place
+    return sum(parts[1:], parts[0])
