@@ -73,7 +73,7 @@ class InMemoryBatches:
         images: ``(N, 28, 28)`` uint8.
         labels: ``(N,)`` int64.
         batch_size: samples per batch; the last batch may be smaller.
-        order: the order of the samples; default all of them, in stored order.
+        order: the order of the samples.
         epoch: returns the current epoch when an iteration starts (the trainer's), so
             that a shuffled order changes from epoch to epoch.
         names: one name per sample; when given, batches are :class:`PredictBatch` and the
@@ -85,14 +85,14 @@ class InMemoryBatches:
         images: Tensor,
         labels: Tensor,
         batch_size: int,
-        order: EpochOrder | None = None,
-        epoch: Callable[[], int] = lambda: 0,
+        order: EpochOrder,
+        epoch: Callable[[], int],
         names: Sequence[str] | None = None,
     ) -> None:
         self.images = images
         self.labels = labels
         self.batch_size = batch_size
-        self.order = order if order is not None else EpochOrder(len(labels))
+        self.order = order
         self.epoch = epoch
         self.names = names
 
@@ -105,7 +105,7 @@ class InMemoryBatches:
             if self.names is None:
                 yield images, labels
             else:
-                yield PredictBatch(images, labels, self._names_of(batch))
+                yield PredictBatch(images, labels, [self.names[i] for i in labels.tolist()])
 
     def _index_batches(self) -> Iterator[Tensor | slice]:
         order = self.order
@@ -114,12 +114,6 @@ class InMemoryBatches:
                 yield slice(start, start + self.batch_size)
             return
         yield from order.indices(self.epoch()).to(self.labels.device).split(self.batch_size)
-
-    def _names_of(self, batch: Tensor | slice) -> list[str]:
-        assert self.names is not None
-        if isinstance(batch, slice):
-            return list(self.names[batch])
-        return [self.names[i] for i in batch.tolist()]
 
     def _take(self, batch: Tensor | slice) -> tuple[Tensor, Tensor]:
         if isinstance(batch, slice):  # a view, no copy
