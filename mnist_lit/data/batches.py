@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 
+@dataclass
 class EpochOrder:
     """The order in which one process visits ``n`` samples, epoch by epoch.
 
@@ -20,21 +22,12 @@ class EpochOrder:
     so that every process runs the same number of steps.
     """
 
-    def __init__(
-        self,
-        n: int,
-        shuffle: bool = False,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-        even_shards: bool = False,
-    ) -> None:
-        self.n = n
-        self.shuffle = shuffle
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.even_shards = even_shards
+    n: int
+    shuffle: bool = False
+    seed: int = 0
+    rank: int = 0
+    world_size: int = 1
+    even_shards: bool = False
 
     def indices(self, epoch: int = 0) -> Tensor:
         """This process's indices in ``epoch``."""
@@ -62,39 +55,25 @@ class PredictBatch(NamedTuple):
     names: list[str]  # the file, or ``test:<i>`` for the test set
 
 
+@dataclass(eq=False)  # by identity: no field-by-field comparison of tensors
 class InMemoryBatches:
     """An iterable of batches taken by index from in-memory tensors.
 
     Lightning accepts any sized iterable as a dataloader. The whole split is already a
     ``uint8`` tensor (on the training device when that is a GPU), so a batch is one
     indexing operation, and an unshuffled batch is a view.
-
-    Args:
-        images: ``(N, 28, 28)`` uint8.
-        labels: ``(N,)`` int64.
-        batch_size: samples per batch; the last batch may be smaller.
-        order: the order of the samples.
-        epoch: returns the current epoch when an iteration starts (the trainer's), so
-            that a shuffled order changes from epoch to epoch.
-        names: one name per sample; when given, batches are :class:`PredictBatch` and the
-            labels are taken as the samples' indices.
     """
 
-    def __init__(
-        self,
-        images: Tensor,
-        labels: Tensor,
-        batch_size: int,
-        order: EpochOrder,
-        epoch: Callable[[], int],
-        names: Sequence[str] | None = None,
-    ) -> None:
-        self.images = images
-        self.labels = labels
-        self.batch_size = batch_size
-        self.order = order
-        self.epoch = epoch
-        self.names = names
+    images: Tensor  # (N, 28, 28) uint8
+    labels: Tensor  # (N,) int64
+    batch_size: int  # the last batch may be smaller
+    order: EpochOrder
+    # The current epoch when an iteration starts (the trainer's), so that a shuffled order
+    # changes from epoch to epoch.
+    epoch: Callable[[], int]
+    # One name per sample: when given, batches are PredictBatch and the labels are taken as
+    # the samples' indices.
+    names: Sequence[str] | None = None
 
     def __len__(self) -> int:
         return math.ceil(len(self.order) / self.batch_size)
