@@ -79,23 +79,19 @@ class InMemoryBatches:
         return math.ceil(len(self.order) / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor] | PredictBatch]:
-        for batch in self._index_batches():
-            images, labels = self._take(batch)
+        for images, labels in self._batches():
             if self.names is None:
                 yield images, labels
             else:
                 yield PredictBatch(images, labels, [self.names[i] for i in labels.tolist()])
 
-    def _index_batches(self) -> Iterator[Tensor | slice]:
+    def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         order = self.order
         if not order.shuffle and order.world_size == 1:
             for start in range(0, order.n, self.batch_size):
-                yield slice(start, start + self.batch_size)
+                batch = slice(start, start + self.batch_size)
+                yield self.images[batch], self.labels[batch]  # views, no copy
             return
-        yield from order.indices(self.epoch()).to(self.labels.device).split(self.batch_size)
-
-    def _take(self, batch: Tensor | slice) -> tuple[Tensor, Tensor]:
-        if isinstance(batch, slice):  # a view, no copy
-            return self.images[batch], self.labels[batch]
         # index_select is several times faster than advanced indexing for a gather.
-        return self.images.index_select(0, batch), self.labels.index_select(0, batch)
+        for batch in order.indices(self.epoch()).to(self.labels.device).split(self.batch_size):
+            yield self.images.index_select(0, batch), self.labels.index_select(0, batch)
