@@ -124,7 +124,12 @@ class EvaluationFigures(Callback):
         # A dry run (fast_dev_run) keeps nothing.
         if not self.enabled or trainer.fast_dev_run:  # type: ignore[attr-defined]
             return
-        summary = _sum_over_processes(self.summary)
+        summary = self.summary
+        if dist.is_available() and dist.is_initialized():
+            # The sum of every process's summary; all_gather_object fills every place.
+            parts: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(parts, summary)
+            summary = sum(parts[1:], parts[0])
         # Every process asks: the trainer's log_dir is broadcast from the first one.
         folder = Path(trainer.log_dir or ".") / self.dirname
         if not trainer.is_global_zero or summary.calibration is None:
@@ -156,12 +161,3 @@ def draw(summary: EvaluationSummary, mistakes: int = 12) -> dict[str, Figure]:
         "reliability": figures.reliability_diagram({"test set": summary.calibration}),
         "per_class_accuracy": figures.per_class_accuracy({"test set": summary.confusion}),
     }
-
-
-def _sum_over_processes(summary: EvaluationSummary) -> EvaluationSummary:
-    """The sum of every process's summary (the summary itself when there is one)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return summary
-    parts: list[EvaluationSummary | None] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, summary)
-    return sum((part for part in parts[1:] if part is not None), parts[0] or EvaluationSummary())

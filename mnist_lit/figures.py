@@ -1,12 +1,7 @@
 """The project's figures: arrays or tensors in, a matplotlib :class:`~matplotlib.figure.Figure`
-out.
-
-Every function builds its figure on its own Agg canvas, without pyplot, so no global state is
-left behind and nothing needs a display; save with ``figure.savefig(path)``, show one in a
-notebook by making it a cell's last value. Used by the test-time figures
-(:mod:`mnist_lit.evaluation_figures`), ``mnist-lit compare``, ``mnist-lit lr_find`` and the
-notebooks.
-"""
+out, built on its own Agg canvas without pyplot, so no global state is left behind and nothing
+needs a display; save with ``figure.savefig(path)``, show one in a notebook by making it a
+cell's last value."""
 
 from __future__ import annotations
 
@@ -66,9 +61,7 @@ def confusion_matrix(matrix: ArrayLike, title: str = "confusion matrix") -> Figu
     return figure
 
 
-def per_class_accuracy(
-    matrices: Mapping[str, ArrayLike], title: str = "accuracy per class"
-) -> Figure:
+def per_class_accuracy(matrices: Mapping[str, ArrayLike]) -> Figure:
     """Bars of each class's accuracy (recall), one bar per model, from each model's
     confusion matrix; the dashed lines are the models' overall accuracies."""
     figure = new_figure(7, 3)
@@ -85,7 +78,7 @@ def per_class_accuracy(
         lowest = min(lowest, float(accuracy.min()))
     ax.set(xticks=range(len(counts)), xlabel="true class", ylabel="accuracy")
     ax.set_ylim(max(0.0, lowest - 0.05), 1.0)
-    ax.set_title(title, fontsize=9)
+    ax.set_title("accuracy per class", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(axis="y", alpha=0.3)
     return figure
@@ -97,26 +90,17 @@ def confident_mistakes(
     predicted: ArrayLike,
     confidence: ArrayLike,
     count: int = 12,
-    columns: int = 6,
     title: str | None = None,
 ) -> Figure:
-    """The ``count`` wrong predictions made with the highest confidence, each image titled
-    ``true -> predicted`` and the confidence.
-
-    Args:
-        images: ``(N, H, W)`` or ``(N, 1, H, W)``, any scaling (each image is shown on its
-            own grey scale).
-        target: ``(N,)`` true classes.
-        predicted: ``(N,)`` predicted classes.
-        confidence: ``(N,)`` the probability given to the predicted class.
-        count: how many to show at most.
-        columns: images per row.
-        title: the figure's title; default the number of mistakes among the ``N``.
-    """
+    """The ``count`` wrong predictions made with the highest confidence, six to a row, each
+    image titled ``true -> predicted`` and the confidence (the probability given to the
+    predicted class). ``images`` are ``(N, H, W)`` or ``(N, 1, H, W)``, any scaling: each is
+    shown on its own grey scale. The title defaults to the number of mistakes among the N."""
     true, guess, sure = _array(target), _array(predicted), _array(confidence)
-    pictures = _array(images).reshape(len(true), *_array(images).shape[-2:])
+    pictures = _array(images).reshape(len(true), *np.shape(images)[-2:])
     wrong = np.flatnonzero(true != guess)
     shown = wrong[np.argsort(-sure[wrong], kind="stable")][:count]
+    columns = 6
     rows = max(1, math.ceil(len(shown) / columns))
     figure = new_figure(1.3 * columns, 1.5 * rows + 0.3)
     axes = figure.subplots(rows, columns, squeeze=False)
@@ -167,9 +151,7 @@ class CalibrationBins:
         return float(gap / max(self.count.sum(), 1))
 
 
-def reliability_diagram(
-    models: Mapping[str, CalibrationBins], title: str = "reliability diagram"
-) -> Figure:
+def reliability_diagram(models: Mapping[str, CalibrationBins]) -> Figure:
     """Accuracy against confidence per confidence bin, for each model, with the expected
     calibration error (ECE) in the legend; below, the share of predictions in each bin.
     Points under the diagonal are overconfident, above it underconfident."""
@@ -186,7 +168,7 @@ def reliability_diagram(
         edges = np.linspace(0, 1, len(bins.count) + 1)
         bottom.stairs(bins.count / max(bins.count.sum(), 1), edges, color=line.get_color())
     top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
-    top.set_title(title, fontsize=9)
+    top.set_title("reliability diagram", fontsize=9)
     top.legend(fontsize=7, loc="upper left")
     top.grid(alpha=0.3)
     bottom.set(xlabel="confidence (top probability)", ylabel="share", yscale="log")
@@ -206,27 +188,25 @@ def learning_curves(
     rows: Sequence[Mapping[str, Any]],
     panels: Sequence[Panel],
     group: str = "loss",
-    x: str = "epoch",
     title: str = "",
-    xlabel: str = "epoch (0 = initial weights)",
 ) -> Figure:
-    """One panel per column, one curve per value of ``group`` (in order of appearance):
-    the mean over the rows that share the group and ``x`` (seeds, say), with a band of
-    one standard deviation when there are several."""
+    """One panel per column against the epoch, one curve per value of ``group`` (in order of
+    appearance): the mean over the rows that share the group and epoch (seeds, say), with a
+    band of one standard deviation when there are several."""
     figure = new_figure(4 * len(panels), 3.6)
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     groups = list(dict.fromkeys(row[group] for row in rows))
     for ax, panel in zip(axes, panels, strict=True):
         for name in groups:
             mine = [row for row in rows if row[group] == name]
-            xs = sorted({float(row[x]) for row in mine})
-            series = [[float(r[panel.column]) for r in mine if float(r[x]) == v] for v in xs]
+            xs = sorted({float(row["epoch"]) for row in mine})
+            series = [[float(r[panel.column]) for r in mine if float(r["epoch"]) == v] for v in xs]
             mean = np.array([statistics.mean(s) for s in series])
             std = np.array([statistics.stdev(s) if len(s) > 1 else 0.0 for s in series])
             ax.plot(xs, mean, marker="o", markersize=3, label=str(name))
             ax.fill_between(xs, mean - std, mean + std, alpha=0.25)
         ax.set_yscale(panel.scale)
-        ax.set_xlabel(xlabel)
+        ax.set_xlabel("epoch (0 = initial weights)")
         ax.set_title(panel.title, fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
@@ -235,9 +215,7 @@ def learning_curves(
     return figure
 
 
-def lr_finder_curve(
-    lrs: ArrayLike, losses: ArrayLike, suggestion: float | None = None, title: str = ""
-) -> Figure:
+def lr_finder_curve(lrs: ArrayLike, losses: ArrayLike, suggestion: float | None = None) -> Figure:
     """The training loss against the learning rate (log scale) of a learning-rate range
     test, with the suggested rate marked."""
     rates, values = _array(lrs).astype(float), _array(losses).astype(float)
@@ -250,6 +228,6 @@ def lr_finder_curve(
         ax.plot(rates[nearest], values[nearest], "o", ms=8, color="tab:red", label=label)
         ax.legend(fontsize=8)
     ax.set(xscale="log", xlabel="learning rate", ylabel="training loss (smoothed)")
-    ax.set_title(title or "learning-rate finder", fontsize=9)
+    ax.set_title("learning-rate finder", fontsize=9)
     ax.grid(alpha=0.3, which="both")
     return figure

@@ -22,8 +22,9 @@ import pytest
 import torch
 
 from mnist_lit.cli import INTERRUPTED, main
+from mnist_lit.data import raw_files
 from mnist_lit.data.datamodule import MNISTDataModule
-from mnist_lit.data.raw_files import kept_in_memory, read_split
+from mnist_lit.data.raw_files import keep_in_memory, read_split
 from tests.cli_helpers import CONSOLE_SCRIPT, cli_error, console, free_port
 from tests.fake_mnist import write_fake_mnist
 
@@ -314,10 +315,14 @@ def test_ctrl_c_stops_the_study_in_one_line_and_its_workers_with_it(
     assert len(_results(study)) >= 2  # kept
 
 
-def test_mnist_kept_in_memory_is_read_once_and_split_by_each_run(tmp_path: Path) -> None:
+def test_mnist_kept_in_memory_is_read_once_and_split_by_each_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = write_fake_mnist(tmp_path, n_train=300, n_test=50)
     plain = read_split(data, train=True)
-    with kept_in_memory():
+    with monkeypatch.context() as patched:
+        patched.setattr(raw_files, "_KEPT", None)  # keep_in_memory's switch, off again after
+        keep_in_memory()
         first = read_split(data, train=True)
         first[0].zero_()  # a fit that changed its copy changes no other
         again = read_split(data, train=True)

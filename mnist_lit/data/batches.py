@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 
+@dataclass
 class EpochOrder:
     """The order in which one process visits ``n`` samples, epoch by epoch.
 
@@ -20,21 +22,12 @@ class EpochOrder:
     so that every process runs the same number of steps.
     """
 
-    def __init__(
-        self,
-        n: int,
-        shuffle: bool = False,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-        even_shards: bool = False,
-    ) -> None:
-        self.n = n
-        self.shuffle = shuffle
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.even_shards = even_shards
+    n: int
+    shuffle: bool = False
+    seed: int = 0
+    rank: int = 0
+    world_size: int = 1
+    even_shards: bool = False
 
     def indices(self, epoch: int = 0) -> Tensor:
         """This process's indices in ``epoch``."""
@@ -62,67 +55,43 @@ class PredictBatch(NamedTuple):
     names: list[str]  # the file, or ``test:<i>`` for the test set
 
 
+@dataclass(eq=False)  # by identity: no field-by-field comparison of tensors
 class InMemoryBatches:
     """An iterable of batches taken by index from in-memory tensors.
 
     Lightning accepts any sized iterable as a dataloader. The whole split is already a
     ``uint8`` tensor (on the training device when that is a GPU), so a batch is one
     indexing operation, and an unshuffled batch is a view.
-
-    Args:
-        images: ``(N, 28, 28)`` uint8.
-        labels: ``(N,)`` int64.
-        batch_size: samples per batch; the last batch may be smaller.
-        order: the order of the samples; default all of them, in stored order.
-        epoch: returns the current epoch when an iteration starts (the trainer's), so
-            that a shuffled order changes from epoch to epoch.
-        names: one name per sample; when given, batches are :class:`PredictBatch` and the
-            labels are taken as the samples' indices.
     """
 
-    def __init__(
-        self,
-        images: Tensor,
-        labels: Tensor,
-        batch_size: int,
-        order: EpochOrder | None = None,
-        epoch: Callable[[], int] = lambda: 0,
-        names: Sequence[str] | None = None,
-    ) -> None:
-        self.images = images
-        self.labels = labels
-        self.batch_size = batch_size
-        self.order = order if order is not None else EpochOrder(len(labels))
-        self.epoch = epoch
-        self.names = names
+    images: Tensor  # (N, 28, 28) uint8
+    labels: Tensor  # (N,) int64
+    batch_size: int  # the last batch may be smaller
+    order: EpochOrder
+    # The current epoch when an iteration starts (the trainer's), so that a shuffled order
+    # changes from epoch to epoch.
+    epoch: Callable[[], int]
+    # One name per sample: when given, batches are PredictBatch and the labels are taken as
+    # the samples' indices.
+    names: Sequence[str] | None = None
 
     def __len__(self) -> int:
         return math.ceil(len(self.order) / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor] | PredictBatch]:
-        for batch in self._index_batches():
-            images, labels = self._take(batch)
+        for images, labels in self._batches():
             if self.names is None:
                 yield images, labels
             else:
-                yield PredictBatch(images, labels, self._names_of(batch))
+                yield PredictBatch(images, labels, [self.names[i] for i in labels.tolist()])
 
-    def _index_batches(self) -> Iterator[Tensor | slice]:
+    def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         order = self.order
         if not order.shuffle and order.world_size == 1:
             for start in range(0, order.n, self.batch_size):
-                yield slice(start, start + self.batch_size)
+                batch = slice(start, start + self.batch_size)
+                yield self.images[batch], self.labels[batch]  # views, no copy
             return
-        yield from order.indices(self.epoch()).to(self.labels.device).split(self.batch_size)
-
-    def _names_of(self, batch: Tensor | slice) -> list[str]:
-        assert self.names is not None
-        if isinstance(batch, slice):
-            return list(self.names[batch])
-        return [self.names[i] for i in batch.tolist()]
-
-    def _take(self, batch: Tensor | slice) -> tuple[Tensor, Tensor]:
-        if isinstance(batch, slice):  # a view, no copy
-            return self.images[batch], self.labels[batch]
         # index_select is several times faster than advanced indexing for a gather.
-        return self.images.index_select(0, batch), self.labels.index_select(0, batch)
+        for batch in order.indices(self.epoch()).to(self.labels.device).split(self.batch_size):
+            yield self.images.index_select(0, batch), self.labels.index_select(0, batch)

@@ -41,15 +41,11 @@ def flip_labels(labels: Tensor, share: float, generator: torch.Generator) -> Ten
 
 
 def download_mnist(data_dir: str | Path) -> None:
-    """Make sure ``data_dir/MNIST/raw`` holds MNIST's four IDX files, extracted or as ``.gz``.
-
-    ``.gz`` files already there are extracted safely where the folder can be written (see
-    :func:`extract_archives`), so no network is needed when they are in place; what is still
-    missing is downloaded.
-    """
+    """Make sure ``data_dir/MNIST/raw`` holds MNIST's four IDX files, extracted or as ``.gz``:
+    ``.gz`` files already there are extracted where the folder can be written, so no network
+    is needed when they are in place; what is still missing is downloaded."""
     raw = raw_folder(data_dir)
-    if raw.is_dir():
-        extract_archives(raw)
+    extract_archives(raw)
     missing = [
         name
         for name in RAW_FILES
@@ -58,10 +54,10 @@ def download_mnist(data_dir: str | Path) -> None:
     if not missing:
         return
     try:
-        # torchvision prints one line per mirror it tries; keep only our own message.
+        # torchvision prints one line per mirror it tries; keep only our own message. It
+        # downloads all four files, whichever split it is asked for.
         with contextlib.redirect_stdout(io.StringIO()):
-            MNIST(data_dir, train=True, download=True)
-            MNIST(data_dir, train=False, download=True)
+            MNIST(data_dir, download=True)
     except (OSError, RuntimeError) as error:
         reason = first_line(error).rstrip(": ") or type(error).__name__
         raise MnistLitError(
@@ -165,25 +161,26 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
             "val": (train_images.index_select(0, val_idx), train_labels[val_idx]),
             "test": read_split(self.data_dir, train=False),
         }
-        device = self._device()
+        device = torch.device("cpu")
+        if self.trainer is not None and self.trainer.strategy.root_device.type == "cuda":
+            # On a GPU the data set (47 MB as uint8) moves there once, not batch by batch.
+            device = self.trainer.strategy.root_device
         self.splits = {
             name: (images.to(device), labels.to(device))
             for name, (images, labels) in splits.items()
         }
 
-    def _device(self) -> torch.device:
-        # On a GPU the data set (47 MB as uint8) moves there once, not batch by batch.
-        if self.trainer is not None and self.trainer.strategy.root_device.type == "cuda":
-            return self.trainer.strategy.root_device
-        return torch.device("cpu")
-
     def _batches(
         self, images: Tensor, labels: Tensor, train: bool = False, names: list[str] | None = None
     ) -> InMemoryBatches:
         trainer = self.trainer
+        # Trainer(overfit_batches=...), a debugging flag not declared on the class, wants the
+        # same first batches in every epoch; Lightning turns shuffling off only for a
+        # DataLoader's sampler, so these batches do it here.
+        overfitting = trainer is not None and getattr(trainer, "overfit_batches", 0) > 0
         order = EpochOrder(
             len(labels),
-            shuffle=train and not self._overfitting(),
+            shuffle=train and not overfitting,
             seed=self.seed,
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
@@ -191,12 +188,6 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
         )
         batch_size = self.batch_size if train else self.eval_batch_size
         return InMemoryBatches(images, labels, batch_size, order, self._current_epoch, names)
-
-    def _overfitting(self) -> bool:
-        """``Trainer(overfit_batches=...)``: the same first batches in every epoch. Lightning
-        turns shuffling off only for a DataLoader's sampler, so these batches do it here."""
-        # Set by the Trainer's debugging flags, not declared on the class.
-        return self.trainer is not None and getattr(self.trainer, "overfit_batches", 0) > 0
 
     def _current_epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer else 0

@@ -17,8 +17,6 @@ from torch import Tensor
 from mnist_lit.errors import MnistLitError
 from mnist_lit.mnist import IMAGE_SIDE
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-
 
 @dataclass(frozen=True)
 class Limits:

@@ -7,11 +7,9 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
-import shutil
 import socket
 import struct
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,27 +22,16 @@ from mnist_lit.mnist import IMAGE_SIDE, NUM_CLASSES, RAW_FILES
 IMAGE_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 LABEL_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
 
-# The splits read while :func:`kept_in_memory` is on, by their two files' paths and their
+# The splits read since :func:`keep_in_memory`, by their two files' paths and their
 # (inode, size, modification time): a process running many fits reads each file once.
 _KEPT: dict[tuple[object, ...], tuple[Tensor, Tensor]] | None = None
 
 
-@contextlib.contextmanager
-def kept_in_memory() -> Iterator[None]:
-    """Within this block, :func:`read_split` reads each split's files once and hands out
-    copies of what it read; a file that changed (another inode, size or modification time)
-    is read again. Off by default: a single fit reads its data once anyway."""
-    global _KEPT
-    outer = _KEPT
-    _KEPT = {} if outer is None else outer
-    try:
-        yield
-    finally:
-        _KEPT = outer
-
-
 def keep_in_memory() -> None:
-    """:func:`kept_in_memory` for the rest of this process: a worker that runs many fits."""
+    """From now on in this process (a worker that runs many fits), :func:`read_split` reads
+    each split's files once and hands out copies of what it read; a file that changed
+    (another inode, size or modification time) is read again. Off by default: a single fit
+    reads its data once anyway."""
     global _KEPT
     if _KEPT is None:
         _KEPT = {}
@@ -76,23 +63,14 @@ def extract_archives(raw: Path) -> None:
             continue
         partial = target.with_name(f".{target.name}.{socket.gethostname()}.{os.getpid()}.partial")
         try:
-            with gzip.open(archive, "rb") as source, open(partial, "wb") as out:
-                shutil.copyfileobj(source, out)
+            with open(partial, "wb") as out:
+                out.write(_idx_bytes(target))  # from the archive, as the target is missing
             os.replace(partial, target)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as error:
-            raise _truncated(archive, error) from error
         except OSError:  # a read-only folder, a full disk: read_idx reads the archive itself
             return
         finally:
             with contextlib.suppress(OSError):  # on a read-only mount even this fails
                 partial.unlink(missing_ok=True)
-
-
-def _truncated(archive: Path, error: Exception) -> MnistLitError:
-    return MnistLitError(
-        f"{archive} is truncated or not a gzip file ({error}). Delete it so that the next run "
-        "downloads it again, or copy a good file there."
-    )
 
 
 def _idx_bytes(path: Path) -> bytes:
@@ -110,7 +88,10 @@ def _idx_bytes(path: Path) -> bytes:
         with gzip.open(archive, "rb") as source:
             return source.read()
     except (EOFError, zlib.error, gzip.BadGzipFile) as error:
-        raise _truncated(archive, error) from error
+        raise MnistLitError(
+            f"{archive} is truncated or not a gzip file ({error}). Delete it so that the next "
+            "run downloads it again, or copy a good file there."
+        ) from error
 
 
 def read_idx(path: Path, magic: int) -> Tensor:
