@@ -1,13 +1,5 @@
-r"""The loss study's measurements of a batch of outputs, written once for the classifier
-and for ``mnist-lit compare``.
-
-- :func:`output_probabilities`: the outputs as the loss sees them (softmax or sigmoid).
-- :func:`saturated_share`: how many of those sit within a margin of 0 or 1.
-- :func:`per_sample_dcdz`: the mean :math:`|\partial C_x / \partial z_k|` of one sample,
-  from the gradient of a batch-averaged loss with respect to the logits.
-- :func:`brier_score`: the mean squared distance of the class probabilities to the one-hot
-  label.
-"""
+"""The loss study's measurements of a batch of outputs, written once for the classifier
+and for ``mnist-lit compare``."""
 
 from __future__ import annotations
 

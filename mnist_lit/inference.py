@@ -78,7 +78,6 @@ def load_trained_model(path: str | Path, label: str | None = None) -> TrainedMod
             "checkpoint written by `mnist-lit fit`, with the classes it names importable."
         ) from error
     normalize = bool(checkpoint.get("datamodule_hyper_parameters", {}).get("normalize", False))
-    model.eval()
     classifier = PixelClassifier(model.net, normalize).eval()
     classifier.requires_grad_(False)
     return TrainedModel(

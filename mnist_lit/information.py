@@ -32,14 +32,6 @@ def _as_distribution(p: Distribution, name: str) -> Tensor:
     return tensor
 
 
-def _log(x: Tensor, base: float) -> Tensor:
-    if base <= 0 or base == 1:
-        raise ValueError(
-            f"base must be positive and not 1 (2 for bits, math.e for nats), got {base}"
-        )
-    return x.log() / math.log(base)
-
-
 def entropy(p: Distribution, base: float = math.e) -> Tensor:
     r"""Entropy of ``p``: the average surprise of its outcomes.
 
@@ -55,9 +47,7 @@ def entropy(p: Distribution, base: float = math.e) -> Tensor:
         >>> round(entropy([1.0, 0.0, 0.0, 0.0, 0.0]).item(), 4)
         0.0
     """
-    p = _as_distribution(p, "p")
-    terms = torch.where(p > 0, -p * _log(p, base), torch.zeros_like(p))
-    return terms.sum(dim=-1)
+    return cross_entropy(p, p, base)  # H(p) = H(p, p)
 
 
 def cross_entropy(p: Distribution, q: Distribution, base: float = math.e) -> Tensor:
@@ -91,7 +81,11 @@ def cross_entropy(p: Distribution, q: Distribution, base: float = math.e) -> Ten
         raise ValueError(
             f"p and q must have the same shape, got {tuple(p.shape)} and {tuple(q.shape)}"
         )
-    terms = torch.where(p > 0, -p * _log(q, base), torch.zeros_like(p))
+    if base <= 0 or base == 1:
+        raise ValueError(
+            f"base must be positive and not 1 (2 for bits, math.e for nats), got {base}"
+        )
+    terms = torch.where(p > 0, -p * (q.log() / math.log(base)), torch.zeros_like(p))
     return terms.sum(dim=-1)
 
 

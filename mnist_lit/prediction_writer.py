@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +37,7 @@ class PredictionCSV(BasePredictionWriter):
         self.rows = []
 
     def write_on_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        prediction: Any,
-        batch_indices: Sequence[int] | None,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int,
+        self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: Any, *args: Any
     ) -> None:
         digits, probs = prediction["digit"].tolist(), prediction["probs"].tolist()
         if "index" in prediction:
@@ -61,13 +53,7 @@ class PredictionCSV(BasePredictionWriter):
             )
         self.rows += zip(index, names, digits, probs, strict=True)
 
-    def write_on_epoch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        predictions: Sequence[Any],
-        batch_indices: Sequence[Any],
-    ) -> None:
+    def write_on_epoch_end(self, trainer: L.Trainer, *args: Any) -> None:
         rows = sorted(_gather(self.rows))
         if not trainer.is_global_zero or not rows:
             return

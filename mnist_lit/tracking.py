@@ -47,7 +47,6 @@ def name_the_run(config: Namespace, claim: bool = True) -> Path | None:
     ``claim``, the version's folder is created for this run alone when the run folder's
     loggers need one: returned, for the run to remove if it is left empty."""
     name_the_loggers(config)
-    experiment = config["experiment"]
     unnamed = [
         logger.init_args
         for logger in logger_configs(config)
@@ -59,17 +58,16 @@ def name_the_run(config: Namespace, claim: bool = True) -> Path | None:
     for args in unnamed:
         args.version = version
     root = config.get("trainer.default_root_dir")
-    for logger in logger_configs(config) if root else ():
-        if _kind(logger) in _FOLDER_LOGGERS and logger.init_args.get("save_dir"):
-            # Absolute, so that the config saved with the run starts the same run again.
-            logger.init_args.save_dir = str((Path(root) / logger.init_args.save_dir).resolve())
     for logger in logger_configs(config):
         args, kind = logger.init_args, _kind(logger)
-        if kind == "MLFlowLogger":
+        if kind in _FOLDER_LOGGERS and root and args.get("save_dir"):
+            # Absolute, so that the config saved with the run starts the same run again.
+            args.save_dir = str((Path(root) / args.save_dir).resolve())
+        elif kind == "MLFlowLogger":
             args.run_name = args.get("run_name") or f"version_{version}"
             args.tracking_uri = absolute_sqlite(args.get("tracking_uri"))
         elif kind == "WandbLogger":
-            args.name = args.get("name") or f"{experiment}/version_{version}"
+            args.name = args.get("name") or f"{config['experiment']}/version_{version}"
     return folder / f"version_{version}" if claimed else None
 
 
@@ -133,18 +131,13 @@ class ConfigToTrackers(SaveConfigCallback):
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         text = self.parser.dump(self.config, skip_none=False)
-        for logger in trainer.loggers:
-            log_config(logger, text)
-
-
-def log_config(logger: Logger, text: str) -> None:
-    """Record the config ``text`` (YAML) with ``logger``'s run, as that tracker keeps files."""
-    if isinstance(logger, TensorBoardLogger):
-        logger.experiment.add_text("config", f"```yaml\n{text}```")
-    elif isinstance(logger, MLFlowLogger):
-        logger.experiment.log_text(logger.run_id, text, "config.yaml")
-    elif isinstance(logger, WandbLogger):
-        logger.experiment.config.update({"config_yaml": text}, allow_val_change=True)
+        for logger in trainer.loggers:  # as each tracker keeps files
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_text("config", f"```yaml\n{text}```")
+            elif isinstance(logger, MLFlowLogger):
+                logger.experiment.log_text(logger.run_id, text, "config.yaml")
+            elif isinstance(logger, WandbLogger):
+                logger.experiment.config.update({"config_yaml": text}, allow_val_change=True)
 
 
 def log_figure(logger: Logger, name: str, figure: Figure, path: Path, step: int = 0) -> None:

@@ -1,4 +1,4 @@
-"""Losses over logits: each a functional core and a thin ``nn.Module`` on top.
+"""Losses over logits, each an ``nn.Module``.
 
 Every loss here has the signature ``loss(logits, target) -> scalar`` with ``logits`` of
 shape ``(B, C)`` and integer ``target`` of shape ``(B,)``. Any ``nn.Module`` with that
@@ -10,19 +10,15 @@ Each class names its output activation in ``activation`` (``"softmax"`` or
 on logits applies none itself and names ``"softmax"``, the model's probabilities.
 """
 
-from mnist_lit.losses.binary import BinaryCrossEntropy, one_vs_rest_binary_cross_entropy
+from mnist_lit.losses.binary import BinaryCrossEntropy
 from mnist_lit.losses.cross_entropy import (
     CrossEntropy,
     FocalLoss,
     LabelSmoothingCrossEntropy,
     SoftmaxTwiceCrossEntropy,
-    focal_loss,
-    label_smoothing_cross_entropy,
-    softmax_cross_entropy,
-    softmax_twice_cross_entropy,
 )
-from mnist_lit.losses.quadratic import Quadratic, SigmoidQuadratic, quadratic, sigmoid_quadratic
-from mnist_lit.losses.square import SquareLoss, square_loss
+from mnist_lit.losses.quadratic import Quadratic, SigmoidQuadratic
+from mnist_lit.losses.square import SquareLoss
 
 __all__ = [
     "BinaryCrossEntropy",
@@ -33,12 +29,4 @@ __all__ = [
     "SigmoidQuadratic",
     "SoftmaxTwiceCrossEntropy",
     "SquareLoss",
-    "focal_loss",
-    "label_smoothing_cross_entropy",
-    "one_vs_rest_binary_cross_entropy",
-    "quadratic",
-    "sigmoid_quadratic",
-    "softmax_cross_entropy",
-    "softmax_twice_cross_entropy",
-    "square_loss",
 ]

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from mnist_lit.losses._checks import check_logits_and_target, one_hot_like
 
 
-def one_vs_rest_binary_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+class BinaryCrossEntropy(nn.Module):
     r"""Binary cross-entropy of each sigmoid output against its one-hot target.
 
     .. math:: C = -\frac{1}{B} \sum_{b, k} \bigl[y_{b,k} \log \sigma(z_{b,k})
@@ -16,26 +16,21 @@ def one_vs_rest_binary_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
 
     Summed over the outputs, averaged over the batch, as Nielsen writes it. Per sample
     :math:`\partial C_x / \partial z_k = \sigma(z_k) - y_k`: the :math:`\sigma'(z)` of the
-    quadratic cost cancels, so a saturated wrong output still learns fast.
+    quadratic cost cancels, so a saturated wrong output still learns fast. The model still
+    predicts by the argmax of its logits.
 
     Example:
         >>> import torch
         >>> logits = torch.tensor([[2.0, 1.0, 0.0]])
-        >>> round(one_vs_rest_binary_cross_entropy(logits, torch.tensor([0])).item(), 4)
+        >>> round(BinaryCrossEntropy()(logits, torch.tensor([0])).item(), 4)
         2.1333
     """
-    check_logits_and_target(logits, target)
-    per_output = F.binary_cross_entropy_with_logits(
-        logits, one_hot_like(logits, target), reduction="none"
-    )
-    return per_output.sum(dim=-1).mean()
-
-
-class BinaryCrossEntropy(nn.Module):
-    """One-vs-rest binary cross-entropy on sigmoid outputs; see
-    :func:`one_vs_rest_binary_cross_entropy`. The model still predicts by argmax of logits."""
 
     activation = "sigmoid"
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return one_vs_rest_binary_cross_entropy(logits, target)
+        check_logits_and_target(logits, target)
+        per_output = F.binary_cross_entropy_with_logits(
+            logits, one_hot_like(logits, target), reduction="none"
+        )
+        return per_output.sum(dim=-1).mean()

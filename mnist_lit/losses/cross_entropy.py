@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from mnist_lit.losses._checks import check_logits_and_target
 
 
-def softmax_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+class CrossEntropy(nn.Module):
     r"""Cross-entropy on logits, the correct form.
 
     .. math:: C = -\frac{1}{B} \sum_b \log \operatorname{softmax}(z_b)_{y_b}
@@ -21,14 +21,18 @@ def softmax_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     Example:
         >>> import torch
         >>> logits = torch.tensor([[2.0, 1.0, 0.0]])
-        >>> round(softmax_cross_entropy(logits, torch.tensor([0])).item(), 4)
+        >>> round(CrossEntropy()(logits, torch.tensor([0])).item(), 4)
         0.4076
     """
-    check_logits_and_target(logits, target)
-    return F.cross_entropy(logits, target)
+
+    activation = "softmax"
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        check_logits_and_target(logits, target)
+        return F.cross_entropy(logits, target)
 
 
-def softmax_twice_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+class SoftmaxTwiceCrossEntropy(nn.Module):
     r"""The tutorial's loss: softmax in the model, then ``CrossEntropyLoss`` on its output.
 
     ``CrossEntropyLoss`` applies log-softmax itself, so the probabilities are squashed
@@ -43,14 +47,18 @@ def softmax_twice_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     Example:
         >>> import torch
         >>> logits = torch.tensor([[2.0, 1.0, 0.0]])
-        >>> round(softmax_twice_cross_entropy(logits, torch.tensor([0])).item(), 4)
+        >>> round(SoftmaxTwiceCrossEntropy()(logits, torch.tensor([0])).item(), 4)
         0.7972
     """
-    check_logits_and_target(logits, target)
-    return F.cross_entropy(logits.softmax(dim=-1), target)
+
+    activation = "softmax"
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        check_logits_and_target(logits, target)
+        return F.cross_entropy(logits.softmax(dim=-1), target)
 
 
-def label_smoothing_cross_entropy(logits: Tensor, target: Tensor, smoothing: float = 0.1) -> Tensor:
+class LabelSmoothingCrossEntropy(nn.Module):
     r"""Cross-entropy against targets smoothed towards the uniform distribution.
 
     .. math:: C = (1 - \varepsilon) \bigl(-\log p_y\bigr)
@@ -60,81 +68,14 @@ def label_smoothing_cross_entropy(logits: Tensor, target: Tensor, smoothing: flo
     The same as ``F.cross_entropy(logits, target, label_smoothing=smoothing)``.
 
     Args:
-        logits: ``(B, K)`` scores.
-        target: ``(B,)`` class indices.
-        smoothing: :math:`\varepsilon \in [0, 1)`; 0 is plain cross-entropy.
+        smoothing: :math:`\varepsilon \in [0, 1)`, the share of the target mass spread
+            uniformly over all classes; 0 is plain cross-entropy.
 
     Example:
         >>> import torch
         >>> logits = torch.tensor([[2.0, 1.0, 0.0]])
-        >>> round(label_smoothing_cross_entropy(logits, torch.tensor([0]), 0.1).item(), 4)
+        >>> round(LabelSmoothingCrossEntropy(0.1)(logits, torch.tensor([0])).item(), 4)
         0.5076
-    """
-    if not 0 <= smoothing < 1:
-        raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
-    check_logits_and_target(logits, target)
-    log_p = logits.log_softmax(dim=-1)
-    true_class = -log_p.gather(1, target[:, None]).squeeze(1)
-    uniform = -log_p.mean(dim=-1)
-    return ((1 - smoothing) * true_class + smoothing * uniform).mean()
-
-
-def focal_loss(logits: Tensor, target: Tensor, gamma: float = 2.0) -> Tensor:
-    r"""Focal loss (Lin et al., 2017) over softmax: easy examples weigh less.
-
-    .. math:: C = -\frac{1}{B} \sum_b (1 - p_{b, y_b})^{\gamma} \log p_{b, y_b},
-        \quad p = \operatorname{softmax}(z)
-
-    :math:`\gamma = 0` is plain cross-entropy.
-
-    Args:
-        logits: ``(B, K)`` scores.
-        target: ``(B,)`` class indices.
-        gamma: focusing parameter, :math:`\gamma \ge 0`.
-
-    Example:
-        >>> import torch
-        >>> logits = torch.tensor([[2.0, 1.0, 0.0]])
-        >>> round(focal_loss(logits, torch.tensor([0]), gamma=2.0).item(), 4)
-        0.0457
-    """
-    if gamma < 0:
-        raise ValueError(f"gamma must be non-negative, got {gamma}")
-    check_logits_and_target(logits, target)
-    log_p_true = logits.log_softmax(dim=-1).gather(1, target[:, None]).squeeze(1)
-    weight = (1 - log_p_true.exp()).pow(gamma)
-    return -(weight * log_p_true).mean()
-
-
-class CrossEntropy(nn.Module):
-    r"""Cross-entropy on logits: :math:`C = -\log \operatorname{softmax}(z)_y`.
-
-    See :func:`softmax_cross_entropy`.
-    """
-
-    activation = "softmax"
-
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return softmax_cross_entropy(logits, target)
-
-
-class SoftmaxTwiceCrossEntropy(nn.Module):
-    """The tutorial's cross-entropy, with softmax applied twice.
-
-    See :func:`softmax_twice_cross_entropy`.
-    """
-
-    activation = "softmax"
-
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return softmax_twice_cross_entropy(logits, target)
-
-
-class LabelSmoothingCrossEntropy(nn.Module):
-    """Cross-entropy with label smoothing; see :func:`label_smoothing_cross_entropy`.
-
-    Args:
-        smoothing: share of the target mass spread uniformly over all classes, in [0, 1).
     """
 
     activation = "softmax"
@@ -146,14 +87,27 @@ class LabelSmoothingCrossEntropy(nn.Module):
         self.smoothing = smoothing
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return label_smoothing_cross_entropy(logits, target, self.smoothing)
+        check_logits_and_target(logits, target)
+        log_p = logits.log_softmax(dim=-1)
+        true_class = -log_p.gather(1, target[:, None]).squeeze(1)
+        uniform = -log_p.mean(dim=-1)
+        return ((1 - self.smoothing) * true_class + self.smoothing * uniform).mean()
 
 
 class FocalLoss(nn.Module):
-    """Softmax focal loss; see :func:`focal_loss`.
+    r"""Focal loss (Lin et al., 2017) over softmax: easy examples weigh less.
+
+    .. math:: C = -\frac{1}{B} \sum_b (1 - p_{b, y_b})^{\gamma} \log p_{b, y_b},
+        \quad p = \operatorname{softmax}(z)
 
     Args:
-        gamma: focusing parameter, non-negative; 0 is plain cross-entropy.
+        gamma: focusing parameter, :math:`\gamma \ge 0`; 0 is plain cross-entropy.
+
+    Example:
+        >>> import torch
+        >>> logits = torch.tensor([[2.0, 1.0, 0.0]])
+        >>> round(FocalLoss(gamma=2.0)(logits, torch.tensor([0])).item(), 4)
+        0.0457
     """
 
     activation = "softmax"
@@ -165,4 +119,7 @@ class FocalLoss(nn.Module):
         self.gamma = gamma
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return focal_loss(logits, target, self.gamma)
+        check_logits_and_target(logits, target)
+        log_p_true = logits.log_softmax(dim=-1).gather(1, target[:, None]).squeeze(1)
+        weight = (1 - log_p_true.exp()).pow(self.gamma)
+        return -(weight * log_p_true).mean()

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from mnist_lit.losses._checks import check_logits_and_target, one_hot_like
 
 
-def quadratic(logits: Tensor, target: Tensor) -> Tensor:
+class Quadratic(nn.Module):
     r"""Quadratic cost: mean squared error between softmax probabilities and one-hot targets.
 
     .. math:: C = \frac{1}{B\,K} \sum_{b, k} (\operatorname{softmax}(z_b)_k - [y_b = k])^2
@@ -24,48 +24,36 @@ def quadratic(logits: Tensor, target: Tensor) -> Tensor:
     Example:
         >>> import torch
         >>> logits = torch.tensor([[2.0, 1.0, 0.0]])
-        >>> round(quadratic(logits, torch.tensor([0])).item(), 4)
+        >>> round(Quadratic()(logits, torch.tensor([0])).item(), 4)
         0.06
     """
-    check_logits_and_target(logits, target)
-    return F.mse_loss(logits.softmax(dim=-1), one_hot_like(logits, target))
+
+    activation = "softmax"
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        check_logits_and_target(logits, target)
+        return F.mse_loss(logits.softmax(dim=-1), one_hot_like(logits, target))
 
 
-def sigmoid_quadratic(logits: Tensor, target: Tensor) -> Tensor:
+class SigmoidQuadratic(nn.Module):
     r"""Nielsen's quadratic cost on independent sigmoid outputs.
 
     .. math:: C = \frac{1}{2B} \sum_{b, k} (\sigma(z_{b,k}) - [y_b = k])^2
 
     Summed over the outputs and halved, as in *Neural Networks and Deep Learning*,
-    chapters 1-3, so :math:`\partial C_x / \partial z_k = (a_k - y_k)\,\sigma'(z_k)`.
+    chapters 1-3, so :math:`\partial C_x / \partial z_k = (a_k - y_k)\,\sigma'(z_k)`. The
+    model still predicts by the argmax of its logits.
 
     Example:
         >>> import torch
         >>> logits = torch.tensor([[2.0, 1.0, 0.0]])
-        >>> round(sigmoid_quadratic(logits, torch.tensor([0])).item(), 4)
+        >>> round(SigmoidQuadratic()(logits, torch.tensor([0])).item(), 4)
         0.3993
-    """
-    check_logits_and_target(logits, target)
-    squared = (logits.sigmoid() - one_hot_like(logits, target)).square()
-    return squared.sum(dim=-1).mean() / 2
-
-
-class Quadratic(nn.Module):
-    """Quadratic cost (MSE) on softmax outputs against one-hot targets; see :func:`quadratic`."""
-
-    activation = "softmax"
-
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return quadratic(logits, target)
-
-
-class SigmoidQuadratic(nn.Module):
-    """Quadratic cost on sigmoid outputs, Nielsen's setting; see :func:`sigmoid_quadratic`.
-
-    The model still predicts by the argmax of its logits.
     """
 
     activation = "sigmoid"
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return sigmoid_quadratic(logits, target)
+        check_logits_and_target(logits, target)
+        squared = (logits.sigmoid() - one_hot_like(logits, target)).square()
+        return squared.sum(dim=-1).mean() / 2

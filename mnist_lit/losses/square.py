@@ -15,9 +15,7 @@ from torch import Tensor, nn
 from mnist_lit.losses._checks import check_logits_and_target, one_hot_like
 
 
-def square_loss(
-    logits: Tensor, target: Tensor, true_class_weight: float = 1.0, true_class_target: float = 1.0
-) -> Tensor:
+class SquareLoss(nn.Module):
     r"""Mean squared error between the logits and the (rescaled) one-hot target.
 
     .. math:: C = \frac{1}{B\,K} \sum_b \Bigl[k\,(z_{b,y_b} - M)^2
@@ -27,51 +25,35 @@ def square_loss(
     Hui and Belkin raise :math:`k` (the true class's weight) and :math:`M` (its target
     value) for data sets with many classes.
 
+    The loss applies no activation; the model's probabilities (for predictions, calibration
+    and the saturated share) are the softmax of its logits, as for every other loss here.
+
     Args:
-        logits: ``(B, K)`` raw network outputs.
-        target: ``(B,)`` class indices.
         true_class_weight: :math:`k > 0`.
         true_class_target: :math:`M > 0`.
 
     Example:
         >>> import torch
         >>> logits = torch.tensor([[2.0, 1.0, 0.0]])
-        >>> round(square_loss(logits, torch.tensor([0])).item(), 4)  # (1 + 1 + 0) / 3
+        >>> round(SquareLoss()(logits, torch.tensor([0])).item(), 4)  # (1 + 1 + 0) / 3
         0.6667
-        >>> round(square_loss(logits, torch.tensor([0]), 2.0, 3.0).item(), 4)  # (2 + 1) / 3
+        >>> round(SquareLoss(2.0, 3.0)(logits, torch.tensor([0])).item(), 4)  # (2 + 1) / 3
         1.0
-    """
-    check_logits_and_target(logits, target)
-    one_hot = one_hot_like(logits, target)
-    weights = 1 + (true_class_weight - 1) * one_hot
-    return (weights * (logits - true_class_target * one_hot).square()).mean()
-
-
-def _check_positive(name: str, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-
-
-class SquareLoss(nn.Module):
-    """Square loss on logits, Hui and Belkin's form; see :func:`square_loss`.
-
-    The loss applies no activation; the model's probabilities (for predictions, calibration
-    and the saturated share) are the softmax of its logits, as for every other loss here.
-
-    Args:
-        true_class_weight: Hui and Belkin's :math:`k`, the weight of the true class's
-            term; 1 (off) by default.
-        true_class_target: their :math:`M`, the true class's target value; 1 by default.
     """
 
     activation = "softmax"
 
     def __init__(self, true_class_weight: float = 1.0, true_class_target: float = 1.0) -> None:
         super().__init__()
-        _check_positive("true_class_weight", true_class_weight)
-        _check_positive("true_class_target", true_class_target)
+        if not true_class_weight > 0:
+            raise ValueError(f"true_class_weight must be positive, got {true_class_weight}")
+        if not true_class_target > 0:
+            raise ValueError(f"true_class_target must be positive, got {true_class_target}")
         self.true_class_weight = true_class_weight
         self.true_class_target = true_class_target
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return square_loss(logits, target, self.true_class_weight, self.true_class_target)
+        check_logits_and_target(logits, target)
+        one_hot = one_hot_like(logits, target)
+        weights = 1 + (self.true_class_weight - 1) * one_hot
+        return (weights * (logits - self.true_class_target * one_hot).square()).mean()

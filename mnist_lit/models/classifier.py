@@ -38,30 +38,26 @@ LOSS_CONTRACT = (
 )
 
 
+def spec_of(cls: type, init_args: dict[str, Any]) -> dict[str, Any]:
+    """``cls`` as ``class_path`` and the plain values of ``init_args``."""
+    plain = {
+        k: v for k, v in init_args.items() if isinstance(v, (bool, int, float, str, list, tuple))
+    }
+    return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": plain}
+
+
 def class_spec(obj: object) -> dict[str, Any]:
     """``obj`` as ``class_path`` and ``init_args``: its class, and each argument of its
     ``__init__`` that it keeps as an attribute of the same name (plain values only)."""
-    cls = type(obj)
-    parameters = inspect.signature(cls.__init__).parameters
-    init_args = {
-        name: getattr(obj, name)
-        for name in list(parameters)[1:]
-        if isinstance(getattr(obj, name, None), (bool, int, float, str, list, tuple))
-    }
-    return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}
+    names = list(inspect.signature(type(obj).__init__).parameters)[1:]
+    return spec_of(type(obj), {name: getattr(obj, name, None) for name in names})
 
 
 def optimizer_spec(make: Callable[..., torch.optim.Optimizer]) -> dict[str, Any]:
     """The optimiser that ``make`` builds, as ``class_path`` and ``init_args``: built once
     on a dummy parameter, so classes, partials and lambdas are described alike."""
     optimizer = make([nn.Parameter(torch.zeros(1))])
-    spec = class_spec(optimizer)
-    spec["init_args"] = {
-        name: value
-        for name, value in optimizer.defaults.items()
-        if isinstance(value, (bool, int, float, str, list, tuple))
-    }
-    return spec
+    return spec_of(type(optimizer), optimizer.defaults)
 
 
 def scheduler_spec(make: Callable[..., Any]) -> dict[str, Any]:
@@ -79,14 +75,22 @@ def _class_name(spec: Any, part: Any) -> str:
     return str(getattr(getattr(part, "func", part), "__name__", type(part).__name__))
 
 
-def accuracy() -> MulticlassAccuracy:
-    # The inputs come from this module, so torchmetrics' per-update input checks are skipped.
-    return MulticlassAccuracy(NUM_CLASSES, average="micro", validate_args=False)
+# What each split measures, logged in this order.
+SPLIT_METRICS = {
+    "train": ("acc", "loss", "dcdz", "saturated"),
+    "val": ("acc", "loss", "ce", "ece", "brier"),
+    "test": ("acc", "loss", "ce", "ece", "brier"),
+}
 
 
-def running_mean() -> MeanMetric:
-    # The NaN check would read the value on the host every step; a non-finite training loss
-    # is recorded by the classifier itself (nonfinite_step).
+def new_metric(name: str) -> Metric:
+    if name == "acc":
+        # The inputs come from this module, so torchmetrics' input checks are skipped.
+        return MulticlassAccuracy(NUM_CLASSES, average="micro", validate_args=False)
+    if name == "ece":
+        return MulticlassCalibrationError(NUM_CLASSES, n_bins=15)
+    # A running mean. Its NaN check would read the value on the host every step; a
+    # non-finite training loss is recorded by the classifier itself (nonfinite_step).
     return MeanMetric(nan_strategy="disable")
 
 
@@ -154,23 +158,9 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
             self.example_input_array = torch.zeros(1, 1, 28, 28)
         self.metrics = nn.ModuleDict(
             {
-                f"{split}_{name}": metric()
-                for split in ("train", "val", "test")
-                for name, metric in (
-                    ("acc", accuracy),
-                    ("loss", running_mean),
-                    ("ce", running_mean),
-                )
-            }
-        )
-        self.metrics.update(
-            {
-                "train_dcdz": running_mean(),
-                "train_saturated": running_mean(),
-                "val_ece": MulticlassCalibrationError(NUM_CLASSES, n_bins=15),
-                "test_ece": MulticlassCalibrationError(NUM_CLASSES, n_bins=15),
-                "val_brier": running_mean(),
-                "test_brier": running_mean(),
+                f"{split}_{name}": new_metric(name)
+                for split, names in SPLIT_METRICS.items()
+                for name in names
             }
         )
         self.val_acc_best = MaxMetric()
@@ -313,12 +303,7 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
 
     def log_split(self, split: str) -> None:
         """Log ``split``'s epoch metrics once, synchronised across processes."""
-        names = (
-            ("acc", "loss", "dcdz", "saturated")
-            if split == "train"
-            else ("acc", "loss", "ce", "ece", "brier")
-        )
-        for name in names:
+        for name in SPLIT_METRICS[split]:
             self.log(f"{split}/{name}", self.metric(split, name), prog_bar=name == "acc")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

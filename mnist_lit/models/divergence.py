@@ -8,6 +8,8 @@ study's seed records the run as diverged.
 
 from __future__ import annotations
 
+from typing import cast
+
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
@@ -38,18 +40,13 @@ class Diverged(MnistLitError):
         self.step = step
 
 
-def nonfinite_step(pl_module: L.LightningModule) -> int:
-    """The global step of the module's first non-finite training loss, or -1."""
-    record = getattr(pl_module, "nonfinite_step", None)
-    return int(record) if isinstance(record, Tensor) else -1
-
-
 class StopOnDivergence(Callback):
     """Ends training with :class:`Diverged` once the classifier has recorded a non-finite
     training loss."""
 
     def check(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        step = nonfinite_step(pl_module)
+        # The global step of the classifier's first non-finite training loss, or -1.
+        step = int(cast(Tensor, pl_module.nonfinite_step))
         if step >= 0:
             raise Diverged(trainer.current_epoch, step)
 
