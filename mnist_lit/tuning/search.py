@@ -61,13 +61,7 @@ class Param:
         if self.choices is not None:
             return {"choices": list(self.choices)}
         kind = "int" if self.integer else "float"
-        return {
-            "low": self.low,
-            "high": self.high,
-            "log": self.log,
-            "step": self.step,
-            "type": kind,
-        }
+        return dict(low=self.low, high=self.high, log=self.log, step=self.step, type=kind)
 
 
 @dataclass(frozen=True)
@@ -128,7 +122,8 @@ def _param(path: Path, key: str, spec: Any) -> Param:
         return Param(key, choices=tuple(_number(choice) for choice in choices))
     unknown = set(spec) - _RANGE_FIELDS
     if unknown:
-        raise bad(f"unknown field(s) {', '.join(sorted(unknown))}; a range takes {_fields()}")
+        fields = ", ".join(sorted(_RANGE_FIELDS))
+        raise bad(f"unknown field(s) {', '.join(sorted(unknown))}; a range takes {fields}")
     if "low" not in spec or "high" not in spec:
         raise bad("a range needs both low and high")
     low, high, step = (_number(spec.get(name)) for name in ("low", "high", "step"))
@@ -168,7 +163,3 @@ def _is_number(value: Any) -> bool:
 
 def _all_int(*values: Any) -> bool:
     return all(v is None or (_is_number(v) and float(v).is_integer()) for v in values)
-
-
-def _fields() -> str:
-    return ", ".join(sorted(_RANGE_FIELDS))
