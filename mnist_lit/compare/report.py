@@ -10,22 +10,11 @@ from pathlib import Path
 from mnist_lit.compare.experiment import Row
 from mnist_lit.figures import Panel, learning_curves
 
-COLUMNS = (
-    "preset",
-    "loss",
-    "seed",
-    "epoch",
-    "val_acc",
-    "test_acc",
-    "val_ce",
-    "test_ce",
-    "val_ece",
-    "test_ece",
-    "val_brier",
-    "test_brier",
-    "dcdz",
-    "saturated",
-)
+# The metrics of each split (as runs.evaluation names them), between the labels and dC/dz.
+_METRICS = [
+    f"{split}_{name}" for name in ("acc", "ce", "ece", "brier") for split in ("val", "test")
+]
+COLUMNS = ("preset", "loss", "seed", "epoch", *_METRICS, "dcdz", "saturated")
 
 
 def write_csv(rows: Sequence[Row], path: Path) -> None:
