@@ -3,11 +3,9 @@
 
 - :mod:`~mnist_lit.tuning.search` reads a search file (dotted config keys and ranges);
 - :mod:`~mnist_lit.tuning.engine` is the Optuna study: storage, trials, pruning, resuming;
-  each trial is a fit of :mod:`mnist_lit.runs.fit`;
 - :mod:`~mnist_lit.tuning.outputs` writes ``best.yaml``, ``trials.csv`` and the plots;
 - :mod:`~mnist_lit.tuning.command` holds tune's options;
-- :mod:`~mnist_lit.tuning.lr_find` runs the range test (and refuses batch-size scaling,
-  which does not fit the in-memory batches).
+- :mod:`~mnist_lit.tuning.lr_find` runs the range test.
 
 Optuna is imported only when a tune runs (``pip install 'mnist-lit[tune]'``).
 """

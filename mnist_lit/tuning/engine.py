@@ -180,7 +180,6 @@ def redact(url: str) -> str:
 
 def open_study(spec: TuneSpec, configuration: dict[str, Any]) -> optuna.Study:
     """Create the study, or load it and check that it tunes the same configuration."""
-    storage = storage_at(spec.storage_url(), spec.heartbeat)
     grid = spec.search.grid()
     sampler: optuna.samplers.BaseSampler = (
         optuna.samplers.GridSampler(grid, seed=spec.seed)
@@ -195,7 +194,7 @@ def open_study(spec: TuneSpec, configuration: dict[str, Any]) -> optuna.Study:
         else optuna.pruners.NopPruner()
     )
     study = optuna.create_study(
-        storage=storage,
+        storage=storage_at(spec.storage_url(), spec.heartbeat),
         sampler=sampler,
         pruner=pruner,
         study_name=spec.name(),

@@ -109,15 +109,12 @@ def steepest_fall(lrs: Sequence[float], losses: Sequence[float]) -> float | None
     y = np.array([loss for _, loss in kept[10:]])
     if len(y) < 3:
         return None
-    top, fall, drop = 0, (0, 0), 0.0  # the largest fall: from a peak to a trough
-    for i in range(len(y)):
-        if y[i] > y[top]:
-            top = i
-        if y[top] - y[i] > drop:
-            fall, drop = (top, i), y[top] - y[i]
-    if drop <= 0:
+    # The largest fall: to the trough furthest below the highest point before it.
+    drops = np.maximum.accumulate(y) - y
+    trough = int(np.argmax(drops))
+    if drops[trough] <= 0:
         return None
-    peak, trough = fall
+    peak = int(np.argmax(y[: trough + 1]))
     w = max(1, len(y) // 20)
     slopes = {
         i: (y[min(trough, i + w)] - y[max(peak, i - w)])

@@ -14,6 +14,7 @@ search made of choices only is a grid: every combination is tried once, in a see
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,10 +151,8 @@ def _param(path: Path, key: str, spec: Any) -> Param:
 def _number(value: Any) -> Any:
     """YAML reads 1e-3 (no dot) as a string: take it as the number it spells."""
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             return float(value)
-        except ValueError:
-            return value
     return value
 
 
