@@ -83,19 +83,13 @@ def parse_spec(argv: Sequence[str]) -> TuneSpec:
     for config in args.config:
         if not Path(config).is_file():
             raise MnistLitError(f"--config {config}: no such file.")
+    options = vars(args)  # the other options are named as TuneSpec's fields
     return TuneSpec(
-        configs=tuple(args.config),
-        search=load_search(args.search),
-        study_dir=Path(args.study_dir),
-        n_trials=args.n_trials,
+        configs=tuple(options.pop("config")),
+        search=load_search(options.pop("search")),
+        study_dir=Path(options.pop("study_dir")),
         fit_args=tuple(argv[split + 1 :]),
-        storage=args.storage,
-        study_name=args.study_name,
-        timeout=args.timeout,
-        objective=args.objective,
-        seed=args.seed,
-        pruner=args.pruner,
-        heartbeat=args.heartbeat,
+        **options,
     )
 
 

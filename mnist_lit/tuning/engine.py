@@ -80,8 +80,8 @@ def check_configuration(spec: TuneSpec) -> tuple[Fit, dict[str, Any]]:
         cli = FitCLI(base)
     if not cli.config["data"]["val_size"]:
         raise MnistLitError("tune chooses by validation: data.val_size must be above 0.")
-    for param in spec.search.params:
-        for value in param.ends():
+    for param in spec.search.params:  # every choice, or both ends of the range
+        for value in param.choices or (param.low, param.high):
             try:
                 FitCLI(replace(base, options={**base.options, param.key: value}))
             except MnistLitError as error:

@@ -1,15 +1,11 @@
-"""Search files: which config options a tune varies, and over which values.
+"""Search files (docs/tuning.md): YAML mapping dotted config keys, as ``mnist-lit fit``
+takes them, to a range or a list of choices; each trial passes one value per key to its fit::
 
-A search file is YAML mapping dotted config keys (as ``mnist-lit fit`` takes them on its
-command line) to a range or a list of choices::
-
-    model.lr: {low: 1.0e-3, high: 100, log: true}     # float, log-uniform
-    optimizer.momentum: {low: 0.0, high: 0.99}          # float, uniform
+    model.optimizer.lr: {low: 1.0e-3, high: 100, log: true}     # float, log-uniform
     data.batch_size: {low: 32, high: 256, type: int, log: true}
     model.loss: {choices: [mnist_lit.losses.CrossEntropy, mnist_lit.losses.Quadratic]}
 
-Each trial draws one value per key from Optuna and passes ``--key=value`` to the fit. A
-search made of choices only is a grid: every combination is tried once, in a seeded order.
+A search made of choices only is a grid: every combination is tried once, in a seeded order.
 """
 
 from __future__ import annotations
@@ -52,10 +48,6 @@ class Param:
                 self.key, int(self.low), int(self.high), step=step, log=self.log
             )
         return trial.suggest_float(self.key, self.low, self.high, step=self.step, log=self.log)
-
-    def ends(self) -> list[Any]:
-        """The extreme values a trial can take: checked against the config before tuning."""
-        return list(self.choices) if self.choices is not None else [self.low, self.high]
 
     def describe(self) -> dict[str, Any]:
         """The range as plain values, to compare with a stored study."""
