@@ -116,12 +116,10 @@ def steepest_fall(lrs: Sequence[float], losses: Sequence[float]) -> float | None
         return None
     peak = int(np.argmax(y[: trough + 1]))
     w = max(1, len(y) // 20)
-    slopes = {
-        i: (y[min(trough, i + w)] - y[max(peak, i - w)])
-        / (x[min(trough, i + w)] - x[max(peak, i - w)])
-        for i in range(peak, trough + 1)
-    }
-    return float(kept[10 + min(slopes, key=slopes.__getitem__)][0])
+    at = np.arange(peak, trough + 1)
+    left, right = np.maximum(peak, at - w), np.minimum(trough, at + w)
+    slopes = (y[right] - y[left]) / (x[right] - x[left])
+    return float(kept[10 + peak + int(np.argmin(slopes))][0])
 
 
 def build_batch_size_parser() -> OneMessageParser:
