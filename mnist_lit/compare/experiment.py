@@ -33,8 +33,7 @@ def saturated_sigmoid_mlp() -> nn.Module:
     net = MLP(hidden_sizes=[30], activation="sigmoid")
     output_layer = net.layers[-1]
     assert isinstance(output_layer, nn.Linear)
-    with torch.no_grad():
-        output_layer.bias.fill_(SATURATED_OUTPUT_BIAS)
+    nn.init.constant_(output_layer.bias, SATURATED_OUTPUT_BIAS)
     return net
 
 

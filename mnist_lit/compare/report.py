@@ -66,7 +66,6 @@ def summary_table(rows: Sequence[Row], losses: Sequence[str], epochs: int) -> st
     return "\n".join(lines)
 
 
-# The panels of curves.png.
 CURVES = (
     Panel("val_acc", "validation accuracy"),
     Panel("val_ce", "validation cross-entropy", "log"),

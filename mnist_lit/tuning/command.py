@@ -59,14 +59,11 @@ def build_parser() -> OneMessageParser:
     parser.add_argument(
         "--pruner", choices=["median", "none"], default="median", help="(default: median)"
     )
-    parser.add_argument(
-        "--heartbeat",
-        type=int,
-        metavar="S",
-        default=30,
-        help="seconds between a trial's signs of life; a trial silent for twice as long "
-        "is taken as dead and run again (default: 30)",
+    heartbeat = (
+        "seconds between a trial's signs of life; a trial silent for twice as long is taken "
+        "as dead and run again (default: 30)"
     )
+    parser.add_argument("--heartbeat", type=int, metavar="S", default=30, help=heartbeat)
     return parser
 
 

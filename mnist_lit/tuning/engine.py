@@ -59,9 +59,8 @@ def tune(spec: TuneSpec) -> tuple[optuna.Study, Fit]:
     base, configuration = check_configuration(spec)
     make_folder(spec.study_dir)
     study = open_study(spec, configuration)
-    finished = count(study, FINISHED)
     print(
-        f"tune {study.study_name}: {finished} of {spec.n_trials} trials finished, "
+        f"tune {study.study_name}: {count(study, FINISHED)} of {spec.n_trials} trials finished, "
         f"{spec.monitor} to {spec.direction}; storage {redact(spec.storage_url())}",
         flush=True,
     )

@@ -28,13 +28,12 @@ def write_best_config(path: Path, base: Fit, trial: FrozenTrial, monitor: str) -
     """A config for ``mnist-lit fit --config`` that trains the best trial again: the tuned
     config with the trial's values, resolved as the CLI resolves it."""
     best = replace(base, options={**base.options, **trial.params})
-    text = FitCLI(best).asked
     values = ", ".join(f"{k}={v}" for k, v in trial.params.items())
     header = (
         f"# The best trial ({trial.number}) of study {path.parent.name}: {monitor} "
         f"{trial.value:.4f} with {values}.\n# Train it again: mnist-lit fit --config {path}\n"
     )
-    path.write_text(header + text)
+    path.write_text(header + FitCLI(best).asked)
 
 
 def write_trials_csv(path: Path, study: optuna.Study, search: SearchSpace) -> None:
