@@ -252,17 +252,21 @@ class Surplus(Exception):
 
 @contextlib.contextmanager
 def _surplus_unreported() -> Iterator[None]:
-    """Without Optuna's warning that a surplus trial failed: it is no failure to report."""
+    """Without Optuna's warning that a surplus trial failed: it is no failure to report.
+    The filter is on Optuna's handlers: a logger's own filters never see the records of its
+    children, such as ``optuna.study._optimize``, which logs the warning."""
 
     def keep(record: logging.LogRecord) -> bool:
         return Surplus.__name__ not in record.getMessage()
 
-    logger = logging.getLogger("optuna")
-    logger.addFilter(keep)
+    handlers = logging.getLogger("optuna").handlers
+    for handler in handlers:
+        handler.addFilter(keep)
     try:
         yield
     finally:
-        logger.removeFilter(keep)
+        for handler in handlers:
+            handler.removeFilter(keep)
 
 
 def is_surplus(trial: optuna.Trial, n_trials: int) -> bool:
