@@ -25,9 +25,7 @@ def write_csv(rows: Sequence[Row], path: Path) -> None:
 
 
 def _series(rows: Sequence[Row], loss: str, epoch: int, column: str) -> list[float]:
-    return [
-        float(str(r[column])) for r in rows if r["loss"] == loss and int(str(r["epoch"])) == epoch
-    ]
+    return [float(str(r[column])) for r in rows if r["loss"] == loss and r["epoch"] == epoch]
 
 
 def _mean_std(values: Sequence[float], spec: str) -> str:

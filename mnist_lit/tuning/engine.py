@@ -187,16 +187,12 @@ def open_study(spec: TuneSpec, configuration: dict[str, Any]) -> optuna.Study:
             seed=spec.seed, n_startup_trials=min(10, max(2, spec.n_trials // 2))
         )
     )
-    pruner: optuna.pruners.BasePruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
-        if spec.pruner == "median"
-        else optuna.pruners.NopPruner()
-    )
     study = optuna.create_study(
         storage=storage_at(spec.storage_url(), spec.heartbeat),
         sampler=sampler,
-        pruner=pruner,
-        study_name=spec.name(),
+        # It prunes only through a trial's callback, which --pruner none leaves out.
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3),
+        study_name=spec.study_name or spec.study_dir.resolve().name,
         direction=optuna.study.StudyDirection[spec.direction.upper()],
         load_if_exists=True,
     )
@@ -225,9 +221,7 @@ def run_trials(study: optuna.Study, spec: TuneSpec, base: Fit) -> None:
     starts one only while they are fewer than ``n_trials``; otherwise it waits for the
     others' to end. Two workers that start the last trial at the same moment both count
     too few: the one whose new trial comes later in the study fails it before it trains
-    (user attribute ``surplus``), so exactly ``n_trials`` finish. A trial whose process
-    died is failed once its heartbeat is ``2 x heartbeat`` seconds old, and run again with
-    the same values.
+    (user attribute ``surplus``), so exactly ``n_trials`` finish.
     """
     deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
     n_trials = min(spec.n_trials, spec.search.grid_size() or spec.n_trials)
@@ -246,15 +240,13 @@ def run_trials(study: optuna.Study, spec: TuneSpec, base: Fit) -> None:
 
 
 class Surplus(Exception):
-    """A new trial beyond ``n_trials``, started by a worker at the moment another started
-    the last one."""
+    """A new trial beyond ``n_trials``, started at the moment another worker started the last."""
 
 
 @contextlib.contextmanager
 def _surplus_unreported() -> Iterator[None]:
     """Without Optuna's warning that a surplus trial failed: it is no failure to report.
-    The filter is on Optuna's handlers: a logger's own filters never see the records of its
-    children, such as ``optuna.study._optimize``, which logs the warning."""
+    On Optuna's handlers: a logger's filters never see its children's records (the warning's)."""
 
     def keep(record: logging.LogRecord) -> bool:
         return Surplus.__name__ not in record.getMessage()
