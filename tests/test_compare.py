@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mnist_lit.cli import main
-from mnist_lit.compare import PRESETS, saturated_sigmoid_mlp
+from mnist_lit.compare.experiment import PRESETS, saturated_sigmoid_mlp
 from mnist_lit.losses import BinaryCrossEntropy, SigmoidQuadratic
 
 

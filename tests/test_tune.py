@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import logging
 import signal
 import subprocess
 import sys
@@ -346,6 +347,34 @@ def test_a_trial_started_beside_the_last_one_is_surplus() -> None:
     assert is_surplus(second, 2)
     study.tell(first, state=optuna.trial.TrialState.FAIL)  # the one before it failed
     assert not is_surplus(second, 2)
+
+
+def test_a_surplus_trial_fails_without_a_warning() -> None:
+    from mnist_lit.tuning.engine import Surplus, _surplus_unreported
+
+    class Messages(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.said: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.said.append(record.getMessage())
+
+    def surplus(trial: optuna.Trial) -> float:
+        raise Surplus(f"trial {trial.number}: 1 trials were started already")
+
+    messages = Messages()
+    optuna_logger = logging.getLogger("optuna")
+    optuna_logger.addHandler(messages)
+    try:
+        study = optuna.create_study()
+        with _surplus_unreported():
+            study.optimize(surplus, n_trials=1, catch=(Surplus,))
+        assert not any("Surplus" in said for said in messages.said), messages.said
+        study.optimize(surplus, n_trials=1, catch=(Surplus,))  # outside: reported
+        assert any("Surplus" in said for said in messages.said), messages.said
+    finally:
+        optuna_logger.removeHandler(messages)
 
 
 def test_study_folder_of_another_configuration_is_one_message(

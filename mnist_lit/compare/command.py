@@ -65,7 +65,5 @@ def main(argv: Sequence[str]) -> None:
     table = summary_table(rows, losses, epochs)
     (output_dir / "summary.md").write_text(table + "\n")
     print(f"\n{table}\n")
-    written = ", ".join(
-        str(output_dir / name) for name in ("metrics.csv", "curves.png", "summary.md")
-    )
-    print(f"wrote {written}")
+    written = (output_dir / name for name in ("metrics.csv", "curves.png", "summary.md"))
+    print(f"wrote {', '.join(map(str, written))}")

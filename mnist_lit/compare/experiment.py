@@ -33,8 +33,7 @@ def saturated_sigmoid_mlp() -> nn.Module:
     net = MLP(hidden_sizes=[30], activation="sigmoid")
     output_layer = net.layers[-1]
     assert isinstance(output_layer, nn.Linear)
-    with torch.no_grad():
-        output_layer.bias.fill_(SATURATED_OUTPUT_BIAS)
+    nn.init.constant_(output_layer.bias, SATURATED_OUTPUT_BIAS)
     return net
 
 
@@ -103,49 +102,19 @@ class EpochRecorder(Callback):
         self.record(pl_module, trainer.current_epoch + 1, diagnostics)
 
 
-def train_one(
-    net: nn.Module,
-    loss_name: str,
-    preset_name: str,
-    seed: int,
-    epochs: int,
-    datamodule: MNISTDataModule,
-    accelerator: str,
-) -> list[Row]:
-    """Train ``net`` with one loss; return its rows, epoch 0 (untrained) included."""
-    preset = PRESETS[preset_name]
-    # The study measures dC/dz on every batch, not on a sample.
-    optimizer = functools.partial(torch.optim.SGD, lr=preset.lr)
-    model = MNISTClassifier(net, LOSSES[loss_name].build(), optimizer, diagnostics_every=1)
-    recorder = EpochRecorder(datamodule, {"preset": preset_name, "loss": loss_name, "seed": seed})
-    recorder.record(model, 0, initial_diagnostics(model, datamodule))
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        accelerator=accelerator,
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        callbacks=[recorder],
-    )
-    trainer.fit(model, datamodule)
-    return recorder.rows
-
-
 def run_comparison(
     preset_name: str,
     losses: Sequence[str],
     epochs: int,
     seeds: Sequence[int],
     data_dir: str,
-    val_size: int = 5_000,
-    accelerator: str = "cpu",
+    val_size: int,
+    accelerator: str,
 ) -> list[Row]:
-    """Every loss for every seed; within a seed all losses share data order and weights."""
+    """Every loss for every seed; within a seed all losses share data order and weights.
+    Each loss's rows start at epoch 0, the untrained network."""
     preset = PRESETS[preset_name]
+    optimizer = functools.partial(torch.optim.SGD, lr=preset.lr)
     rows: list[Row] = []
     for seed in seeds:
         L.seed_everything(seed, verbose=False)
@@ -158,11 +127,27 @@ def run_comparison(
         for loss_name in losses:
             L.seed_everything(seed, verbose=False)
             net = copy.deepcopy(initial_net)
-            new = train_one(net, loss_name, preset_name, seed, epochs, datamodule, accelerator)
+            # The study measures dC/dz on every batch, not on a sample.
+            model = MNISTClassifier(net, LOSSES[loss_name].build(), optimizer, diagnostics_every=1)
+            labels: Row = {"preset": preset_name, "loss": loss_name, "seed": seed}
+            recorder = EpochRecorder(datamodule, labels)
+            recorder.record(model, 0, initial_diagnostics(model, datamodule))
+            trainer = L.Trainer(
+                max_epochs=epochs,
+                accelerator=accelerator,
+                devices=1,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                limit_val_batches=0,
+                callbacks=[recorder],
+            )
+            trainer.fit(model, datamodule)
             print(
-                f"{preset_name} seed {seed} {loss_name}: test acc {new[-1]['test_acc']:.4f} "
-                f"after {epochs} epoch{'s' * (epochs != 1)}",
+                f"{preset_name} seed {seed} {loss_name}: test acc "
+                f"{recorder.rows[-1]['test_acc']:.4f} after {epochs} epoch{'s' * (epochs != 1)}",
                 flush=True,
             )
-            rows += new
+            rows += recorder.rows
     return rows

@@ -10,22 +10,11 @@ from pathlib import Path
 from mnist_lit.compare.experiment import Row
 from mnist_lit.figures import Panel, learning_curves
 
-COLUMNS = (
-    "preset",
-    "loss",
-    "seed",
-    "epoch",
-    "val_acc",
-    "test_acc",
-    "val_ce",
-    "test_ce",
-    "val_ece",
-    "test_ece",
-    "val_brier",
-    "test_brier",
-    "dcdz",
-    "saturated",
-)
+# The metrics of each split (as runs.evaluation names them), between the labels and dC/dz.
+_METRICS = [
+    f"{split}_{name}" for name in ("acc", "ce", "ece", "brier") for split in ("val", "test")
+]
+COLUMNS = ("preset", "loss", "seed", "epoch", *_METRICS, "dcdz", "saturated")
 
 
 def write_csv(rows: Sequence[Row], path: Path) -> None:
@@ -36,9 +25,7 @@ def write_csv(rows: Sequence[Row], path: Path) -> None:
 
 
 def _series(rows: Sequence[Row], loss: str, epoch: int, column: str) -> list[float]:
-    return [
-        float(str(r[column])) for r in rows if r["loss"] == loss and int(str(r["epoch"])) == epoch
-    ]
+    return [float(str(r[column])) for r in rows if r["loss"] == loss and r["epoch"] == epoch]
 
 
 def _mean_std(values: Sequence[float], spec: str) -> str:
@@ -77,7 +64,6 @@ def summary_table(rows: Sequence[Row], losses: Sequence[str], epochs: int) -> st
     return "\n".join(lines)
 
 
-# The panels of curves.png.
 CURVES = (
     Panel("val_acc", "validation accuracy"),
     Panel("val_ce", "validation cross-entropy", "log"),

@@ -6,15 +6,11 @@ import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mnist_lit.errors import MnistLitError, OneMessageParser
 from mnist_lit.quiet import RUN_NOTICES, quiet
 from mnist_lit.tuning.search import load_search
 from mnist_lit.tuning.spec import OBJECTIVES, TuneSpec
-
-if TYPE_CHECKING:
-    import optuna
 
 HELP = "Search a config's options with Optuna; each trial is a normal fit. Writes best.yaml."
 
@@ -63,30 +59,20 @@ def build_parser() -> OneMessageParser:
     parser.add_argument(
         "--pruner", choices=["median", "none"], default="median", help="(default: median)"
     )
-    parser.add_argument(
-        "--heartbeat",
-        type=int,
-        metavar="S",
-        default=30,
-        help="seconds between a trial's signs of life; a trial silent for twice as long "
-        "is taken as dead and run again (default: 30)",
+    heartbeat = (
+        "seconds between a trial's signs of life; a trial silent for twice as long is taken "
+        "as dead and run again (default: 30)"
     )
+    parser.add_argument("--heartbeat", type=int, metavar="S", default=30, help=heartbeat)
     return parser
 
 
-def split_fit_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Options of ``tune`` itself, and the fit options after ``--``."""
-    argv = list(argv)
-    if "--" in argv:
-        at = argv.index("--")
-        return argv[:at], argv[at + 1 :]
-    return argv, []
-
-
 def parse_spec(argv: Sequence[str]) -> TuneSpec:
-    own, fit_args = split_fit_args(argv)
+    """``tune``'s own options, and the fit options after ``--``."""
+    argv = list(argv)
+    split = argv.index("--") if "--" in argv else len(argv)
     parser = build_parser()
-    args = parser.parse_args(own)
+    args = parser.parse_args(argv[:split])
     if args.n_trials < 1:
         parser.error(f"--n-trials must be at least 1, got {args.n_trials}")
     if args.heartbeat < 1:
@@ -94,62 +80,43 @@ def parse_spec(argv: Sequence[str]) -> TuneSpec:
     for config in args.config:
         if not Path(config).is_file():
             raise MnistLitError(f"--config {config}: no such file.")
+    options = vars(args)  # the other options are named as TuneSpec's fields
     return TuneSpec(
-        configs=tuple(args.config),
-        search=load_search(args.search),
-        study_dir=Path(args.study_dir),
-        n_trials=args.n_trials,
-        fit_args=tuple(fit_args),
-        storage=args.storage,
-        study_name=args.study_name,
-        timeout=args.timeout,
-        objective=args.objective,
-        seed=args.seed,
-        pruner=args.pruner,
-        heartbeat=args.heartbeat,
+        configs=tuple(options.pop("config")),
+        search=load_search(options.pop("search")),
+        study_dir=Path(options.pop("study_dir")),
+        fit_args=tuple(argv[split + 1 :]),
+        **options,
     )
 
 
-def needs_extra(error: ImportError) -> MnistLitError:
-    return MnistLitError(
-        f"tuning needs Optuna and SciPy, which are not installed ({error}): "
-        "pip install 'mnist-lit[tune]'."
-    )
-
-
-def run(spec: TuneSpec) -> optuna.Study:
-    """Tune, then write ``best.yaml``, ``trials.csv`` and the plots into the study folder."""
+def main(argv: Sequence[str]) -> None:
+    """Tune, then write ``best.yaml``, ``trials.csv`` and the plots into the study folder;
+    a user's mistake ends in a :class:`MnistLitError`."""
+    spec = parse_spec(argv)
     try:
         import optuna  # noqa: F401  (the extra's package, asked for first)
 
+        from mnist_lit.tuning import outputs
         from mnist_lit.tuning.engine import tune
-        from mnist_lit.tuning.outputs import (
-            best_trial,
-            write_best_config,
-            write_plots,
-            write_trials_csv,
-        )
     except ImportError as error:
-        raise needs_extra(error) from None
+        raise MnistLitError(
+            f"tuning needs Optuna and SciPy, which are not installed ({error}): "
+            "pip install 'mnist-lit[tune]'."
+        ) from None
     # A line per trial from Optuna; Lightning's per-run notices would bury them.
     with quiet({"optuna": logging.INFO, **RUN_NOTICES}):
         study, base = tune(spec)
-    write_trials_csv(spec.study_dir / "trials.csv", study, spec.search)
-    plots = write_plots(spec.study_dir, study)
-    best = best_trial(study)
+    outputs.write_trials_csv(spec.study_dir / "trials.csv", study, spec.search)
+    plots = outputs.write_plots(spec.study_dir, study)
+    best = outputs.best_trial(study)
     if best is None:
         print(f"no trial of {study.study_name} completed (all pruned or failed): no best.yaml")
-        return study
+        return
     best_yaml = spec.study_dir / "best.yaml"
-    write_best_config(best_yaml, base, best, spec.monitor)
+    outputs.write_best_config(best_yaml, base, best, spec.monitor)
     print(
         f"best trial {best.number}: {spec.monitor} {best.value:.4f} with {best.params}\n"
         f"wrote {best_yaml}, {spec.study_dir / 'trials.csv'}" + "".join(f", {p}" for p in plots),
         flush=True,
     )
-    return study
-
-
-def main(argv: Sequence[str]) -> None:
-    """Run ``mnist-lit tune``; a user's mistake ends in a :class:`MnistLitError`."""
-    run(parse_spec(argv))

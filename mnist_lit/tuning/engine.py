@@ -1,21 +1,19 @@
 """The tuning engine: an Optuna study whose trials are normal fits of a config.
 
-Optuna does the tuning: its TPE sampler proposes values, its median pruner stops trials
-whose validation metric falls behind (through ``PyTorchLightningPruningCallback``), its
-RDB storage keeps every trial (an SQLite file by default, any database URL it supports
-otherwise), and its heartbeat notices trials whose process died and runs them again
-(``RetryHeartbeatStaleTrialCallback``). This module adds what is particular to this project: a trial
-is a fit (:func:`~mnist_lit.runs.fit.fit`) writing into the study folder,
-and a study remembers which configuration it tunes, so that a folder or storage is never
-continued with another one.
+Optuna samples, prunes, stores every trial (SQLite by default, any database URL it
+supports otherwise) and runs again the trials whose process died. This module adds: a
+trial is a fit (:func:`~mnist_lit.runs.fit.fit`) writing into the study folder, and a
+study remembers which configuration it tunes, so that it is never continued with another.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
+import re
 import socket
 import time
 import warnings
@@ -61,9 +59,8 @@ def tune(spec: TuneSpec) -> tuple[optuna.Study, Fit]:
     base, configuration = check_configuration(spec)
     make_folder(spec.study_dir)
     study = open_study(spec, configuration)
-    finished = count(study, FINISHED)
     print(
-        f"tune {study.study_name}: {finished} of {spec.n_trials} trials finished, "
+        f"tune {study.study_name}: {count(study, FINISHED)} of {spec.n_trials} trials finished, "
         f"{spec.monitor} to {spec.direction}; storage {redact(spec.storage_url())}",
         flush=True,
     )
@@ -71,10 +68,9 @@ def tune(spec: TuneSpec) -> tuple[optuna.Study, Fit]:
     return study, base
 
 
-def check_configuration(spec: TuneSpec, check_values: bool = True) -> tuple[Fit, dict[str, Any]]:
-    """Fail with one message unless every searched value fits the config (when
-    ``check_values``); return the fit every trial starts from, and what it trains (to
-    compare with a stored study)."""
+def check_configuration(spec: TuneSpec) -> tuple[Fit, dict[str, Any]]:
+    """Fail with one message unless every searched value fits the config; return the fit
+    every trial starts from, and what it trains (to compare with a stored study)."""
     base = Fit(configs=spec.configs, args=spec.fit_args)
     cli = FitCLI(base)
     seed = cli.parser.parse_args(base.command_line()).get("seed_everything")
@@ -83,8 +79,8 @@ def check_configuration(spec: TuneSpec, check_values: bool = True) -> tuple[Fit,
         cli = FitCLI(base)
     if not cli.config["data"]["val_size"]:
         raise MnistLitError("tune chooses by validation: data.val_size must be above 0.")
-    for param in spec.search.params if check_values else ():
-        for value in param.ends():
+    for param in spec.search.params:  # every choice, or both ends of the range
+        for value in param.choices or (param.low, param.high):
             try:
                 FitCLI(replace(base, options={**base.options, param.key: value}))
             except MnistLitError as error:
@@ -114,22 +110,12 @@ def trained_config(config: Namespace) -> dict[str, Any]:
     }
 
 
-def open_storage(spec: TuneSpec) -> RDBStorage:
-    """Optuna's RDB storage at ``spec``'s URL, with heartbeats; one message if it fails."""
-    return storage_at(spec.storage_url(), spec.heartbeat)
-
-
 @contextlib.contextmanager
 def heartbeat_quiet() -> Iterator[None]:
     """Without Optuna's warning that its heartbeat is experimental, within the block."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         yield
-
-
-def worker_name() -> str:
-    """This process, as a trial records who ran it."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 # What PostgreSQL raises to the loser of a race to create a new database's tables: a
@@ -142,43 +128,36 @@ def storage_at(url: str, heartbeat: int) -> RDBStorage:
     ``heartbeat`` seconds, and one silent for twice as long is failed and run again. A
     plain ``postgresql://`` URL uses the driver of the ``postgres`` extra, psycopg 3."""
     url = with_driver(url)
-    for attempt in range(3):
+    # Workers on one SQLite file take turns to write; wait for the lock, not fail.
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    retries = 0
+    while True:
         try:
-            return _rdb_storage(url, heartbeat)
-        except _CREATION_RACE:
-            # Two workers creating the tables of a new database at the same moment: the
-            # other one won (or holds the lock), and the tables are there soon.
-            time.sleep(0.5 * (attempt + 1))
-    return _rdb_storage(url, heartbeat, retrying=False)
-
-
-def _rdb_storage(url: str, heartbeat: int, retrying: bool = True) -> RDBStorage:
-    engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        # Workers on one SQLite file take turns to write; wait for the lock, not fail.
-        engine_kwargs["connect_args"] = {"timeout": 60}
-    try:
-        with heartbeat_quiet():
-            return RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat,
-                grace_period=2 * heartbeat,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
-            )
-    except Exception as error:  # SQLAlchemy and the database drivers raise many kinds
-        if retrying and isinstance(error, _CREATION_RACE):
-            raise
-        fix = first_line(error)
-        if isinstance(error, ImportError):
-            psycopg = url.startswith("postgresql+psycopg://")
-            extra = " with pip install 'mnist-lit[postgres]'" if psycopg else ""
-            fix = f"install its driver{extra} ({fix})"
-        raise MnistLitError(
-            f"--storage {redact(url)} cannot be opened: {fix}. Give a database URL that "
-            "Optuna supports, e.g. sqlite:///path/optuna.db or "
-            "postgresql://user:password@host/database."
-        ) from None
+            with heartbeat_quiet():
+                return RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat,
+                    grace_period=2 * heartbeat,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+                )
+        except Exception as error:  # SQLAlchemy and the database drivers raise many kinds
+            if isinstance(error, _CREATION_RACE) and retries < 3:
+                # Two workers creating the tables of a new database at the same moment: the
+                # other one won (or holds the lock), and the tables are there soon.
+                retries += 1
+                time.sleep(0.5 * retries)
+                continue
+            fix = first_line(error)
+            if isinstance(error, ImportError):
+                psycopg = url.startswith("postgresql+psycopg://")
+                extra = " with pip install 'mnist-lit[postgres]'" if psycopg else ""
+                fix = f"install its driver{extra} ({fix})"
+            raise MnistLitError(
+                f"--storage {redact(url)} cannot be opened: {fix}. Give a database URL that "
+                "Optuna supports, e.g. sqlite:///path/optuna.db or "
+                "postgresql://user:password@host/database."
+            ) from None
 
 
 def with_driver(url: str) -> str:
@@ -187,11 +166,7 @@ def with_driver(url: str) -> str:
     >>> with_driver("postgresql://me@db/tune"), with_driver("sqlite:///optuna.db")
     ('postgresql+psycopg://me@db/tune', 'sqlite:///optuna.db')
     """
-    return (
-        "postgresql+psycopg://" + url.removeprefix("postgresql://")
-        if url.startswith("postgresql://")
-        else url
-    )
+    return re.sub("^postgresql://", "postgresql+psycopg://", url)
 
 
 def redact(url: str) -> str:
@@ -204,7 +179,6 @@ def redact(url: str) -> str:
 
 def open_study(spec: TuneSpec, configuration: dict[str, Any]) -> optuna.Study:
     """Create the study, or load it and check that it tunes the same configuration."""
-    storage = open_storage(spec)
     grid = spec.search.grid()
     sampler: optuna.samplers.BaseSampler = (
         optuna.samplers.GridSampler(grid, seed=spec.seed)
@@ -213,16 +187,12 @@ def open_study(spec: TuneSpec, configuration: dict[str, Any]) -> optuna.Study:
             seed=spec.seed, n_startup_trials=min(10, max(2, spec.n_trials // 2))
         )
     )
-    pruner: optuna.pruners.BasePruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
-        if spec.pruner == "median"
-        else optuna.pruners.NopPruner()
-    )
     study = optuna.create_study(
-        storage=storage,
+        storage=storage_at(spec.storage_url(), spec.heartbeat),
         sampler=sampler,
-        pruner=pruner,
-        study_name=spec.name(),
+        # It prunes only through a trial's callback, which --pruner none leaves out.
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3),
+        study_name=spec.study_name or spec.study_dir.resolve().name,
         direction=optuna.study.StudyDirection[spec.direction.upper()],
         load_if_exists=True,
     )
@@ -251,13 +221,11 @@ def run_trials(study: optuna.Study, spec: TuneSpec, base: Fit) -> None:
     starts one only while they are fewer than ``n_trials``; otherwise it waits for the
     others' to end. Two workers that start the last trial at the same moment both count
     too few: the one whose new trial comes later in the study fails it before it trains
-    (user attribute ``surplus``), so exactly ``n_trials`` finish. A trial whose process
-    died is failed once its heartbeat is ``2 x heartbeat`` seconds old, and run again with
-    the same values.
+    (user attribute ``surplus``), so exactly ``n_trials`` finish.
     """
     deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
     n_trials = min(spec.n_trials, spec.search.grid_size() or spec.n_trials)
-    objective = Objective(spec, base, n_trials)
+    objective = functools.partial(run_trial, spec=spec, base=base, n_trials=n_trials)
     while deadline is None or time.monotonic() < deadline:
         with heartbeat_quiet():
             fail_stale_trials(study)
@@ -272,23 +240,25 @@ def run_trials(study: optuna.Study, spec: TuneSpec, base: Fit) -> None:
 
 
 class Surplus(Exception):
-    """A new trial beyond ``n_trials``, started by a worker at the moment another started
-    the last one."""
+    """A new trial beyond ``n_trials``, started at the moment another worker started the last."""
 
 
 @contextlib.contextmanager
 def _surplus_unreported() -> Iterator[None]:
-    """Without Optuna's warning that a surplus trial failed: it is no failure to report."""
+    """Without Optuna's warning that a surplus trial failed: it is no failure to report.
+    On Optuna's handlers: a logger's filters never see its children's records (the warning's)."""
 
     def keep(record: logging.LogRecord) -> bool:
         return Surplus.__name__ not in record.getMessage()
 
-    logger = logging.getLogger("optuna")
-    logger.addFilter(keep)
+    handlers = logging.getLogger("optuna").handlers
+    for handler in handlers:
+        handler.addFilter(keep)
     try:
         yield
     finally:
-        logger.removeFilter(keep)
+        for handler in handlers:
+            handler.removeFilter(keep)
 
 
 def is_surplus(trial: optuna.Trial, n_trials: int) -> bool:
@@ -302,39 +272,31 @@ def is_surplus(trial: optuna.Trial, n_trials: int) -> bool:
     return sum(t.number < trial.number and t.state in alive for t in trials) >= n_trials
 
 
-class Objective:
+def run_trial(trial: optuna.Trial, spec: TuneSpec, base: Fit, n_trials: int) -> float:
     """One trial: the config with the trial's values, fitted into ``trials/trial_NNNN``;
-    with ``limit``, a surplus trial (:func:`is_surplus`) is failed before it trains."""
-
-    def __init__(self, spec: TuneSpec, base: Fit, limit: int | None = None) -> None:
-        self.spec = spec
-        self.base = base
-        self.limit = limit
-
-    def __call__(self, trial: optuna.Trial) -> float:
-        spec = self.spec
-        trial.set_user_attr("worker", worker_name())
-        if self.limit is not None and is_surplus(trial, self.limit):
-            trial.set_user_attr("surplus", True)
-            raise Surplus(f"trial {trial.number}: {self.limit} trials were started already")
-        values = spec.search.suggest(trial)
-        folder = spec.study_dir / "trials" / f"trial_{trial.number:04d}"
-        run = replace(self.base, folder=folder, options={**self.base.options, **values})
-        curve = ValidationCurve()  # kept here too: a pruned trial's fit returns nothing
-        callbacks = [curve]
-        if spec.pruner != "none":
-            callbacks.append(PyTorchLightningPruningCallback(trial, monitor=spec.monitor))
-        start = time.monotonic()
-        try:
-            diverged_in = fit(run, callbacks).diverged_in
-        finally:
-            trial.set_user_attr("val_acc", curve.acc)
-            trial.set_user_attr("val_ce", curve.ce)
-            trial.set_user_attr("seconds", round(time.monotonic() - start, 2))
-        if diverged_in is not None:
-            # Too large a rate for this loss: a result for the sampler, not an error.
-            trial.set_user_attr("diverged", True)
-            raise optuna.TrialPruned(f"diverged in epoch {diverged_in}")
-        if not curve.acc:
-            raise MnistLitError("the trial ran no validation epoch: check trainer.max_epochs.")
-        return max(curve.acc) if spec.objective == "acc" else min(curve.ce)
+    a surplus trial (:func:`is_surplus`) is failed before it trains."""
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    if is_surplus(trial, n_trials):
+        trial.set_user_attr("surplus", True)
+        raise Surplus(f"trial {trial.number}: {n_trials} trials were started already")
+    values = spec.search.suggest(trial)
+    folder = spec.study_dir / "trials" / f"trial_{trial.number:04d}"
+    run = replace(base, folder=folder, options={**base.options, **values})
+    curve = ValidationCurve()  # kept here too: a pruned trial's fit returns nothing
+    callbacks = [curve]
+    if spec.pruner != "none":
+        callbacks.append(PyTorchLightningPruningCallback(trial, monitor=spec.monitor))
+    start = time.monotonic()
+    try:
+        diverged_in = fit(run, callbacks).diverged_in
+    finally:
+        trial.set_user_attr("val_acc", curve.acc)
+        trial.set_user_attr("val_ce", curve.ce)
+        trial.set_user_attr("seconds", round(time.monotonic() - start, 2))
+    if diverged_in is not None:
+        # Too large a rate for this loss: a result for the sampler, not an error.
+        trial.set_user_attr("diverged", True)
+        raise optuna.TrialPruned(f"diverged in epoch {diverged_in}")
+    if not curve.acc:
+        raise MnistLitError("the trial ran no validation epoch: check trainer.max_epochs.")
+    return max(curve.acc) if spec.objective == "acc" else min(curve.ce)

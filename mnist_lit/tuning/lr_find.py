@@ -1,12 +1,7 @@
-"""``mnist-lit lr_find``: Lightning's learning-rate range test on any config; and
-``mnist-lit scale_batch_size``, refused with the reason.
-
-The range test trains from the config's initial weights for ``num_training`` steps while the
-rate grows from ``min_lr`` to ``max_lr``, records the smoothed training loss, and suggests
-the rate where the loss falls fastest (:func:`steepest_fall`). It uses the same model, data
-(the in-memory batches) and trainer as ``mnist-lit fit``, so every option of ``fit``
-applies; the weights are restored afterwards and nothing is trained.
-"""
+"""``mnist-lit lr_find``: Lightning's learning-rate range test on any config, with every
+option of ``mnist-lit fit`` (Lightning restores the weights afterwards), and its own
+suggestion (:func:`steepest_fall`); and ``mnist-lit scale_batch_size``, refused with the
+reason."""
 
 from __future__ import annotations
 
@@ -69,12 +64,19 @@ def main(argv: Sequence[str]) -> None:
     )
     if finder is None:  # fast_dev_run: Lightning skips the search
         raise MnistLitError("lr_find does not run with --trainer.fast_dev_run; leave it out.")
-    _end_at_divergence(finder.results)
-    suggestion = steepest_fall(finder.results["lr"], finder.results["loss"])
+    # The curve ends at its first non-finite loss: from there the weights are not finite,
+    # and every larger rate only repeats it.
+    losses = finder.results["loss"]
+    end = next((i + 1 for i, loss in enumerate(losses) if not math.isfinite(loss)), len(losses))
+    lrs, losses = finder.results["lr"][:end], losses[:end]
+    suggestion = steepest_fall(lrs, losses)
     folder = Path(trainer.log_dir or ".")
     folder.mkdir(parents=True, exist_ok=True)
-    _write_results(finder.results, folder / "lr_find.csv")
-    figure = lr_finder_curve(finder.results["lr"], finder.results["loss"], suggestion)
+    with open(folder / "lr_find.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["lr", "loss"])
+        writer.writerows(zip(lrs, losses, strict=True))
+    figure = lr_finder_curve(lrs, losses, suggestion)
     figure.savefig(folder / "lr_find.png", dpi=100)
     for logger in trainer.loggers:
         log_figure(logger, "lr_find", figure, folder / "lr_find.png")
@@ -107,38 +109,17 @@ def steepest_fall(lrs: Sequence[float], losses: Sequence[float]) -> float | None
     y = np.array([loss for _, loss in kept[10:]])
     if len(y) < 3:
         return None
-    top, fall, drop = 0, (0, 0), 0.0  # the largest fall: from a peak to a trough
-    for i in range(len(y)):
-        if y[i] > y[top]:
-            top = i
-        if y[top] - y[i] > drop:
-            fall, drop = (top, i), y[top] - y[i]
-    if drop <= 0:
+    # The largest fall: to the trough furthest below the highest point before it.
+    drops = np.maximum.accumulate(y) - y
+    trough = int(np.argmax(drops))
+    if drops[trough] <= 0:
         return None
-    peak, trough = fall
+    peak = int(np.argmax(y[: trough + 1]))
     w = max(1, len(y) // 20)
-    slopes = {
-        i: (y[min(trough, i + w)] - y[max(peak, i - w)])
-        / (x[min(trough, i + w)] - x[max(peak, i - w)])
-        for i in range(peak, trough + 1)
-    }
-    return float(kept[10 + min(slopes, key=slopes.__getitem__)][0])
-
-
-def _end_at_divergence(results: dict[str, list[float]]) -> None:
-    """Cut the curve after its first non-finite loss: from there the weights are not finite,
-    and every larger rate only repeats it."""
-    losses = results["loss"]
-    end = next((i + 1 for i, loss in enumerate(losses) if not math.isfinite(loss)), len(losses))
-    for key in results:
-        results[key] = results[key][:end]
-
-
-def _write_results(results: dict[str, list[float]], path: Path) -> None:
-    with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["lr", "loss"])
-        writer.writerows(zip(results["lr"], results["loss"], strict=True))
+    at = np.arange(peak, trough + 1)
+    left, right = np.maximum(peak, at - w), np.minimum(trough, at + w)
+    slopes = (y[right] - y[left]) / (x[right] - x[left])
+    return float(kept[10 + peak + int(np.argmin(slopes))][0])
 
 
 def build_batch_size_parser() -> OneMessageParser:

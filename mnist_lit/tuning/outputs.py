@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import math
 import warnings
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mnist_lit.runs.fit import Fit, FitCLI
 from mnist_lit.tuning.search import SearchSpace
-
-TRIAL_COLUMNS = ("number", "state", "value", "epochs", "diverged", "seconds", "worker")
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
@@ -31,25 +28,21 @@ def write_best_config(path: Path, base: Fit, trial: FrozenTrial, monitor: str) -
     """A config for ``mnist-lit fit --config`` that trains the best trial again: the tuned
     config with the trial's values, resolved as the CLI resolves it."""
     best = replace(base, options={**base.options, **trial.params})
-    text = FitCLI(best).asked
     values = ", ".join(f"{k}={v}" for k, v in trial.params.items())
     header = (
         f"# The best trial ({trial.number}) of study {path.parent.name}: {monitor} "
         f"{trial.value:.4f} with {values}.\n# Train it again: mnist-lit fit --config {path}\n"
     )
-    path.write_text(header + text)
+    path.write_text(header + FitCLI(best).asked)
 
 
-def write_trials_csv(
-    path: Path, study: optuna.Study, search: SearchSpace, extra: Sequence[str] = ()
-) -> None:
-    """One row per trial: its values, state, objective, epochs run and time, and the
-    ``extra`` user attributes named."""
+def write_trials_csv(path: Path, study: optuna.Study, search: SearchSpace) -> None:
+    """One row per trial: its values, state, objective, epochs run, time and curves."""
     keys = [p.key for p in search.params]
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
-        header = [*TRIAL_COLUMNS[:3], *keys, *TRIAL_COLUMNS[3:], *extra, "val_acc", "val_ce"]
-        writer.writerow(header)
+        header = ["number", "state", "value", *keys, "epochs", "diverged", "seconds", "worker"]
+        writer.writerow([*header, "val_acc", "val_ce"])
         for trial in study.get_trials(deepcopy=False):
             attrs = trial.user_attrs
             writer.writerow(
@@ -62,7 +55,6 @@ def write_trials_csv(
                     attrs.get("diverged", False),
                     attrs.get("seconds", ""),
                     attrs.get("worker", ""),
-                    *(trial.user_attrs.get(name, "") for name in extra),
                     " ".join(f"{v:.4f}" for v in attrs.get("val_acc", [])),
                     " ".join(f"{v:.4f}" for v in attrs.get("val_ce", []) if math.isfinite(v)),
                 ]

@@ -1,19 +1,16 @@
-"""Search files: which config options a tune varies, and over which values.
+"""Search files (docs/tuning.md): YAML mapping dotted config keys, as ``mnist-lit fit``
+takes them, to a range or a list of choices; each trial passes one value per key to its fit::
 
-A search file is YAML mapping dotted config keys (as ``mnist-lit fit`` takes them on its
-command line) to a range or a list of choices::
-
-    model.lr: {low: 1.0e-3, high: 100, log: true}     # float, log-uniform
-    optimizer.momentum: {low: 0.0, high: 0.99}          # float, uniform
+    model.optimizer.lr: {low: 1.0e-3, high: 100, log: true}     # float, log-uniform
     data.batch_size: {low: 32, high: 256, type: int, log: true}
     model.loss: {choices: [mnist_lit.losses.CrossEntropy, mnist_lit.losses.Quadratic]}
 
-Each trial draws one value per key from Optuna and passes ``--key=value`` to the fit. A
-search made of choices only is a grid: every combination is tried once, in a seeded order.
+A search made of choices only is a grid: every combination is tried once, in a seeded order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,22 +49,12 @@ class Param:
             )
         return trial.suggest_float(self.key, self.low, self.high, step=self.step, log=self.log)
 
-    def ends(self) -> list[Any]:
-        """The extreme values a trial can take: checked against the config before tuning."""
-        return list(self.choices) if self.choices is not None else [self.low, self.high]
-
     def describe(self) -> dict[str, Any]:
         """The range as plain values, to compare with a stored study."""
         if self.choices is not None:
             return {"choices": list(self.choices)}
         kind = "int" if self.integer else "float"
-        return {
-            "low": self.low,
-            "high": self.high,
-            "log": self.log,
-            "step": self.step,
-            "type": kind,
-        }
+        return dict(low=self.low, high=self.high, log=self.log, step=self.step, type=kind)
 
 
 @dataclass(frozen=True)
@@ -128,7 +115,8 @@ def _param(path: Path, key: str, spec: Any) -> Param:
         return Param(key, choices=tuple(_number(choice) for choice in choices))
     unknown = set(spec) - _RANGE_FIELDS
     if unknown:
-        raise bad(f"unknown field(s) {', '.join(sorted(unknown))}; a range takes {_fields()}")
+        fields = ", ".join(sorted(_RANGE_FIELDS))
+        raise bad(f"unknown field(s) {', '.join(sorted(unknown))}; a range takes {fields}")
     if "low" not in spec or "high" not in spec:
         raise bad("a range needs both low and high")
     low, high, step = (_number(spec.get(name)) for name in ("low", "high", "step"))
@@ -155,10 +143,8 @@ def _param(path: Path, key: str, spec: Any) -> Param:
 def _number(value: Any) -> Any:
     """YAML reads 1e-3 (no dot) as a string: take it as the number it spells."""
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             return float(value)
-        except ValueError:
-            return value
     return value
 
 
@@ -168,7 +154,3 @@ def _is_number(value: Any) -> bool:
 
 def _all_int(*values: Any) -> bool:
     return all(v is None or (_is_number(v) and float(v).is_integer()) for v in values)
-
-
-def _fields() -> str:
-    return ", ".join(sorted(_RANGE_FIELDS))

@@ -13,8 +13,6 @@ OBJECTIVES = {"acc": ("val/acc", "maximize"), "ce": ("val/ce", "minimize")}
 
 @dataclass(frozen=True)
 class TuneSpec:
-    """Everything ``mnist-lit tune`` was asked to do."""
-
     configs: tuple[str, ...]
     search: SearchSpace
     study_dir: Path
@@ -38,6 +36,3 @@ class TuneSpec:
 
     def storage_url(self) -> str:
         return self.storage or f"sqlite:///{(self.study_dir / 'optuna.db').resolve()}"
-
-    def name(self) -> str:
-        return self.study_name or self.study_dir.resolve().name
