@@ -1,8 +1,5 @@
-"""Problems a user can fix: bad data, a bad option, a wrong file.
-
-The CLI prints their message alone, ``mnist-lit: error: ...``, without a traceback, and
-exits with status 2.
-"""
+"""Problems a user can fix: bad data, a bad option, a wrong file. The CLI prints their
+message alone (``mnist-lit: error: ...``, no traceback) and exits with status 2."""
 
 from __future__ import annotations
 

@@ -26,9 +26,6 @@ NOISE = (
 RUN_NOTICES = {"lightning.pytorch": logging.WARNING, "lightning.fabric": logging.WARNING}
 
 
-_LOADER = "lightning.pytorch.trainer.connectors.checkpoint_connector"
-
-
 class _LightningChatter(logging.Filter):
     """Drops Lightning's tips that advertise cloud services, and its notice that it loads a
     checkpoint with ``weights_only=False``: it loads lr_find's own, or one that
@@ -45,7 +42,8 @@ def quiet(levels: Mapping[str, int] | None = None, ignore: Iterable[str] = NOISE
     levels = levels or {}
     saved = {name: logging.getLogger(name).level for name in levels}
     # Lightning's own handler where it has one; the loader's logger for any other handler.
-    handlers = [*logging.getLogger("lightning.pytorch").handlers, logging.getLogger(_LOADER)]
+    loader = logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector")
+    handlers = [*logging.getLogger("lightning.pytorch").handlers, loader]
     no_chatter = _LightningChatter()
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)

@@ -1,6 +1,5 @@
 """The configured LightningCLI of ``mnist-lit fit|validate|test|predict``, and of every
-command that runs fits (tune, study, lr_find): its parser, trainer defaults, checkpoint
-options (``--ckpt_path best|last``) and the mapping of a failed option to one message."""
+command that runs fits (tune, study, lr_find)."""
 
 from __future__ import annotations
 
@@ -138,11 +137,10 @@ class MNISTLightningCLI(LightningCLI):
         )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        """Turns ``--ckpt_path best|last`` into the newest run's file, reads the file once,
-        and takes from it the options that the user did not give. Done while parsing, so that
-        LightningCLI then reads the checkpoint's model into the config the same way however
-        the file was named; model options given explicitly are kept, and checked against the
-        weights after instantiation."""
+        """Turns ``--ckpt_path best|last`` into the newest run's file, and takes from the file
+        the options not given. Done while parsing, so that LightningCLI then reads the
+        checkpoint's model into the config however the file was named; model options given
+        explicitly are kept, and checked against the weights after instantiation."""
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         if not subcommand:
@@ -243,9 +241,7 @@ class MNISTLightningCLI(LightningCLI):
 
 def explicit_options(config: Namespace, cls: type) -> dict[str, Any]:
     """The options of ``cls`` in ``config`` whose values differ from the class's defaults."""
-    defaults = {
-        name: parameter.default for name, parameter in inspect.signature(cls).parameters.items()
-    }
+    defaults = {name: param.default for name, param in inspect.signature(cls).parameters.items()}
     return {key: value for key, value in vars(config).items() if defaults.get(key) != value}
 
 
