@@ -26,10 +26,9 @@ CONFIG_OPTIONS = ("--config", "--search")
 
 @dataclass(frozen=True)
 class Entry:
-    """A loss, a network or an optimiser: its name on the command line, its class and its
-    label."""
+    """A loss, a network or an optimiser (named on the command line by its key in its table):
+    its class and its label."""
 
-    key: str
     class_path: str
     label: str
     config: str | None = None  # a network's config, in CONFIGS
@@ -82,31 +81,27 @@ def _project_or_given(name: str) -> str:
         return name  # not the project's: the command says what is wrong with it
 
 
-def _table(*entries: Entry) -> dict[str, Entry]:
-    return {entry.key: entry for entry in entries}
-
-
-LOSSES = _table(
-    Entry("ce", "mnist_lit.losses.CrossEntropy", "cross-entropy"),
-    Entry("softmax_twice", "mnist_lit.losses.SoftmaxTwiceCrossEntropy", "softmax-twice CE"),
-    Entry("quadratic", "mnist_lit.losses.Quadratic", "quadratic (softmax)"),
-    Entry("square_logits", "mnist_lit.losses.SquareLoss", "square loss (logits)"),
-    Entry("sigmoid_quadratic", "mnist_lit.losses.SigmoidQuadratic", "quadratic (sigmoid)"),
-    Entry("bce", "mnist_lit.losses.BinaryCrossEntropy", "binary cross-entropy"),
-    Entry("label_smoothing", "mnist_lit.losses.LabelSmoothingCrossEntropy", "label-smoothed CE"),
-    Entry("focal", "mnist_lit.losses.FocalLoss", "focal loss"),
-)
-NETWORKS = _table(
-    Entry("softmax_regression", "mnist_lit.models.SoftmaxRegression", "softmax regression",
-          "cross_entropy.yaml"),
-    Entry("mlp", "mnist_lit.models.MLP", "MLP 784-100-10", "mlp.yaml"),
-    Entry("cnn", "mnist_lit.models.CNN", "CNN", "cnn.yaml"),
-)  # fmt: skip
-
-OPTIMIZERS = _table(
-    Entry("sgd", "torch.optim.SGD", "SGD"),
-    Entry("adam", "torch.optim.Adam", "Adam"),
-)
+LOSSES = {
+    "ce": Entry("mnist_lit.losses.CrossEntropy", "cross-entropy"),
+    "softmax_twice": Entry("mnist_lit.losses.SoftmaxTwiceCrossEntropy", "softmax-twice CE"),
+    "quadratic": Entry("mnist_lit.losses.Quadratic", "quadratic (softmax)"),
+    "square_logits": Entry("mnist_lit.losses.SquareLoss", "square loss (logits)"),
+    "sigmoid_quadratic": Entry("mnist_lit.losses.SigmoidQuadratic", "quadratic (sigmoid)"),
+    "bce": Entry("mnist_lit.losses.BinaryCrossEntropy", "binary cross-entropy"),
+    "label_smoothing": Entry("mnist_lit.losses.LabelSmoothingCrossEntropy", "label-smoothed CE"),
+    "focal": Entry("mnist_lit.losses.FocalLoss", "focal loss"),
+}
+NETWORKS = {
+    "softmax_regression": Entry(
+        "mnist_lit.models.SoftmaxRegression", "softmax regression", "cross_entropy.yaml"
+    ),
+    "mlp": Entry("mnist_lit.models.MLP", "MLP 784-100-10", "mlp.yaml"),
+    "cnn": Entry("mnist_lit.models.CNN", "CNN", "cnn.yaml"),
+}
+OPTIMIZERS = {
+    "sgd": Entry("torch.optim.SGD", "SGD"),
+    "adam": Entry("torch.optim.Adam", "Adam"),
+}
 
 # The option of every config that holds the learning rate.
 LEARNING_RATE = "model.optimizer.lr"

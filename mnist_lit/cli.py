@@ -30,7 +30,7 @@ from mnist_lit.data.datamodule import MNISTDataModule
 from mnist_lit.errors import MnistLitError, first_line
 from mnist_lit.export import command as export
 from mnist_lit.quiet import quiet
-from mnist_lit.runs.lightning_cli import MNISTArgumentParser, MNISTLightningCLI
+from mnist_lit.runs.lightning_cli import MNISTLightningCLI
 from mnist_lit.serve import command as serve
 from mnist_lit.study import command as study
 from mnist_lit.tuning import command as tune
@@ -88,24 +88,13 @@ class MainCLI(MNISTLightningCLI):
         self, add_subcommands: bool, main_kwargs: dict[str, Any], subparser_kwargs: Any
     ) -> None:
         super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
-        if add_subcommands:  # listed in `mnist-lit --help`; main() runs them
-            assert isinstance(self.parser, MNISTArgumentParser)
-            for listed in self.parser.subcommand_action._choices_actions:
+        subcommands = self.parser._subcommands_action
+        if subcommands is not None:  # listed in `mnist-lit --help`; main() runs them
+            for listed in subcommands._choices_actions:
                 listed.help = LIGHTNING_COMMANDS.get(listed.dest, listed.help)
             for name, command in COMMANDS.items():
-                self.parser.subcommand_action.add_subcommand(
-                    name, command.parser(), help=command.help
-                )
+                subcommands.add_subcommand(name, command.parser(), help=command.help)
             self.parser.add_argument("--print_completion", action=PrintCompletion)
-
-    def after_fit(self) -> None:
-        self._say_where(best=True)
-
-    def after_validate(self) -> None:
-        self._say_where()
-
-    def after_test(self) -> None:
-        self._say_where()
 
     def before_predict(self) -> None:
         # Your own images are read before the trainer opens a run folder: a path without
@@ -114,10 +103,7 @@ class MainCLI(MNISTLightningCLI):
         if isinstance(datamodule, MNISTDataModule) and datamodule.predict_path is not None:
             datamodule.own_digits()
 
-    def after_predict(self) -> None:
-        self._say_where()
-
-    def _say_where(self, best: bool = False) -> None:
+    def _say_where(self) -> None:
         """One line at the end: the run folder, and after a fit its best checkpoint."""
         trainer = self.trainer
         folder = trainer.log_dir  # on every process: Lightning broadcasts it from rank 0
@@ -125,9 +111,12 @@ class MainCLI(MNISTLightningCLI):
             return
         line = f"{self.subcommand}: run folder {folder}"
         callback = trainer.checkpoint_callback
-        if best and isinstance(callback, ModelCheckpoint) and callback.best_model_path:
-            line += f", best checkpoint {callback.best_model_path}"
+        best = callback.best_model_path if isinstance(callback, ModelCheckpoint) else ""
+        if self.subcommand == "fit" and best:
+            line += f", best checkpoint {best}"
         print(line, flush=True)
+
+    after_fit = after_validate = after_test = after_predict = _say_where
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
@@ -153,7 +142,13 @@ def main(args: Sequence[str] | None = None) -> None:
         except MnistLitError as error:
             _fail(str(error))
         except MisconfigurationException as error:
-            _fail(_trainer_problem(error))
+            problem = first_line(error)
+            if "gpu" in problem.lower() and not torch.cuda.is_available():
+                problem += (
+                    " This machine has no usable GPU: leave out configs/trainer/gpu*.yaml or "
+                    "pass --trainer.accelerator=cpu."
+                )
+            _fail(f"the trainer's options do not work here: {problem}")
         except SIGTERMException:  # Lightning's stop on SIGTERM, a SystemExit with status 0
             print(TERMINATED, file=sys.stderr)
             raise SystemExit(128 + signal.SIGTERM) from None
@@ -177,15 +172,11 @@ def main(args: Sequence[str] | None = None) -> None:
                 "or normalise the data (data.normalize)."
             )
         finally:
-            _leave_process_group()
-
-
-def _leave_process_group() -> None:
-    """End this process's part in a distributed run (Lightning leaves the group open), so
-    that the communication threads stop before the interpreter exits rather than being
-    torn down under it, which can abort the process after its work is done."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+            # End this process's part in a distributed run (Lightning leaves the group open),
+            # so that the communication threads stop before the interpreter exits rather than
+            # being torn down under it, which can abort the process after its work is done.
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
 
 
 def _file_problem(error: OSError) -> str:
@@ -200,16 +191,6 @@ def _file_problem(error: OSError) -> str:
                 "nothing can be written in it). Choose another path."
             )
     return f"{error.filename}: {error.strerror}. Check the path and its permissions."
-
-
-def _trainer_problem(error: MisconfigurationException) -> str:
-    message = first_line(error)
-    if "gpu" in message.lower() and not torch.cuda.is_available():
-        message += (
-            " This machine has no usable GPU: leave out configs/trainer/gpu*.yaml or "
-            "pass --trainer.accelerator=cpu."
-        )
-    return f"the trainer's options do not work here: {message}"
 
 
 def _fail(message: str) -> None:

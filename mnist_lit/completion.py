@@ -27,7 +27,12 @@ def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
     parser.prog = "mnist-lit"
     for each in _parsers(parser):
         for action in each._actions:
-            _prepare(action)
+            if any(" " in option for option in action.option_strings):
+                action.help = argparse.SUPPRESS  # a link between two options, not an option
+            elif set(action.option_strings) & set(_FILES):
+                action.complete = shtab.FILE  # type: ignore[attr-defined]
+            elif set(action.option_strings) & set(_FOLDERS):
+                action.complete = shtab.DIRECTORY  # type: ignore[attr-defined]
     return shtab.complete(parser, shell)
 
 
@@ -37,15 +42,6 @@ def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParse
         if isinstance(action, argparse._SubParsersAction):
             for subparser in action.choices.values():
                 yield from _parsers(subparser)
-
-
-def _prepare(action: argparse.Action) -> None:
-    if any(" " in option for option in action.option_strings):
-        action.help = argparse.SUPPRESS  # a link between two options, not an option
-    elif set(action.option_strings) & set(_FILES):
-        action.complete = shtab.FILE  # type: ignore[attr-defined]
-    elif set(action.option_strings) & set(_FOLDERS):
-        action.complete = shtab.DIRECTORY  # type: ignore[attr-defined]
 
 
 class PrintCompletion(argparse.Action):

@@ -1,8 +1,5 @@
-"""Problems a user can fix: bad data, a bad option, a wrong file.
-
-The CLI prints their message alone, ``mnist-lit: error: ...``, without a traceback, and
-exits with status 2.
-"""
+"""Problems a user can fix: bad data, a bad option, a wrong file. The CLI prints their
+message alone (``mnist-lit: error: ...``, no traceback) and exits with status 2."""
 
 from __future__ import annotations
 
@@ -33,7 +30,8 @@ class OneMessageParser(ArgumentParser):
         parser = getattr(ex, "subcommand_parser", None) or self
         prog = parser.prog.replace(" [options]", "")
         hint = _nearest_option(parser, message)
-        raise MnistLitError(f"{_tidy(message)}{hint}\n`{prog} --help` lists the options.")
+        tidy = "\n".join(line for line in message.strip().splitlines() if not _NOISE.search(line))
+        raise MnistLitError(f"{tidy}{hint}\n`{prog} --help` lists the options.")
 
 
 # Lines of jsonargparse's messages about union types that never help a user.
@@ -59,7 +57,3 @@ def _nearest_option(parser: ArgumentParser, message: str) -> str:
     candidates = sorted(o for o in options if o.rsplit(".", 1)[-1] in tails) or sorted(options)
     nearest = difflib.get_close_matches(typed.group(1), candidates, n=1, cutoff=0.4)
     return f" (did you mean {nearest[0]}?)" if nearest else ""
-
-
-def _tidy(message: str) -> str:
-    return "\n".join(line for line in message.strip().splitlines() if not _NOISE.search(line))

@@ -26,9 +26,6 @@ NOISE = (
 RUN_NOTICES = {"lightning.pytorch": logging.WARNING, "lightning.fabric": logging.WARNING}
 
 
-_LOADER = "lightning.pytorch.trainer.connectors.checkpoint_connector"
-
-
 class _LightningChatter(logging.Filter):
     """Drops Lightning's tips that advertise cloud services, and its notice that it loads a
     checkpoint with ``weights_only=False``: it loads lr_find's own, or one that
@@ -43,13 +40,13 @@ def quiet(levels: Mapping[str, int] | None = None, ignore: Iterable[str] = NOISE
     """Within the block: the loggers named in ``levels`` at those levels, the warnings
     matching ``ignore`` silenced, Lightning's chatter dropped. All restored on exit."""
     levels = levels or {}
-    loggers = {name: logging.getLogger(name) for name in levels}
-    saved = {name: logger.level for name, logger in loggers.items()}
+    saved = {name: logging.getLogger(name).level for name in levels}
     # Lightning's own handler where it has one; the loader's logger for any other handler.
-    handlers = [*logging.getLogger("lightning.pytorch").handlers, logging.getLogger(_LOADER)]
+    loader = logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector")
+    handlers = [*logging.getLogger("lightning.pytorch").handlers, loader]
     no_chatter = _LightningChatter()
     for name, level in levels.items():
-        loggers[name].setLevel(level)
+        logging.getLogger(name).setLevel(level)
     for handler in handlers:
         handler.addFilter(no_chatter)
     with warnings.catch_warnings():
@@ -61,4 +58,4 @@ def quiet(levels: Mapping[str, int] | None = None, ignore: Iterable[str] = NOISE
             for handler in handlers:
                 handler.removeFilter(no_chatter)
             for name, level in saved.items():
-                loggers[name].setLevel(level)
+                logging.getLogger(name).setLevel(level)

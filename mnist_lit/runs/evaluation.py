@@ -59,11 +59,6 @@ def split_logits(model: MNISTClassifier, datamodule: MNISTDataModule, split: str
     return torch.cat(chunks).float()
 
 
-def split_labels(datamodule: MNISTDataModule, split: str, logits: Tensor) -> Tensor:
-    """The labels of ``split``, on the device of its ``logits``."""
-    return datamodule.splits[split][1].to(logits.device)
-
-
 def probability_metrics(logits: Tensor, labels: Tensor, prefix: str) -> dict[str, float]:
     """``<prefix>_ce``, ``<prefix>_ece`` (15 bins) and ``<prefix>_brier`` of the softmax of
     ``logits``."""
@@ -112,7 +107,7 @@ def fit_temperature(logits: Tensor, labels: Tensor) -> float:
 def calibrate(model: MNISTClassifier, datamodule: MNISTDataModule, split: str = "val") -> float:
     """The temperature fitted to ``model``'s logits on ``split`` (:func:`fit_temperature`)."""
     logits = split_logits(model, datamodule, split)
-    return fit_temperature(logits, split_labels(datamodule, split, logits))
+    return fit_temperature(logits, datamodule.splits[split][1].to(logits.device))
 
 
 def evaluate(
@@ -125,7 +120,7 @@ def evaluate(
     ``temperature`` (fitted on another split, :func:`calibrate`), the probability metrics
     of the logits divided by it too."""
     logits = split_logits(model, datamodule, split)
-    labels = split_labels(datamodule, split, logits)
+    labels = datamodule.splits[split][1].to(logits.device)
     predictions = logits.argmax(-1)
     metrics = {
         f"{split}_acc": (predictions == labels).float().mean().item(),

@@ -1,12 +1,8 @@
-"""One fit as a Python call: :func:`fit` takes a :class:`Fit` (the configs it starts from,
-and the values that change) and returns a :class:`FitResult`. ``mnist-lit tune`` and
-``mnist-lit study`` run every fit through it; a study's fits may run on another machine, so
-the result carries everything the study keeps.
-
-The fit goes through :class:`~mnist_lit.runs.lightning_cli.MNISTLightningCLI`, so every
-config and option of ``mnist-lit fit`` works here too; the values go to jsonargparse as a
-dict, by the dotted keys of the command line. Only where it writes changes: a CSV log and,
-for a tested fit, checkpoints, in the fit's folder, never in the user's ``logs/``.
+"""One fit as a Python call: :func:`fit` takes a :class:`Fit` and returns a
+:class:`FitResult`, which carries everything a study keeps (its fits may run on another
+machine). The fit goes through :class:`~mnist_lit.runs.lightning_cli.MNISTLightningCLI`, so
+every config and option of ``mnist-lit fit`` works here too; only where it writes changes: a
+CSV log and, for a tested fit, checkpoints, in the fit's folder, never in the user's ``logs/``.
 """
 
 from __future__ import annotations
@@ -196,16 +192,16 @@ def fit(run: Fit, callbacks: Sequence[Callback] = ()) -> FitResult:
         curve = ValidationCurve()
         # Before the checkpoint callbacks, so that a pruned epoch is never saved as best.
         cli.trainer.callbacks[0:0] = [curve, *callbacks]  # type: ignore[attr-defined]
-        diverged: Diverged | None = None
+        diverged_in = None
         try:  # the classifier's StopOnDivergence ends a diverging run
             cli.trainer.fit(cli.model, cli.datamodule)
         except Diverged as error:
-            diverged = error
+            diverged_in = error.epoch
         tested = _test(cli) if run.test else None
     return FitResult(
         val_acc=curve.acc,
         val_ce=curve.ce,
-        diverged_in=None if diverged is None else diverged.epoch,
+        diverged_in=diverged_in,
         seconds=round(time.monotonic() - start, 1),
         config=cli.asked,
         test=tested,

@@ -1,13 +1,11 @@
 """The configured LightningCLI of ``mnist-lit fit|validate|test|predict``, and of every
-command that runs fits (tune, study, lr_find): its parser, trainer defaults, checkpoint
-options (``--ckpt_path best|last``) and the mapping of a failed option to one message."""
+command that runs fits (tune, study, lr_find)."""
 
 from __future__ import annotations
 
 import contextlib
 import inspect
 import sys
-import traceback
 from collections.abc import Sequence
 from contextvars import ContextVar
 from pathlib import Path
@@ -15,7 +13,7 @@ from typing import Any
 
 import jsonargparse
 import lightning as L
-from jsonargparse import ActionSubCommands, Namespace
+from jsonargparse import Namespace
 from lightning.pytorch.callbacks import (
     BatchSizeFinder,
     Callback,
@@ -53,13 +51,7 @@ BATCH_SIZE_REFUSAL = (
 
 
 class MNISTArgumentParser(OneMessageParser, LightningArgumentParser):
-    """LightningCLI's parser, with one-message errors; it keeps its subcommands' action, so
-    that a command line above can list commands of its own beside fit/validate/test/predict."""
-
-    def add_subcommands(self, *args: Any, **kwargs: Any) -> ActionSubCommands:
-        subcommands = super().add_subcommands(*args, **kwargs)
-        self.subcommand_action = subcommands  # so that the CLI can add its own commands
-        return subcommands
+    """LightningCLI's parser, with one-message errors."""
 
     def dump(self, cfg: Namespace, *args: Any, **kwargs: Any) -> str:
         """The config as YAML, its loggers filed under the experiment's name as the run
@@ -81,7 +73,36 @@ class MNISTLightningCLI(LightningCLI):
         self._explicit_model: dict[str, Any] = {}
         self._claimed: Path | None = None  # the run folder this run created for itself
         try:
-            self._build(args, run)
+            super().__init__(
+                MNISTClassifier,
+                MNISTDataModule,
+                # metrics.csv to read, TensorBoard to watch; both in logs/<experiment>/version_N.
+                trainer_defaults={
+                    "logger": [
+                        {
+                            "class_path": "lightning.pytorch.loggers.CSVLogger",
+                            "init_args": {"save_dir": "logs"},
+                        },
+                        {
+                            "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                            "init_args": {"save_dir": "logs", "default_hp_metric": False},
+                        },
+                    ],
+                    # A crash while saving keeps the previous checkpoint whole.
+                    "plugins": {"class_path": "mnist_lit.checkpointing.AtomicCheckpointIO"},
+                },
+                save_config_callback=ConfigToTrackers,
+                parser_class=MNISTArgumentParser,
+                # The optimiser and its schedule are the model's (model.optimizer, ...): one
+                # home for the learning rate.
+                auto_configure_optimizers=False,
+                parser_kwargs={
+                    "description": "MNIST with PyTorch Lightning: train, evaluate, "
+                    "predict, and compare the losses of a classifier."
+                },
+                args=None if args is None else list(args),
+                run=run,
+            )
         finally:
             # Left empty, the run wrote nothing (it failed first, or kept nothing, as
             # fast_dev_run): no run folder is left behind, nor an empty logs/<experiment>.
@@ -89,38 +110,6 @@ class MNISTLightningCLI(LightningCLI):
                 if self._claimed is not None:
                     for folder in (self._claimed, *self._claimed.parents[:2]):
                         folder.rmdir()
-
-    def _build(self, args: Sequence[str] | None, run: bool) -> None:
-        super().__init__(
-            MNISTClassifier,
-            MNISTDataModule,
-            # metrics.csv to read, TensorBoard to watch; both in logs/<experiment>/version_N.
-            trainer_defaults={
-                "logger": [
-                    {
-                        "class_path": "lightning.pytorch.loggers.CSVLogger",
-                        "init_args": {"save_dir": "logs"},
-                    },
-                    {
-                        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-                        "init_args": {"save_dir": "logs", "default_hp_metric": False},
-                    },
-                ],
-                # A crash while saving keeps the previous checkpoint whole.
-                "plugins": {"class_path": "mnist_lit.checkpointing.AtomicCheckpointIO"},
-            },
-            save_config_callback=ConfigToTrackers,
-            parser_class=MNISTArgumentParser,
-            # The optimiser and its schedule are the model's (model.optimizer, ...): one
-            # home for the learning rate.
-            auto_configure_optimizers=False,
-            parser_kwargs={
-                "description": "MNIST with PyTorch Lightning: train, evaluate, "
-                "predict, and compare the losses of a classifier."
-            },
-            args=None if args is None else list(args),
-            run=run,
-        )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
@@ -148,25 +137,19 @@ class MNISTLightningCLI(LightningCLI):
         )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Turns ``--ckpt_path best|last`` into the newest run's file, and takes from the file
+        the options not given. Done while parsing, so that LightningCLI then reads the
+        checkpoint's model into the config however the file was named; model options given
+        explicitly are kept, and checked against the weights after instantiation."""
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
-        if subcommand:
-            self._resolve_ckpt_path(self.config[subcommand])
-
-    def _resolve_ckpt_path(self, config: Namespace) -> None:
-        """Turn ``best``/``last`` into the newest run's file, read the file once, and take
-        from it the options that the user did not give.
-
-        Done while parsing, so that LightningCLI then reads the checkpoint's model
-        (network, loss and options) into the config the same way whichever way the file
-        was named. Model options given explicitly (``--config`` or the command line) are
-        kept, and checked against the weights after instantiation.
-        """
+        if not subcommand:
+            return
+        config = self.config[subcommand]
         ckpt_path = config.get("ckpt_path")
         if ckpt_path in ("best", "last"):
             folders, where = checkpoint_folders(config)
             found = str(find_checkpoint(ckpt_path, folders, where))
-            # The newest run of this experiment: say which file that is.
             print(f"--ckpt_path {ckpt_path}: {found}, the newest under {where}", file=sys.stderr)
             config["ckpt_path"] = ckpt_path = found
         if ckpt_path is None or ckpt_path in ("hpc", "registry"):
@@ -215,12 +198,11 @@ class MNISTLightningCLI(LightningCLI):
             raise
         except Exception as error:
             # jsonargparse reports a nested class's error without the option it came from.
-            failed = failures[0] if failures else _failed_init(error)
             config = self.config.get(str(self.subcommand), self.config)
-            option = _option_of(config, failed[0]) if failed else None
-            if failed is None or option is None:  # not a class the user chose: a bug
+            option = _option_of(config, failures[0][0]) if failures else None
+            if option is None:  # not a class the user chose: a bug
                 raise
-            class_type, cause = failed
+            class_type, cause = failures[0]
             name = class_type.__name__
             if isinstance(cause, ImportError):
                 extra = EXTRAS.get(name)
@@ -259,9 +241,7 @@ class MNISTLightningCLI(LightningCLI):
 
 def explicit_options(config: Namespace, cls: type) -> dict[str, Any]:
     """The options of ``cls`` in ``config`` whose values differ from the class's defaults."""
-    defaults = {
-        name: parameter.default for name, parameter in inspect.signature(cls).parameters.items()
-    }
+    defaults = {name: param.default for name, param in inspect.signature(cls).parameters.items()}
     return {key: value for key, value in vars(config).items() if defaults.get(key) != value}
 
 
@@ -282,34 +262,15 @@ def _recording_failures(class_type: type, *args: Any, **kwargs: Any) -> Any:
         raise
 
 
-def _failed_init(error: BaseException) -> tuple[type, BaseException] | None:
-    """The class whose ``__init__`` raised the first exception behind ``error``, and that
-    exception; ``None`` if it was not raised by a constructor."""
-    cause = error
-    while (cause.__cause__ or cause.__context__) is not None:
-        cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
-    for frame, _ in traceback.walk_tb(cause.__traceback__):
-        in_jsonargparse = frame.f_globals.get("__name__", "").startswith("jsonargparse")
-        if frame.f_code.co_name == "__init__" and "self" in frame.f_locals and not in_jsonargparse:
-            return type(frame.f_locals["self"]), cause
-    return None
-
-
 def _option_of(config: Any, class_type: type, key: str = "") -> str | None:
     """The dotted option in ``config`` whose ``class_path`` names ``class_type``."""
-    if isinstance(config, Namespace):
-        class_path = config.get("class_path")
-        if isinstance(class_path, str) and class_path.rsplit(".", 1)[-1] == class_type.__name__:
-            return key
-        children = [
-            (f"{key}.{name}" if key else name, value) for name, value in vars(config).items()
-        ]
-    elif isinstance(config, list):
+    if isinstance(config, list):
         children = [(key, value) for value in config]
+    elif isinstance(config, Namespace):
+        if config.get("class_path", "").rsplit(".", 1)[-1] == class_type.__name__:
+            return key
+        children = [(f"{key}.{name}".lstrip("."), value) for name, value in vars(config).items()]
     else:
         return None
-    for child_key, value in children:
-        found = _option_of(value, class_type, child_key)
-        if found is not None:
-            return found
-    return None
+    found = (_option_of(value, class_type, child_key) for child_key, value in children)
+    return next((option for option in found if option is not None), None)
