@@ -30,7 +30,7 @@ from mnist_lit.data.datamodule import MNISTDataModule
 from mnist_lit.errors import MnistLitError, first_line
 from mnist_lit.export import command as export
 from mnist_lit.quiet import quiet
-from mnist_lit.runs.lightning_cli import MNISTLightningCLI
+from mnist_lit.runs.lightning_cli import MNISTArgumentParser, MNISTLightningCLI
 from mnist_lit.serve import command as serve
 from mnist_lit.study import command as study
 from mnist_lit.tuning import command as tune
@@ -88,7 +88,8 @@ class MainCLI(MNISTLightningCLI):
         self, add_subcommands: bool, main_kwargs: dict[str, Any], subparser_kwargs: Any
     ) -> None:
         super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
-        subcommands = self.parser._subcommands_action
+        assert isinstance(self.parser, MNISTArgumentParser)
+        subcommands = self.parser.subcommand_action
         if subcommands is not None:  # listed in `mnist-lit --help`; main() runs them
             for listed in subcommands._choices_actions:
                 listed.help = LIGHTNING_COMMANDS.get(listed.dest, listed.help)

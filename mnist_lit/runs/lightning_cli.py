@@ -13,7 +13,7 @@ from typing import Any
 
 import jsonargparse
 import lightning as L
-from jsonargparse import Namespace
+from jsonargparse import ActionSubCommands, Namespace
 from lightning.pytorch.callbacks import (
     BatchSizeFinder,
     Callback,
@@ -51,7 +51,14 @@ BATCH_SIZE_REFUSAL = (
 
 
 class MNISTArgumentParser(OneMessageParser, LightningArgumentParser):
-    """LightningCLI's parser, with one-message errors."""
+    """LightningCLI's parser, with one-message errors; it keeps its subcommands' action, so
+    that a command line above can list commands of its own beside fit/validate/test/predict."""
+
+    subcommand_action: ActionSubCommands | None = None
+
+    def add_subcommands(self, *args: Any, **kwargs: Any) -> ActionSubCommands:
+        self.subcommand_action = super().add_subcommands(*args, **kwargs)
+        return self.subcommand_action
 
     def dump(self, cfg: Namespace, *args: Any, **kwargs: Any) -> str:
         """The config as YAML, its loggers filed under the experiment's name as the run
