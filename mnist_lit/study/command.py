@@ -170,10 +170,7 @@ def report(folder: StudyFolder, pairs: list[NetworkAndLoss], kind: str) -> None:
     results = [pair.tested[seed] for pair in pairs for seed in pair.seeds]
     trials = [pair.tuning[f.lr, f.round] for pair in pairs for f in pair.tuning_fits()]
     for pair in pairs:
-        best = pair.best_fit()
-        value = pair.tuning[best.lr, best.round].value
-        assert value is not None
-        folder.write_best_config(best, folder.fit_config(best), value)
+        folder.write_best_config(pair.best())
     labels = np.load(folder.test_labels)
     predictions = {(r.network, r.loss, r.seed): folder.predictions(r) for r in results}
     comparisons = compare_losses(results, predictions, labels)
