@@ -106,11 +106,7 @@ class SeedResult(SeedFit):
 
 def record_of(fit: TuningFit | SeedFit, result: FitResult) -> TuningResult | SeedResult:
     """What ``fit`` gave, as its ``result.json`` keeps it."""
-    run: dict[str, Any] = {
-        "val_acc": result.val_acc,
-        "diverged": result.diverged,
-        "seconds": result.seconds,
-    }
+    run = {name: getattr(result, name) for name in ("val_acc", "diverged", "seconds")}
     if isinstance(fit, TuningFit):
         if not result.val_acc and not result.diverged:
             raise MnistLitError(f"{fit}: the fit ran no validation epoch.")
