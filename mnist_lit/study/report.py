@@ -27,9 +27,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mnist_lit.catalog import LEARNING_RATE, LOSSES
+from mnist_lit.catalog import LEARNING_RATE, LOSSES, NETWORKS
 from mnist_lit.study.folder import SeedResult, StudyFolder, TuningResult
-from mnist_lit.study.plan import STUDY_NETWORKS
 from mnist_lit.study.plots import accuracy_intervals, rate_sensitivity
 from mnist_lit.study.stats import holm, mcnemar_exact, paired_t_test, t_interval
 
@@ -185,7 +184,8 @@ def summary_markdown(
     one of how each loss's rate was chosen (from the tuning's fits)."""
     lines = [f"# {title}", ""]
     for network in dict.fromkeys(r.network for r in results):
-        lines += [f"## {network}: {STUDY_NETWORKS[network].description}", ""]
+        entry = NETWORKS[network]
+        lines += [f"## {network}: {entry.label} (configs/{entry.config})", ""]
         lines += loss_table([r for r in results if r.network == network])
         lines += ["", *pair_table([c for c in comparisons if c.network == network]), ""]
         mine = [r for r in results if r.network == network and r.seed == results[0].seed]
@@ -259,8 +259,7 @@ def tuning_table(chosen: Sequence[SeedResult], trials: Sequence[TuningResult]) -
         f"epoch{'s' * (epochs != ['1'])} (validation accuracy, best epoch of the round):",
         "",
         f"| loss | rates tried | finalists at {epochs[-1]} epoch{'s' * (epochs[-1] != '1')} "
-        "| chosen | inside the rates "
-        "tried |",
+        "| chosen | inside the rates tried |",
         "|---|---|---|---|---|",
     ]
     for result in chosen:

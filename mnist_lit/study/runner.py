@@ -1,14 +1,12 @@
 """The study's run: this process submits the fits, and is the only writer of the study
 folder.
 
-Each fit is one task (:func:`~mnist_lit.study.cluster.fit_on_worker`) on the engine
-(:mod:`~mnist_lit.study.cluster`: a Dask cluster, or this process), submitted as soon as
-its network and loss call for it (:mod:`~mnist_lit.study.schedule`); its result comes
-back as the task's value, test predictions included, and is written into the study folder
-at once. A worker that dies mid-fit has its task run again elsewhere by Dask's scheduler
-(up to ``distributed.scheduler.allowed-failures`` times); a fit that raises stops the
-study with one message naming it. The same command run again skips every fit already
-written.
+Each fit is one task (:func:`~mnist_lit.study.cluster.fit_on_worker`), submitted as soon
+as its network and loss call for it (:mod:`~mnist_lit.study.schedule`); its result, test
+predictions included, comes back as the task's value and is written at once. A worker
+that dies mid-fit has its task run again elsewhere by Dask's scheduler (up to
+``distributed.scheduler.allowed-failures`` times); a fit that raises stops the study with
+one message naming it. The same command run again skips every fit already written.
 
 Each fit runs on one CPU thread, seeded on its own: the same fit gives the same numbers on
 any worker, so the results do not depend on the number of workers.
@@ -147,5 +145,4 @@ def _fit_result(future: Future[FitResult], wanted: StudyFit) -> FitResult:
             f"the fit {wanted} failed ({type(error).__name__}: {first_line(error)}). Every "
             "result written before is kept: run the same command again to continue."
         ) from error
-    assert isinstance(result, FitResult)
     return result

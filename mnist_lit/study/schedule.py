@@ -18,37 +18,32 @@ class NetworkAndLoss:
     """One network and loss: its tuning fits and seeds, as far as they have gone."""
 
     def __init__(self, plan: Plan, network: Network, loss: str, folder: StudyFolder) -> None:
-        self.network = network
+        self.network = network.name
         self.loss = loss
         self.grid = plan.rates(network)
         self.extensions = plan.budget.extensions
         self.round_epochs = halving.round_epochs(plan.budget.epochs[network.name])
+        self.rounds = len(self.round_epochs)
         self.seeds = plan.budget.seeds
         tuning, tested = folder.read(network.name, loss)
         self.tuning = {(r.lr, r.round): r for r in tuning}
         self.tested = {r.seed: r for r in tested}
 
     def __str__(self) -> str:
-        return f"{self.network.name}, {self.loss}"
+        return f"{self.network}, {self.loss}"
 
     def _finished(self) -> dict[halving.RateRound, float | None]:
         return {key: result.value for key, result in self.tuning.items()}
 
     def tuning_fits(self) -> list[TuningFit]:
         """Every tuning fit that the results so far call for, in the order of the rounds."""
-        wanted = halving.wanted(
-            self.grid, len(self.round_epochs), self._finished(), self.extensions
-        )
-        return [
-            TuningFit(self.network.name, self.loss, lr, k, self.round_epochs[k]) for lr, k in wanted
-        ]
+        wanted = halving.wanted(self.grid, self.rounds, self._finished(), self.extensions)
+        return [TuningFit(self.network, self.loss, lr, k, self.round_epochs[k]) for lr, k in wanted]
 
     def rate(self) -> float | None:
         """The tuned rate, once every round has finished."""
         try:
-            return halving.chosen(
-                self.grid, len(self.round_epochs), self._finished(), self.extensions
-            )
+            return halving.chosen(self.grid, self.rounds, self._finished(), self.extensions)
         except ValueError:
             raise MnistLitError(
                 f"{self}: every finalist of the tuning diverged. Widen the search towards "
@@ -59,7 +54,7 @@ class NetworkAndLoss:
         """The last round's result of the tuned rate, once every round has finished."""
         rate = self.rate()
         assert rate is not None, f"{self}: the tuning goes on"
-        return self.tuning[rate, len(self.round_epochs) - 1]
+        return self.tuning[rate, self.rounds - 1]
 
     def to_run(self) -> list[StudyFit]:
         """The fits called for whose results are not written yet: the tuning's, and once it
@@ -68,7 +63,7 @@ class NetworkAndLoss:
         if rate is None:
             return [f for f in self.tuning_fits() if (f.lr, f.round) not in self.tuning]
         seeds = [seed for seed in self.seeds if seed not in self.tested]
-        return [SeedFit(self.network.name, self.loss, seed, rate) for seed in seeds]
+        return [SeedFit(self.network, self.loss, seed, rate) for seed in seeds]
 
     def keep(self, result: TuningResult | SeedResult) -> None:
         if isinstance(result, TuningResult):
@@ -80,9 +75,8 @@ class NetworkAndLoss:
         """Each fit, as its epochs and whether its result is written: the fits called for,
         the rounds to come at their sizes, and the seeds (each fit costs about its epochs)."""
         called = self.tuning_fits()
-        rounds = len(self.round_epochs)
-        sizes = halving.round_sizes(len(self.grid), rounds)
-        later = range(1 + max(f.round for f in called), rounds)
+        sizes = halving.round_sizes(len(self.grid), self.rounds)
+        later = range(1 + max(f.round for f in called), self.rounds)
         return [
             *((f.epochs, (f.lr, f.round) in self.tuning) for f in called),
             *((self.round_epochs[k], False) for k in later for _ in range(sizes[k])),

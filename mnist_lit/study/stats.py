@@ -43,8 +43,6 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
         >>> interval.mean, round(interval.low, 4), round(interval.high, 4)
         (2.0, -0.4841, 4.4841)
     """
-    if not values:
-        raise ValueError("t_interval needs at least one value")
     n = len(values)
     mean = math.fsum(values) / n
     if n == 1:
