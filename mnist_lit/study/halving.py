@@ -71,19 +71,6 @@ def step_beyond(grid: Sequence[float], rate: float, up: bool) -> float:
     return float(f"{rate * ratio if up else rate / ratio:.3g}")
 
 
-def candidates(grid: Sequence[float], extensions: int) -> tuple[float, ...]:
-    """Every rate that may be tried: the grid and its possible extensions.
-
-    >>> candidates((0.1, 1.0), 1)
-    (0.01, 0.1, 1.0, 10.0)
-    """
-    below, above = [min(grid)], [max(grid)]
-    for _ in range(extensions):
-        below.insert(0, step_beyond(grid, below[0], up=False))
-        above.append(step_beyond(grid, above[-1], up=True))
-    return (*below[:-1], *grid, *above[1:])
-
-
 def wanted(
     grid: Sequence[float], rounds: int, finished: Mapping[RateRound, float | None], extensions: int
 ) -> list[RateRound]:

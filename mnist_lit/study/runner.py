@@ -78,8 +78,7 @@ class Progress:
         finished = sum(written for _, written in fits)
         done = sum(epochs for epochs, written in fits if written)
         elapsed = time.monotonic() - self.start
-        running = min(running, self.slots)
-        text = f"runs {finished}/{len(fits)} finished, {running} running, "
+        text = f"runs {finished}/{len(fits)} finished, {min(running, self.slots)} running, "
         text += f"{duration(elapsed)} elapsed"
         pace = done - self.first_epochs
         if pace and finished < len(fits):
