@@ -71,7 +71,7 @@ def write_report(folder: StudyFolder, pairs: Sequence[NetworkAndLoss], kind: str
         folder.write_best_config(pair.best())
     labels = np.load(folder.test_labels)
     correct = {(r.network, r.loss, r.seed): folder.predictions(r) == labels for r in results}
-    comparisons = compare_losses(results, correct)
+    comparisons = compare_losses(pairs, correct)
     root = folder.root
     rows = [
         [*(getattr(r, name) for name in RESULT_COLUMNS), " ".join(f"{v:.4f}" for v in r.val_acc)]
@@ -107,47 +107,38 @@ def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object
 
 
 def compare_losses(
-    results: Sequence[SeedResult], correct: Mapping[tuple[str, str, int], Sequence[bool]]
+    pairs: Sequence[NetworkAndLoss], correct: Mapping[tuple[str, str, int], Sequence[bool]]
 ) -> list[Comparison]:
-    """Every pair of losses on every network, with Holm's correction over all pairs;
-    ``correct`` says which test images each network, loss and seed gets right."""
+    """Every two losses of a network, paired by seed, with Holm's correction over all of
+    them; ``correct`` says which test images each network, loss and seed gets right."""
     comparisons = []
-    for network in dict.fromkeys(r.network for r in results):
-        losses = list(dict.fromkeys(r.loss for r in results if r.network == network))
-        for a, b in itertools.combinations(losses, 2):
-            comparisons.append(compare_pair(results, correct, network, a, b))
+    for a, b in itertools.combinations(pairs, 2):
+        if a.network != b.network:
+            continue
+        seeds = sorted(a.seeds)
+        acc_a = [a.tested[s].test_acc for s in seeds]
+        acc_b = [b.tested[s].test_acc for s in seeds]
+        tests = [
+            mcnemar_exact(correct[a.network, a.loss, s], correct[b.network, b.loss, s])
+            for s in seeds
+        ]
+        comparison = Comparison(
+            a.network,
+            a.loss,
+            b.loss,
+            mean_difference=statistics.fmean(acc_a) - statistics.fmean(acc_b),
+            only_a=sum(t.only_a for t in tests),
+            only_b=sum(t.only_b for t in tests),
+            mcnemar_p=statistics.median(t.p_value for t in tests),
+            t_test_p=paired_t_test(acc_a, acc_b),
+        )
+        comparisons.append(comparison)
     mcnemar = holm([c.mcnemar_p for c in comparisons])
     t_test = holm([c.t_test_p for c in comparisons])
     return [
         replace(c, mcnemar_p_holm=m, t_test_p_holm=t)
         for c, m, t in zip(comparisons, mcnemar, t_test, strict=True)
     ]
-
-
-def compare_pair(
-    results: Sequence[SeedResult],
-    correct: Mapping[tuple[str, str, int], Sequence[bool]],
-    network: str,
-    a: str,
-    b: str,
-) -> Comparison:
-    """Losses ``a`` and ``b`` on ``network``, paired by seed (uncorrected p-values)."""
-    runs_a = {r.seed: r for r in results if (r.network, r.loss) == (network, a)}
-    runs_b = {r.seed: r for r in results if (r.network, r.loss) == (network, b)}
-    seeds = sorted(set(runs_a) & set(runs_b))
-    acc_a = [runs_a[s].test_acc for s in seeds]
-    acc_b = [runs_b[s].test_acc for s in seeds]
-    tests = [mcnemar_exact(correct[network, a, s], correct[network, b, s]) for s in seeds]
-    return Comparison(
-        network,
-        a,
-        b,
-        mean_difference=statistics.fmean(acc_a) - statistics.fmean(acc_b),
-        only_a=sum(t.only_a for t in tests),
-        only_b=sum(t.only_b for t in tests),
-        mcnemar_p=statistics.median(t.p_value for t in tests),
-        t_test_p=paired_t_test(acc_a, acc_b),
-    )
 
 
 def _interval(values: Sequence[float], scale: float, spec: str) -> str:
