@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from mnist_lit.catalog import LEARNING_RATE, LOSSES, NETWORKS, OPTIMIZERS, Entry
+from mnist_lit.catalog import LEARNING_RATE, LOSSES, NETWORKS, OPTIMIZERS
 from mnist_lit.errors import MnistLitError
 from mnist_lit.runs.fit import Fit
 from mnist_lit.study.halving import round_epochs
@@ -43,14 +43,10 @@ class Network:
     def __post_init__(self) -> None:
         assert set(self.lr_ranges) == set(OPTIMIZERS), f"{self.name}: a range per optimiser"
 
-    @property
-    def entry(self) -> Entry:
-        return NETWORKS[self.name]
-
     def schedule_ends_with_training(self) -> bool:
         """Whether its config schedules the rate over the epochs (``T_max``), which then
         follows the study's number of epochs."""
-        config = yaml.safe_load(self.entry.config_path().read_text())
+        config = yaml.safe_load(NETWORKS[self.name].config_path().read_text())
         schedule = config["model"].get("lr_scheduler") or {}
         return "T_max" in schedule.get("init_args", {})
 
@@ -126,7 +122,7 @@ class Plan:
         if self.budget.train_fraction < 1:
             options["trainer.limit_train_batches"] = self.budget.train_fraction
         return Fit(
-            configs=(str(network.entry.config),),
+            configs=(str(NETWORKS[network.name].config),),
             epochs=epochs,
             label_noise=self.label_noise,
             optimizer=OPTIMIZERS[self.optimizer].class_path,

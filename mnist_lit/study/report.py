@@ -159,10 +159,8 @@ def _epochs(results: Sequence[SeedResult]) -> str:
     reached = [r.epochs_to_threshold for r in results if r.epochs_to_threshold is not None]
     if not reached:
         return f"not within {len(results[0].val_acc)}"
-    mean = statistics.fmean(reached)
-    return f"{mean:.1f}" + (
-        "" if len(reached) == len(results) else f" ({len(reached)}/{len(results)} seeds)"
-    )
+    share = "" if len(reached) == len(results) else f" ({len(reached)}/{len(results)} seeds)"
+    return f"{statistics.fmean(reached):.1f}{share}"
 
 
 def summary_markdown(
