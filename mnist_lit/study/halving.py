@@ -84,17 +84,15 @@ def wanted(
             return fits
         fits += [(rate, k) for rate in ranked({r: finished[(r, j)] for r, j in before})[: sizes[k]]]
     last = rounds - 1
-    tried = list(grid)
     for _ in range(extensions if len(grid) > 1 else 0):
         final = {r: finished.get((r, j)) for r, j in fits if j == last}
         if any((r, last) not in finished for r in final) or not ranked(final):
             return fits
         best = ranked(final)[0]
+        tried = [r for r, _ in fits]
         if min(tried) < best < max(tried):
             return fits
-        beyond = step_beyond(grid, best, up=best == max(tried))
-        fits.append((beyond, last))
-        tried.append(beyond)
+        fits.append((step_beyond(grid, best, up=best == max(tried)), last))
     return fits
 
 

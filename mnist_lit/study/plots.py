@@ -1,10 +1,4 @@
-"""The study's pictures: its results in, a matplotlib ``Figure`` out; no study logic.
-
-- :func:`rate_sensitivity`: validation accuracy against learning rate, one colour per
-  loss, one line per round of the tuning, one panel per network (from the tuning trials).
-- :func:`accuracy_intervals`: test accuracy with its confidence interval, one marker per
-  loss, one panel per network.
-"""
+"""The study's pictures: its results in, a matplotlib ``Figure`` out; no study logic."""
 
 from __future__ import annotations
 

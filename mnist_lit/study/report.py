@@ -2,17 +2,12 @@
 their intervals (the probability metrics temperature-scaled and raw); between losses,
 paired tests and a verdict.
 
-The verdict on a pair of losses needs two tests to agree, each corrected (Holm) for every
-pair of the study:
-
-- the seed-level paired t-test on test accuracy (does the difference survive a new
-  training run?), and
-- the exact McNemar test on the same 10,000 test images, run on each seed, summarised by
-  its median p-value over the seeds (does a typical seed's difference survive a new test
-  set?).
-
-Only when both adjusted p-values are below 0.05 is one loss called better, in the
-direction of the mean accuracy difference; otherwise "no significant difference".
+One loss is called better than another, in the direction of the mean accuracy
+difference, only when two tests agree, each corrected (Holm) for every pair of the study
+and below 0.05: the seed-level paired t-test on test accuracy (does the difference
+survive a new training run?), and the exact McNemar test on the same 10,000 test images,
+run on each seed and summarised by its median p-value over the seeds (does a typical
+seed's difference survive a new test set?). Otherwise: "no significant difference".
 """
 
 from __future__ import annotations
