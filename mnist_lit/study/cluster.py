@@ -114,8 +114,7 @@ def open_engine(workers: int, scheduler: str | None) -> Iterator[Engine]:
                 "leave out --scheduler to run on this machine (see docs/distributed.md)."
             ) from None
         with client:
-            joined = client.scheduler_info(n_workers=-1)["workers"].values()
-            yield OnDask(client, max(1, sum(w["nthreads"] for w in joined)))
+            yield OnDask(client, max(1, sum(client.nthreads().values())))
         return
     # Every HTTP server (the dashboards, or Dask's health and metrics pages without Bokeh)
     # binds loopback too: Dask's default is every interface. Dask's own logs stay quiet: a
