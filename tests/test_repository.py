@@ -87,7 +87,7 @@ def test_the_readme_shows_the_answer_as_a_committed_figure_the_study_draws() -> 
     for figure in figures:
         assert (REPO / figure).stat().st_size > 10_000, figure
     # The first one is the study's own picture, and the README names what draws it.
-    assert Path(figures[0]).name in (REPO / "mnist_lit" / "study" / "command.py").read_text()
+    assert Path(figures[0]).name in (REPO / "mnist_lit" / "study" / "report.py").read_text()
     assert (
         "mnist-lit study --data-dir data --workers 2` as `outputs/study/accuracy.png"
         in " ".join(readme.split())

@@ -22,6 +22,7 @@ from mnist_lit.errors import MnistLitError
 from mnist_lit.runs.evaluation import TEMPERATURE_RANGE, calibrate
 from mnist_lit.runs.fit import FitCLI
 from mnist_lit.study.folder import StudyFolder, epochs_to_reach
+from mnist_lit.study.halving import step_beyond
 from mnist_lit.study.plan import STUDY_NETWORKS, make_plan
 from tests.cli_helpers import cli_error
 
@@ -115,7 +116,11 @@ def test_a_rate_chosen_at_the_edge_of_its_grid_has_the_rate_beyond_tried(
     grid = plan.rates(STUDY_NETWORKS["softmax_regression"])
     tried = {float(t["lr"]) for t in _rows(study / "tuning_trials.csv")}
     beyond = tried - set(grid)
-    assert beyond and beyond <= set(plan.candidates(STUDY_NETWORKS["softmax_regression"]))
+    below, above = [min(grid)], [max(grid)]  # each rate a step past the one before
+    for _ in range(plan.budget.extensions):
+        below.append(step_beyond(grid, below[-1], up=False))
+        above.append(step_beyond(grid, above[-1], up=True))
+    assert beyond and beyond <= {*below[1:], *above[1:]}
     (chosen,) = {float(r["lr"]) for r in _rows(study / "results.csv")}
     inside = min(tried) < chosen < max(tried)
     summary = (study / "summary.md").read_text()

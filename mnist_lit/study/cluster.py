@@ -40,11 +40,6 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def has_dashboard() -> bool:
-    """Whether Dask can serve its dashboard here (it needs Bokeh, which is optional)."""
-    return importlib.util.find_spec("bokeh") is not None
-
-
 def fit_on_worker(run: Fit) -> FitResult:
     """A study's fit, as a Dask task: on one CPU thread, MNIST's files kept in memory for
     the worker's later fits."""
@@ -84,7 +79,8 @@ class OnDask:
     def __init__(self, client: Client, slots: int) -> None:
         self.executor = client.get_executor(pure=False)
         self.slots = slots
-        link = client.dashboard_link if has_dashboard() else None
+        # Dask serves its dashboard only with Bokeh, which is optional.
+        link = client.dashboard_link if importlib.util.find_spec("bokeh") else None
         self.dashboard = f"Dask dashboard: {link}" if link else None
 
     def submit(self, run: Fit) -> Future[FitResult]:
@@ -108,11 +104,17 @@ def open_engine(workers: int, scheduler: str | None) -> Iterator[Engine]:
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
-        client = _join(scheduler)
         try:
-            yield OnDask(client, max(1, sum(w["nthreads"] for w in _workers(client))))
-        finally:
-            client.close()
+            client = Client(scheduler, timeout=CONNECT_SECONDS)
+        except (OSError, TimeoutError, ValueError) as error:
+            raise MnistLitError(
+                f"--scheduler {scheduler}: no Dask scheduler answered within {CONNECT_SECONDS} "
+                f"s ({first_line(error)}). Start one there with `dask scheduler` and its "
+                "workers with `dask worker ADDRESS`, give its address as tcp://HOST:PORT, or "
+                "leave out --scheduler to run on this machine (see docs/distributed.md)."
+            ) from None
+        with client:
+            yield OnDask(client, max(1, sum(client.nthreads().values())))
         return
     # Every HTTP server (the dashboards, or Dask's health and metrics pages without Bokeh)
     # binds loopback too: Dask's default is every interface. Dask's own logs stay quiet: a
@@ -139,21 +141,3 @@ def _ignore_ctrl_c() -> None:
     whole process group, and the study's own process stops the workers; each worker would
     otherwise print the traceback of its interrupted loop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _workers(client: Client) -> list[dict]:
-    return list(client.scheduler_info(n_workers=-1)["workers"].values())
-
-
-def _join(address: str) -> Client:
-    from distributed import Client
-
-    try:
-        return Client(address, timeout=CONNECT_SECONDS)
-    except (OSError, TimeoutError, ValueError) as error:
-        raise MnistLitError(
-            f"--scheduler {address}: no Dask scheduler answered within {CONNECT_SECONDS} s "
-            f"({first_line(error)}). Start one there with `dask scheduler` and its workers "
-            "with `dask worker ADDRESS`, give its address as tcp://HOST:PORT, or leave out "
-            "--scheduler to run on this machine (see docs/distributed.md)."
-        ) from None

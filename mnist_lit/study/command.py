@@ -7,17 +7,12 @@ import argparse
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mnist_lit.catalog import OPTIMIZERS
 from mnist_lit.errors import MnistLitError, OneMessageParser
 from mnist_lit.quiet import RUN_NOTICES, quiet
 from mnist_lit.runs.options import add_run_options, check_run_options
 from mnist_lit.study.plan import CONFIG_OPTIMIZER, STUDY_LOSSES, STUDY_NETWORKS, Plan, make_plan
-
-if TYPE_CHECKING:
-    from mnist_lit.study.folder import SeedResult, StudyFolder, TuningResult
-    from mnist_lit.study.schedule import NetworkAndLoss
 
 HELP = (
     "The fair loss comparison: tune each loss's learning rate per network, train it with "
@@ -134,8 +129,9 @@ def main(argv: Sequence[str]) -> None:
         ended = True
     finally:
         folder.record_invocation(time.monotonic() - start, slots, ended)
-    kind = f"{'quick study' if args.quick else 'study'} ({plan.conditions()})"
-    report(folder, pairs, kind)
+    from mnist_lit.study.report import write_report
+
+    write_report(folder, pairs, f"{'quick study' if args.quick else 'study'} ({plan.conditions()})")
 
 
 def capped_workers(asked: int, plan: Plan) -> int:
@@ -152,66 +148,3 @@ def capped_workers(asked: int, plan: Plan) -> int:
             flush=True,
         )
     return workers
-
-
-def report(folder: StudyFolder, pairs: list[NetworkAndLoss], kind: str) -> None:
-    """Write each pair's ``best.yaml``, the CSVs, the pictures and ``summary.md``; print
-    the summary."""
-    import numpy as np
-
-    from mnist_lit.study.report import (
-        compare_losses,
-        summary_markdown,
-        write_comparisons_csv,
-        write_results_csv,
-        write_tuning_csv,
-    )
-
-    results = [pair.tested[seed] for pair in pairs for seed in pair.seeds]
-    trials = [pair.tuning[f.lr, f.round] for pair in pairs for f in pair.tuning_fits()]
-    for pair in pairs:
-        best = pair.best_fit()
-        value = pair.tuning[best.lr, best.round].value
-        assert value is not None
-        folder.write_best_config(best, folder.fit_config(best), value)
-    labels = np.load(folder.test_labels)
-    predictions = {(r.network, r.loss, r.seed): folder.predictions(r) for r in results}
-    comparisons = compare_losses(results, predictions, labels)
-    root = folder.root
-    write_results_csv(results, root / "results.csv")
-    write_comparisons_csv(comparisons, root / "comparisons.csv")
-    write_tuning_csv(trials, root / "tuning_trials.csv")
-    write_pictures(root, results, trials)
-    recorded = sum(r.seconds for r in results) + sum(t.seconds for t in trials)
-    title = f"The loss {kind}: tuned learning rates, {len({r.seed for r in results})} seeds"
-    text = summary_markdown(results, comparisons, title, trials)
-    text += (
-        f"\n\nTraining time recorded: {recorded / 60:.1f} min (tuning and seeds); wall time: "
-        f"{folder.wall_time()}.\n"
-    )
-    (root / "summary.md").write_text(text)
-    print("\n" + text)
-    print(
-        f"wrote {root}/results.csv, comparisons.csv, tuning_trials.csv, summary.md, "
-        "rate_sensitivity.png, accuracy.png"
-    )
-
-
-def write_pictures(study_dir: Path, results: list[SeedResult], trials: list[TuningResult]) -> None:
-    from mnist_lit.catalog import LOSSES
-    from mnist_lit.study.plots import RatePoint, accuracy_intervals, rate_sensitivity
-    from mnist_lit.study.stats import Interval, t_interval
-
-    points: dict[str, dict[str, list[RatePoint]]] = {}
-    for t in trials:
-        acc = t.value if t.value is not None else (t.val_acc[-1] if t.val_acc else None)
-        state = "diverged" if t.diverged else "complete"
-        point = RatePoint(t.lr, acc, state, t.round)
-        points.setdefault(t.network, {}).setdefault(LOSSES[t.loss].label, []).append(point)
-    figure = rate_sensitivity(points)
-    figure.savefig(study_dir / "rate_sensitivity.png", dpi=80)
-    intervals: dict[str, dict[str, Interval]] = {}
-    for network, loss in dict.fromkeys((r.network, r.loss) for r in results):
-        accs = [r.test_acc for r in results if (r.network, r.loss) == (network, loss)]
-        intervals.setdefault(network, {})[LOSSES[loss].label] = t_interval(accs)
-    accuracy_intervals(intervals).savefig(study_dir / "accuracy.png", dpi=80)

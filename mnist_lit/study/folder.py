@@ -25,6 +25,7 @@ import os
 import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -32,7 +33,7 @@ import yaml
 from mnist_lit.errors import MnistLitError
 from mnist_lit.runs.fit import FitResult
 from mnist_lit.runs.records import differences, make_folder
-from mnist_lit.study.plan import Plan
+from mnist_lit.study.plan import STUDY_NETWORKS, Plan
 
 MANIFEST = "study.yaml"
 RESULT = "result.json"
@@ -55,27 +56,22 @@ class TuningFit:
 
 @dataclass(frozen=True)
 class SeedFit:
-    """A fit at the tuned rate with one seed, tested once."""
+    """A fit at the tuned rate with one seed, for the network's full epochs, tested once."""
 
     network: str
     loss: str
-    lr: float
     seed: int
-    epochs: int
+    lr: float
 
     def __str__(self) -> str:
         return f"{self.network}, {self.loss}, seed {self.seed}"
 
 
+# A result is its fit and what the fit gave: its ``result.json`` holds the fields of both.
 @dataclass(frozen=True)
-class TuningResult:
+class TuningResult(TuningFit):
     """What a tuning fit gave: its validation curve, and whether it diverged."""
 
-    network: str
-    loss: str
-    lr: float
-    round: int
-    epochs: int
     val_acc: list[float]
     val_ce: list[float]
     diverged: bool
@@ -88,13 +84,9 @@ class TuningResult:
 
 
 @dataclass(frozen=True)
-class SeedResult:
+class SeedResult(SeedFit):
     """One seed of one network and loss, trained at the tuned rate and tested once."""
 
-    network: str
-    loss: str
-    seed: int
-    lr: float
     test_acc: float
     test_ce: float
     test_ece: float
@@ -112,33 +104,24 @@ class SeedResult:
     seconds: float
 
 
-def tuning_result(fit: TuningFit, result: FitResult) -> TuningResult:
-    if not result.val_acc and not result.diverged:
-        raise MnistLitError(f"{fit}: the fit ran no validation epoch.")
-    return TuningResult(
-        **asdict(fit),
-        val_acc=result.val_acc,
-        val_ce=result.val_ce,
-        diverged=result.diverged,
-        seconds=result.seconds,
-    )
-
-
-def seed_result(fit: SeedFit, result: FitResult, threshold: float) -> SeedResult:
+def record_of(fit: TuningFit | SeedFit, result: FitResult) -> TuningResult | SeedResult:
+    """What ``fit`` gave, as its ``result.json`` keeps it."""
+    run = {name: getattr(result, name) for name in ("val_acc", "diverged", "seconds")}
+    if isinstance(fit, TuningFit):
+        if not result.val_acc and not result.diverged:
+            raise MnistLitError(f"{fit}: the fit ran no validation epoch.")
+        return TuningResult(**asdict(fit), val_ce=result.val_ce, **run)
     assert result.test is not None, "a seed's fit is tested"
+    metrics: dict[str, Any] = result.test.metrics  # test_acc to temperature
+    threshold = STUDY_NETWORKS[fit.network].threshold
     return SeedResult(
-        network=fit.network,
-        loss=fit.loss,
-        seed=fit.seed,
-        lr=fit.lr,
-        **result.test.metrics,
+        **asdict(fit),
+        **metrics,
         val_acc_best=max(result.val_acc, default=float("nan")),
         best_epoch=result.best_epoch,
         epochs_to_threshold=epochs_to_reach(result.val_acc, threshold),
         threshold=threshold,
-        val_acc=result.val_acc,
-        diverged=result.diverged,
-        seconds=result.seconds,
+        **run,
     )
 
 
@@ -190,12 +173,10 @@ class StudyFolder:
             )
         path.write_text(yaml.safe_dump(wanted, sort_keys=False))
 
-    def write(
-        self, fit: TuningFit | SeedFit, record: TuningResult | SeedResult, result: FitResult
-    ) -> None:
-        """Keep what ``fit`` gave: its config, for a seed its test predictions and best
-        checkpoint, and last its ``result.json``."""
-        folder = self.fit_dir(fit)
+    def write(self, record: TuningResult | SeedResult, result: FitResult) -> None:
+        """Keep what a fit gave: its config, for a seed its test predictions and best
+        checkpoint, and last, atomically, its ``result.json``."""
+        folder = self.fit_dir(record)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / RESULT).unlink(missing_ok=True)
         (folder / "config.yaml").write_text(result.config)
@@ -206,35 +187,31 @@ class StudyFolder:
                 (folder / "best.ckpt").write_bytes(tested.checkpoint)
             if not self.test_labels.is_file():
                 np.save(self.test_labels, tested.labels)
-        _write_atomically(folder / RESULT, json.dumps(asdict(record), indent=1))
+        partial = folder / f".{RESULT}.{os.getpid()}"
+        partial.write_text(json.dumps(asdict(record), indent=1))
+        partial.replace(folder / RESULT)
 
-    def read_tuning(self, network: str, loss: str) -> list[TuningResult]:
-        """Every tuning fit of ``network`` and ``loss`` written so far."""
-        paths = self.tuning_dir(network, loss).glob(f"round_*/lr_*/{RESULT}")
-        return [TuningResult(**json.loads(p.read_text())) for p in sorted(paths)]
-
-    def read_seeds(self, network: str, loss: str) -> list[SeedResult]:
-        """Every seed of ``network`` and ``loss`` written so far."""
-        paths = (self.root / "runs" / network / loss).glob(f"seed_*/{RESULT}")
-        return [SeedResult(**json.loads(p.read_text())) for p in sorted(paths)]
+    def read(self, network: str, loss: str) -> tuple[list[TuningResult], list[SeedResult]]:
+        """Every tuning fit and every seed of ``network`` and ``loss`` written so far."""
+        tuning = self.tuning_dir(network, loss).glob(f"round_*/lr_*/{RESULT}")
+        seeds = (self.root / "runs" / network / loss).glob(f"seed_*/{RESULT}")
+        return (
+            [TuningResult(**json.loads(p.read_text())) for p in sorted(tuning)],
+            [SeedResult(**json.loads(p.read_text())) for p in sorted(seeds)],
+        )
 
     def predictions(self, result: SeedResult) -> np.ndarray:
-        fit = SeedFit(result.network, result.loss, result.lr, result.seed, 0)
-        return np.load(self.fit_dir(fit) / "test_predictions.npy")
+        return np.load(self.fit_dir(result) / "test_predictions.npy")
 
-    def write_best_config(self, best: TuningFit, config: str, value: float) -> Path:
+    def write_best_config(self, best: TuningResult) -> None:
         """The chosen rate's last-round config, as ``mnist-lit fit --config`` takes it."""
         path = self.tuning_dir(best.network, best.loss) / "best.yaml"
         header = (
             f"# The rate chosen for {best.network} with {best.loss}: lr {best.lr:g}, "
-            f"validation accuracy {value:.4f} after {best.epochs} epochs.\n"
+            f"validation accuracy {best.value:.4f} after {best.epochs} epochs.\n"
             f"# Train it again: mnist-lit fit --config {path}\n"
         )
-        path.write_text(header + config)
-        return path
-
-    def fit_config(self, fit: TuningFit | SeedFit) -> str:
-        return (self.fit_dir(fit) / "config.yaml").read_text()
+        path.write_text(header + (self.fit_dir(best) / "config.yaml").read_text())
 
     def record_invocation(self, seconds: float, workers: int, ended: bool) -> None:
         """Add this invocation's wall time to ``invocations.csv``: a study resumed after a
@@ -245,12 +222,9 @@ class StudyFolder:
             writer = csv.writer(file)
             if new:
                 writer.writerow(["started", "seconds", "workers", "host", "ended"])
-            now = datetime.datetime.now(datetime.UTC)
-            started = now - datetime.timedelta(seconds=seconds)
-            host = socket.gethostname()
-            writer.writerow(
-                [started.isoformat(timespec="seconds"), f"{seconds:.1f}", workers, host, ended]
-            )
+            started = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=seconds)
+            start = started.isoformat(timespec="seconds")
+            writer.writerow([start, f"{seconds:.1f}", workers, socket.gethostname(), ended])
 
     def wall_time(self) -> str:
         """``18.5 min in 2 invocations (2 workers)``, from ``invocations.csv``."""
@@ -260,9 +234,3 @@ class StudyFolder:
         workers = ", ".join(dict.fromkeys(r["workers"] for r in rows))
         count = f"{len(rows)} invocation{'s' * (len(rows) != 1)}"
         return f"{minutes:.1f} min in {count} ({workers} worker{'s' * (workers != '1')})"
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.write_text(text)
-    partial.replace(path)

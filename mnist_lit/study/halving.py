@@ -14,8 +14,8 @@ successive-halving and Hyperband pruners instead judge a trial against the trial
 
 **The grid's edge.** When the chosen rate is the smallest or largest rate tried, the next
 rate beyond it (one step of the grid) is trained at the full budget as a finalist too, up
-up to a number of times set by the study's budget: a rate at the edge of its grid may not
-be the best one.
+to a number of times set by the study's budget: a rate at the edge of its grid may not be
+the best one.
 
 A fit of the tuning is a ``RateRound``, ``(rate, round)``; ``finished`` maps each finished
 one to its validation accuracy, or None when it diverged.
@@ -71,20 +71,6 @@ def step_beyond(grid: Sequence[float], rate: float, up: bool) -> float:
     return float(f"{rate * ratio if up else rate / ratio:.3g}")
 
 
-def candidates(grid: Sequence[float], extensions: int) -> tuple[float, ...]:
-    """Every rate that may be tried: the grid and its possible extensions.
-
-    >>> candidates((0.1, 1.0), 1)
-    (0.01, 0.1, 1.0, 10.0)
-    """
-    below = [step_beyond(grid, min(grid), up=False)] if extensions else []
-    above = [step_beyond(grid, max(grid), up=True)] if extensions else []
-    for _ in range(extensions - 1):
-        below.insert(0, step_beyond(grid, below[0], up=False))
-        above.append(step_beyond(grid, above[-1], up=True))
-    return (*below, *grid, *above)
-
-
 def wanted(
     grid: Sequence[float], rounds: int, finished: Mapping[RateRound, float | None], extensions: int
 ) -> list[RateRound]:
@@ -98,17 +84,15 @@ def wanted(
             return fits
         fits += [(rate, k) for rate in ranked({r: finished[(r, j)] for r, j in before})[: sizes[k]]]
     last = rounds - 1
-    tried = [rate for rate, _ in fits if _ == 0]
     for _ in range(extensions if len(grid) > 1 else 0):
         final = {r: finished.get((r, j)) for r, j in fits if j == last}
         if any((r, last) not in finished for r in final) or not ranked(final):
             return fits
         best = ranked(final)[0]
+        tried = [r for r, _ in fits]
         if min(tried) < best < max(tried):
             return fits
-        beyond = step_beyond(grid, best, up=best == max(tried))
-        fits.append((beyond, last))
-        tried.append(beyond)
+        fits.append((step_beyond(grid, best, up=best == max(tried)), last))
     return fits
 
 

@@ -13,16 +13,16 @@ trace accuracy against rate.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 import yaml
 
-from mnist_lit.catalog import LEARNING_RATE, LOSSES, NETWORKS, OPTIMIZERS, Entry
+from mnist_lit.catalog import LEARNING_RATE, LOSSES, NETWORKS, OPTIMIZERS
 from mnist_lit.errors import MnistLitError
 from mnist_lit.runs.fit import Fit
-from mnist_lit.study.halving import candidates, round_epochs
+from mnist_lit.study.halving import round_epochs
 
 # The losses compared, by their names in mnist_lit.catalog.LOSSES.
 STUDY_LOSSES = ("ce", "softmax_twice", "quadratic", "square_logits")
@@ -32,34 +32,21 @@ CONFIG_OPTIMIZER = "sgd"
 
 @dataclass(frozen=True)
 class Network:
-    """One network of the study, and how its learning rate is searched.
+    """One network of the study, and how its learning rate is searched."""
 
-    Attributes:
-        name: its name in mnist_lit.catalog.NETWORKS and in the study's files.
-        lr_ranges: per optimiser (its name in mnist_lit.catalog.OPTIMIZERS), the lowest and
-            highest rate tried; the others lie evenly between on the log scale.
-        threshold: the validation accuracy whose epoch of arrival is reported.
-    """
-
-    name: str
+    name: str  # in mnist_lit.catalog.NETWORKS and in the study's files
+    # Per optimiser (by its name in mnist_lit.catalog.OPTIMIZERS), the lowest and highest
+    # rate tried; the others lie evenly between on the log scale.
     lr_ranges: dict[str, tuple[float, float]]
-    threshold: float
+    threshold: float  # the validation accuracy whose epoch of arrival is reported
 
     def __post_init__(self) -> None:
         assert set(self.lr_ranges) == set(OPTIMIZERS), f"{self.name}: a range per optimiser"
 
-    @property
-    def entry(self) -> Entry:
-        return NETWORKS[self.name]
-
-    @property
-    def description(self) -> str:
-        return f"{self.entry.label} (configs/{self.entry.config})"
-
     def schedule_ends_with_training(self) -> bool:
         """Whether its config schedules the rate over the epochs (``T_max``), which then
         follows the study's number of epochs."""
-        config = yaml.safe_load(self.entry.config_path().read_text())
+        config = yaml.safe_load(NETWORKS[self.name].config_path().read_text())
         schedule = config["model"].get("lr_scheduler") or {}
         return "T_max" in schedule.get("init_args", {})
 
@@ -135,7 +122,7 @@ class Plan:
         if self.budget.train_fraction < 1:
             options["trainer.limit_train_batches"] = self.budget.train_fraction
         return Fit(
-            configs=(str(network.entry.config),),
+            configs=(str(NETWORKS[network.name].config),),
             epochs=epochs,
             label_noise=self.label_noise,
             optimizer=OPTIMIZERS[self.optimizer].class_path,
@@ -146,12 +133,8 @@ class Plan:
         """The learning rates tried for every loss of ``network``: ``n_trials`` of them,
         evenly spaced on the log scale, to three significant digits."""
         low, high = network.lr_ranges[self.optimizer]
-        rates = np.geomspace(low, high, self.budget.n_trials) if self.budget.n_trials > 1 else [low]
+        rates = np.geomspace(low, high, self.budget.n_trials)
         return tuple(float(f"{rate:.3g}") for rate in rates)
-
-    def candidates(self, network: Network) -> tuple[float, ...]:
-        """The grid and the rates past its edges that its tuning may add."""
-        return candidates(self.rates(network), self.budget.extensions)
 
     def conditions(self) -> str:
         """The optimiser and the labels, for a report's title.
@@ -196,14 +179,12 @@ def make_plan(
 ) -> Plan:
     """The default (or quick) plan, with the options a user gave in its place."""
     budget = QUICK_BUDGET if quick else DEFAULT_BUDGET
-    if n_trials is not None or seeds is not None or epochs is not None:
-        budget = Budget(
-            n_trials if n_trials is not None else budget.n_trials,
-            tuple(seeds) if seeds is not None else budget.seeds,
-            {name: epochs for name in STUDY_NETWORKS} if epochs is not None else budget.epochs,
-            budget.train_fraction,
-            budget.extensions,
-        )
+    budget = replace(
+        budget,
+        n_trials=budget.n_trials if n_trials is None else n_trials,
+        seeds=budget.seeds if seeds is None else tuple(seeds),
+        epochs=budget.epochs if epochs is None else dict.fromkeys(STUDY_NETWORKS, epochs),
+    )
     if len(budget.seeds) < 2:
         raise MnistLitError("--seeds: give at least 2 seeds; a paired test needs them.")
     return Plan(

@@ -1,31 +1,26 @@
-"""The study's pictures: plain data in, a matplotlib ``Figure`` out; no study logic.
-
-- :func:`rate_sensitivity`: validation accuracy against learning rate, one colour per
-  loss, one line per round of the tuning, one panel per network (from the tuning trials).
-- :func:`accuracy_intervals`: test accuracy with its confidence interval, one marker per
-  loss, one panel per network.
-"""
+"""The study's pictures: its results in, a matplotlib ``Figure`` out; no study logic."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import TypeVar
 
 from matplotlib.figure import Figure
 
+from mnist_lit.catalog import LOSSES
 from mnist_lit.figures import new_figure
-from mnist_lit.study.stats import Interval
+from mnist_lit.study.folder import SeedResult, TuningResult
+from mnist_lit.study.stats import t_interval
+
+Result = TypeVar("Result", TuningResult, SeedResult)
 
 
-class RatePoint(NamedTuple):
-    """One tuning trial: its rate, its (last) validation accuracy, how it ended
-    (``"complete"``, ``"pruned"`` or ``"diverged"``; accuracy ``None`` if never measured),
-    and its round (0: every rate, shortest)."""
-
-    lr: float
-    acc: float | None
-    state: str
-    round: int = 0
+def _by_network(results: Sequence[Result]) -> dict[str, dict[str, list[Result]]]:
+    """``results`` by network, then by loss (its label), in the order they come."""
+    grouped: dict[str, dict[str, list[Result]]] = {}
+    for r in results:
+        grouped.setdefault(r.network, {}).setdefault(LOSSES[r.loss].label, []).append(r)
+    return grouped
 
 
 def _panels(count: int, width: float = 4.6) -> tuple[Figure, list]:
@@ -34,38 +29,29 @@ def _panels(count: int, width: float = 4.6) -> tuple[Figure, list]:
     return figure, list(axes)
 
 
-def rate_sensitivity(
-    points: Mapping[str, Mapping[str, Sequence[RatePoint]]], floor: float = 0.0
-) -> Figure:
+def rate_sensitivity(trials: Sequence[TuningResult]) -> Figure:
     """Validation accuracy against learning rate (log axis) per loss, a panel per network.
 
-    The complete trials of a round are joined by a line in order of rate, dotted for the
-    first round and solid for the last; pruned trials are hollow markers at their last
-    measured accuracy; diverged ones are crosses at ``floor``.
+    The trials of a round that did not diverge are joined by a line in order of rate,
+    dotted for the first round and solid for the last; diverged ones are crosses at 0.
     """
-    figure, axes = _panels(len(points))
-    for ax, (network, by_loss) in zip(axes, points.items(), strict=True):
-        last = max(p.round for trials in by_loss.values() for p in trials)
-        for index, (loss, trials) in enumerate(by_loss.items()):
+    by_network = _by_network(trials)
+    figure, axes = _panels(len(by_network))
+    for ax, (network, by_loss) in zip(axes, by_network.items(), strict=True):
+        last = max(t.round for mine in by_loss.values() for t in mine)
+        for index, (loss, mine) in enumerate(by_loss.items()):
             color = f"C{index}"
-            for k in sorted({p.round for p in trials}):
-                done = sorted(
-                    (p.lr, p.acc)
-                    for p in trials
-                    if p.state == "complete" and p.acc and p.round == k
-                )
+            for k in sorted({t.round for t in mine}):
+                done = sorted((t.lr, t.value) for t in mine if t.value and t.round == k)
                 if done:
                     style = "o-" if k == last else "o:"
                     label = loss if k == last else None
                     alpha = 1.0 if k == last else 0.35 + 0.3 * k / max(last, 1)
                     xy = zip(*done, strict=True)
                     ax.plot(*xy, style, color=color, label=label, markersize=4, alpha=alpha)
-            pruned = [(p.lr, p.acc) for p in trials if p.state == "pruned" and p.acc is not None]
-            if pruned:
-                ax.scatter(*zip(*pruned, strict=True), facecolors="none", edgecolors=color, s=22)
-            diverged = [p.lr for p in trials if p.state == "diverged"]
+            diverged = [t.lr for t in mine if t.value is None]
             if diverged:
-                ax.scatter(diverged, [floor] * len(diverged), marker="x", color=color, s=22)
+                ax.scatter(diverged, [0.0] * len(diverged), marker="x", color=color, s=22)
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_title(network, fontsize=10)
@@ -79,19 +65,19 @@ def rate_sensitivity(
     return figure
 
 
-def accuracy_intervals(intervals: Mapping[str, Mapping[str, Interval]]) -> Figure:
+def accuracy_intervals(results: Sequence[SeedResult]) -> Figure:
     """Test accuracy (%) with its 95% interval per loss, a panel per network."""
-    figure, axes = _panels(len(intervals), width=4.0)
-    for ax, (network, by_loss) in zip(axes, intervals.items(), strict=True):
-        names = list(by_loss)
-        for index, name in enumerate(names):
-            value = by_loss[name]
+    by_network = _by_network(results)
+    figure, axes = _panels(len(by_network), width=4.0)
+    for ax, (network, by_loss) in zip(axes, by_network.items(), strict=True):
+        for index, runs in enumerate(by_loss.values()):
+            value = t_interval([r.test_acc for r in runs])
             error = [[100 * (value.mean - value.low)], [100 * (value.high - value.mean)]]
             ax.errorbar(
                 [index], [100 * value.mean], yerr=error, fmt="o", color=f"C{index}", capsize=4
             )
-        ax.set_xticks(range(len(names)), names, rotation=25, ha="right", fontsize=8)
-        ax.set_xlim(-0.5, len(names) - 0.5)
+        ax.set_xticks(range(len(by_loss)), list(by_loss), rotation=25, ha="right", fontsize=8)
+        ax.set_xlim(-0.5, len(by_loss) - 0.5)
         ax.set_title(network, fontsize=10)
         ax.grid(alpha=0.3, axis="y")
     axes[0].set_ylabel("test accuracy (%), 95% interval")

@@ -2,17 +2,12 @@
 their intervals (the probability metrics temperature-scaled and raw); between losses,
 paired tests and a verdict.
 
-The verdict on a pair of losses needs two tests to agree, each corrected (Holm) for every
-pair of the study:
-
-- the seed-level paired t-test on test accuracy (does the difference survive a new
-  training run?), and
-- the exact McNemar test on the same 10,000 test images, run on each seed, summarised by
-  its median p-value over the seeds (does a typical seed's difference survive a new test
-  set?).
-
-Only when both adjusted p-values are below 0.05 is one loss called better, in the
-direction of the mean accuracy difference; otherwise "no significant difference".
+One loss is called better than another, in the direction of the mean accuracy
+difference, only when two tests agree, each corrected (Holm) for every pair of the study
+and below 0.05: the seed-level paired t-test on test accuracy (does the difference
+survive a new training run?), and the exact McNemar test on the same 10,000 test images,
+run on each seed and summarised by its median p-value over the seeds (does a typical
+seed's difference survive a new test set?). Otherwise: "no significant difference".
 """
 
 from __future__ import annotations
@@ -20,16 +15,20 @@ from __future__ import annotations
 import csv
 import itertools
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mnist_lit.catalog import LEARNING_RATE, LOSSES
-from mnist_lit.study.folder import SeedResult, TuningResult
-from mnist_lit.study.plan import STUDY_NETWORKS
-from mnist_lit.study.stats import Interval, holm, mcnemar_exact, paired_t_test, t_interval
+from mnist_lit.catalog import LEARNING_RATE, LOSSES, NETWORKS
+from mnist_lit.study.folder import SeedResult, StudyFolder, TuningResult
+from mnist_lit.study.plots import accuracy_intervals, rate_sensitivity
+from mnist_lit.study.stats import holm, mcnemar_exact, paired_t_test, t_interval
+
+if TYPE_CHECKING:
+    from mnist_lit.study.schedule import NetworkAndLoss
 
 ALPHA = 0.05
 RESULT_COLUMNS = [f.name for f in fields(SeedResult) if f.name != "val_acc"]
@@ -58,27 +57,77 @@ class Comparison:
         return f"{LOSSES[better].label} better"
 
 
-def write_results_csv(results: Sequence[SeedResult], path: Path) -> None:
-    """One row per network, loss and seed; ``val_acc`` is the per-epoch curve."""
+def write_report(folder: StudyFolder, pairs: Sequence[NetworkAndLoss], kind: str) -> None:
+    """Write each pair's ``best.yaml``, the CSVs, the pictures and ``summary.md``; print
+    the summary."""
+    results = [pair.tested[seed] for pair in pairs for seed in pair.seeds]
+    trials = [pair.tuning[f.lr, f.round] for pair in pairs for f in pair.tuning_fits()]
+    for pair in pairs:
+        folder.write_best_config(pair.best())
+    labels = np.load(folder.test_labels)
+    correct = {(r.network, r.loss, r.seed): folder.predictions(r) == labels for r in results}
+    comparisons = compare_losses(pairs, correct)
+    root = folder.root
+    rows = [
+        [*(getattr(r, name) for name in RESULT_COLUMNS), " ".join(f"{v:.4f}" for v in r.val_acc)]
+        for r in results
+    ]
+    _write_csv(root / "results.csv", [*RESULT_COLUMNS, "val_acc"], rows)
+    names = [f.name for f in fields(Comparison)]
+    rows = [[*(getattr(c, n) for n in names), c.verdict] for c in comparisons]
+    _write_csv(root / "comparisons.csv", [*names, "verdict"], rows)
+    _write_csv(root / "tuning_trials.csv", TUNING_COLUMNS, _tuning_rows(trials))
+    rate_sensitivity(trials).savefig(root / "rate_sensitivity.png", dpi=80)
+    accuracy_intervals(results).savefig(root / "accuracy.png", dpi=80)
+    recorded = sum(r.seconds for r in results) + sum(t.seconds for t in trials)
+    title = f"The loss {kind}: tuned learning rates, {len({r.seed for r in results})} seeds"
+    text = summary_markdown(results, comparisons, title, trials)
+    text += (
+        f"\n\nTraining time recorded: {recorded / 60:.1f} min (tuning and seeds); wall time: "
+        f"{folder.wall_time()}.\n"
+    )
+    (root / "summary.md").write_text(text)
+    print("\n" + text)
+    print(
+        f"wrote {root}/results.csv, comparisons.csv, tuning_trials.csv, summary.md, "
+        "rate_sensitivity.png, accuracy.png"
+    )
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow([*RESULT_COLUMNS, "val_acc"])
-        for r in results:
-            row = [getattr(r, name) for name in RESULT_COLUMNS]
-            writer.writerow([*row, " ".join(f"{v:.4f}" for v in r.val_acc)])
+        writer.writerow(header)
+        writer.writerows(rows)
 
 
 def compare_losses(
-    results: Sequence[SeedResult],
-    predictions: Mapping[tuple[str, str, int], np.ndarray],
-    labels: np.ndarray,
+    pairs: Sequence[NetworkAndLoss], correct: Mapping[tuple[str, str, int], Sequence[bool]]
 ) -> list[Comparison]:
-    """Every pair of losses on every network, with Holm's correction over all pairs."""
+    """Every two losses of a network, paired by seed, with Holm's correction over all of
+    them; ``correct`` says which test images each network, loss and seed gets right."""
     comparisons = []
-    for network in dict.fromkeys(r.network for r in results):
-        losses = list(dict.fromkeys(r.loss for r in results if r.network == network))
-        for a, b in itertools.combinations(losses, 2):
-            comparisons.append(compare_pair(results, predictions, labels, network, a, b))
+    for a, b in itertools.combinations(pairs, 2):
+        if a.network != b.network:
+            continue
+        seeds = sorted(a.seeds)
+        acc_a = [a.tested[s].test_acc for s in seeds]
+        acc_b = [b.tested[s].test_acc for s in seeds]
+        tests = [
+            mcnemar_exact(correct[a.network, a.loss, s], correct[b.network, b.loss, s])
+            for s in seeds
+        ]
+        comparison = Comparison(
+            a.network,
+            a.loss,
+            b.loss,
+            mean_difference=statistics.fmean(acc_a) - statistics.fmean(acc_b),
+            only_a=sum(t.only_a for t in tests),
+            only_b=sum(t.only_b for t in tests),
+            mcnemar_p=statistics.median(t.p_value for t in tests),
+            t_test_p=paired_t_test(acc_a, acc_b),
+        )
+        comparisons.append(comparison)
     mcnemar = holm([c.mcnemar_p for c in comparisons])
     t_test = holm([c.t_test_p for c in comparisons])
     return [
@@ -87,49 +136,8 @@ def compare_losses(
     ]
 
 
-def compare_pair(
-    results: Sequence[SeedResult],
-    predictions: Mapping[tuple[str, str, int], np.ndarray],
-    labels: np.ndarray,
-    network: str,
-    a: str,
-    b: str,
-) -> Comparison:
-    """Losses ``a`` and ``b`` on ``network``, paired by seed (uncorrected p-values)."""
-    runs_a = {r.seed: r for r in results if (r.network, r.loss) == (network, a)}
-    runs_b = {r.seed: r for r in results if (r.network, r.loss) == (network, b)}
-    seeds = sorted(set(runs_a) & set(runs_b))
-    acc_a = [runs_a[s].test_acc for s in seeds]
-    acc_b = [runs_b[s].test_acc for s in seeds]
-    tests = [
-        mcnemar_exact(
-            predictions[(network, a, s)] == labels, predictions[(network, b, s)] == labels
-        )
-        for s in seeds
-    ]
-    return Comparison(
-        network,
-        a,
-        b,
-        mean_difference=statistics.fmean(acc_a) - statistics.fmean(acc_b),
-        only_a=sum(t.only_a for t in tests),
-        only_b=sum(t.only_b for t in tests),
-        mcnemar_p=statistics.median(t.p_value for t in tests),
-        t_test_p=paired_t_test(acc_a, acc_b),
-    )
-
-
-def write_comparisons_csv(comparisons: Sequence[Comparison], path: Path) -> None:
-    names = [f.name for f in fields(Comparison)]
-    with path.open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow([*names, "verdict"])
-        for c in comparisons:
-            writer.writerow([*(getattr(c, n) for n in names), c.verdict])
-
-
 def _interval(values: Sequence[float], scale: float, spec: str) -> str:
-    interval: Interval = t_interval(values)
+    interval = t_interval(values)
     return f"{interval.mean * scale:{spec}} ± {interval.half_width * scale:{spec}}"
 
 
@@ -146,10 +154,8 @@ def _epochs(results: Sequence[SeedResult]) -> str:
     reached = [r.epochs_to_threshold for r in results if r.epochs_to_threshold is not None]
     if not reached:
         return f"not within {len(results[0].val_acc)}"
-    mean = statistics.fmean(reached)
-    return f"{mean:.1f}" + (
-        "" if len(reached) == len(results) else f" ({len(reached)}/{len(results)} seeds)"
-    )
+    share = "" if len(reached) == len(results) else f" ({len(reached)}/{len(results)} seeds)"
+    return f"{statistics.fmean(reached):.1f}{share}"
 
 
 def summary_markdown(
@@ -162,7 +168,8 @@ def summary_markdown(
     one of how each loss's rate was chosen (from the tuning's fits)."""
     lines = [f"# {title}", ""]
     for network in dict.fromkeys(r.network for r in results):
-        lines += [f"## {network}: {STUDY_NETWORKS[network].description}", ""]
+        entry = NETWORKS[network]
+        lines += [f"## {network}: {entry.label} (configs/{entry.config})", ""]
         lines += loss_table([r for r in results if r.network == network])
         lines += ["", *pair_table([c for c in comparisons if c.network == network]), ""]
         mine = [r for r in results if r.network == network and r.seed == results[0].seed]
@@ -236,8 +243,7 @@ def tuning_table(chosen: Sequence[SeedResult], trials: Sequence[TuningResult]) -
         f"epoch{'s' * (epochs != ['1'])} (validation accuracy, best epoch of the round):",
         "",
         f"| loss | rates tried | finalists at {epochs[-1]} epoch{'s' * (epochs[-1] != '1')} "
-        "| chosen | inside the rates "
-        "tried |",
+        "| chosen | inside the rates tried |",
         "|---|---|---|---|---|",
     ]
     for result in chosen:
@@ -260,30 +266,17 @@ TUNING_COLUMNS = ("network", "loss", "number", "round", "lr", "state", "value", 
                   "epochs", "seconds")  # fmt: skip
 
 
-def write_tuning_csv(trials: Sequence[TuningResult], path: Path) -> None:
+def _tuning_rows(trials: Sequence[TuningResult]) -> list[list[object]]:
     """One row per tuning fit, numbered per network and loss in the order the rounds
     called for them; ``epochs`` counts those it trained (fewer than its round's when it
     diverged)."""
     numbers: dict[tuple[str, str], int] = {}
-    with path.open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(TUNING_COLUMNS)
-        for t in trials:
-            number = numbers[t.network, t.loss] = numbers.get((t.network, t.loss), -1) + 1
-            state = "diverged" if t.diverged else "complete"
-            last = f"{t.val_acc[-1]:.4f}" if t.val_acc else ""
-            value = "" if t.value is None else t.value
-            writer.writerow(
-                [
-                    t.network,
-                    t.loss,
-                    number,
-                    t.round,
-                    t.lr,
-                    state,
-                    value,
-                    last,
-                    len(t.val_acc),
-                    t.seconds,
-                ]
-            )
+    rows = []
+    for t in trials:
+        number = numbers[t.network, t.loss] = numbers.get((t.network, t.loss), -1) + 1
+        fit = [t.network, t.loss, number, t.round, t.lr]
+        state = "diverged" if t.diverged else "complete"
+        value = "" if t.value is None else t.value
+        last = f"{t.val_acc[-1]:.4f}" if t.val_acc else ""
+        rows.append([*fit, state, value, last, len(t.val_acc), t.seconds])
+    return rows

@@ -1,11 +1,9 @@
 """The study's run: this process submits the fits, and is the only writer of the study
 folder.
 
-Each fit is one task (:func:`~mnist_lit.study.cluster.fit_on_worker`) on the engine
-(:mod:`~mnist_lit.study.cluster`: a Dask cluster, or this process), submitted as soon as
-its network and loss call for it (:mod:`~mnist_lit.study.schedule`); its result comes
-back as the task's value, test predictions included, and is written into the study folder
-at once. A worker
+Each fit is one task (:func:`~mnist_lit.study.cluster.fit_on_worker`), submitted as soon
+as its network and loss call for it (:mod:`~mnist_lit.study.schedule`); its result, test
+predictions included, comes back as the task's value and is written at once. A worker
 that dies mid-fit has its task run again elsewhere by Dask's scheduler (up to
 ``distributed.scheduler.allowed-failures`` times); a fit that raises stops the study with
 one message naming it. The same command run again skips every fit already written.
@@ -18,29 +16,17 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from mnist_lit.errors import MnistLitError, first_line
 from mnist_lit.runs.fit import Fit, FitResult
-from mnist_lit.study.folder import (
-    SeedFit,
-    SeedResult,
-    StudyFolder,
-    TuningFit,
-    TuningResult,
-    seed_result,
-    tuning_result,
-)
+from mnist_lit.study.folder import SeedResult, StudyFolder, TuningFit, TuningResult, record_of
 from mnist_lit.study.plan import STUDY_NETWORKS, Plan
 from mnist_lit.study.schedule import NetworkAndLoss, StudyFit
 
 if TYPE_CHECKING:
     from mnist_lit.study.cluster import Engine
-
-# A progress line at least this often while fits run.
-PROGRESS_SECONDS = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,10 +41,9 @@ class StudySetup:
         network = STUDY_NETWORKS[wanted.network]
         base = self.plan.fit(network, wanted.loss, self.data_dir, self.accelerator)
         if isinstance(wanted, TuningFit):
-            seed, test = self.plan.tuning_seed, False
-        else:
-            seed, test = wanted.seed, True
-        return dataclasses.replace(base, lr=wanted.lr, epochs=wanted.epochs, seed=seed, test=test)
+            seed = self.plan.tuning_seed
+            return dataclasses.replace(base, lr=wanted.lr, epochs=wanted.epochs, seed=seed)
+        return dataclasses.replace(base, lr=wanted.lr, seed=wanted.seed, test=True)
 
 
 def duration(seconds: float) -> str:
@@ -83,45 +68,39 @@ class Progress:
         self.pairs = pairs
         self.slots = slots
         self.start = time.monotonic()
-        self.first_epochs = sum(p.epochs()[0] for p in pairs)
-        self.shown_at = 0.0
+        self.first_epochs = sum(epochs for epochs, written in self._fits() if written)
 
-    def line(self, running: int) -> str:
-        finished, total = (sum(n) for n in zip(*(p.fits() for p in self.pairs), strict=True))
-        done, all_epochs = (sum(n) for n in zip(*(p.epochs() for p in self.pairs), strict=True))
+    def _fits(self) -> list[tuple[int, bool]]:
+        return [fit for pair in self.pairs for fit in pair.planned()]
+
+    def show(self, running: int) -> None:
+        fits = self._fits()
+        finished = sum(written for _, written in fits)
+        done = sum(epochs for epochs, written in fits if written)
         elapsed = time.monotonic() - self.start
-        running = min(running, self.slots)
-        text = f"runs {finished}/{total} finished, {running} running, {duration(elapsed)} elapsed"
+        text = f"runs {finished}/{len(fits)} finished, {min(running, self.slots)} running, "
+        text += f"{duration(elapsed)} elapsed"
         pace = done - self.first_epochs
-        if pace and finished < total:
-            text += f", about {duration(elapsed / pace * (all_epochs - done))} left"
-        return text
-
-    def show(self, running: int, force: bool = True) -> None:
-        if force or time.monotonic() - self.shown_at > PROGRESS_SECONDS:
-            print(self.line(running), flush=True)
-            self.shown_at = time.monotonic()
+        if pace and finished < len(fits):
+            left = sum(epochs for epochs, _ in fits) - done
+            text += f", about {duration(elapsed / pace * left)} left"
+        print(text, flush=True)
 
 
-def said(fit: StudyFit, record: TuningResult | SeedResult) -> str:
+def said(record: TuningResult | SeedResult) -> str:
     """One line on what a fit gave."""
     if isinstance(record, TuningResult):
         if record.value is None:
-            return f"{fit}: diverged"
-        return f"{fit}: val acc {record.value:.4f} ({record.seconds:.0f} s)"
+            return f"{record}: diverged"
+        return f"{record}: val acc {record.value:.4f} ({record.seconds:.0f} s)"
     note = ", diverged" if record.diverged else ""
     return (
-        f"{fit}: test acc {record.test_acc:.4f}, best epoch {record.best_epoch} "
+        f"{record}: test acc {record.test_acc:.4f}, best epoch {record.best_epoch} "
         f"({record.seconds:.0f} s{note})"
     )
 
 
-def run_study(
-    setup: StudySetup,
-    folder: StudyFolder,
-    engine: Engine,
-    tell: Callable[[str], None] = print,
-) -> list[NetworkAndLoss]:
+def run_study(setup: StudySetup, folder: StudyFolder, engine: Engine) -> list[NetworkAndLoss]:
     """Run every fit the study still needs on ``engine``, writing each result as it
     arrives; return the pairs, all done."""
     plan = setup.plan
@@ -145,17 +124,17 @@ def run_study(
     while submitted:
         for future in engine.finished(set(submitted)):
             pair, wanted = submitted.pop(future)
-            result = _result_of(future, wanted)
-            record = _record(pair, wanted, result)
-            folder.write(wanted, record, result)
+            result = _fit_result(future, wanted)
+            record = record_of(wanted, result)
+            folder.write(record, result)
             pair.keep(record)
-            tell(said(wanted, record))
+            print(said(record))
             submit(pair)
             progress.show(len(submitted))
     return pairs
 
 
-def _result_of(future: Future[FitResult], wanted: StudyFit) -> FitResult:
+def _fit_result(future: Future[FitResult], wanted: StudyFit) -> FitResult:
     try:
         result = future.result()
     except MnistLitError as error:
@@ -165,11 +144,4 @@ def _result_of(future: Future[FitResult], wanted: StudyFit) -> FitResult:
             f"the fit {wanted} failed ({type(error).__name__}: {first_line(error)}). Every "
             "result written before is kept: run the same command again to continue."
         ) from error
-    assert isinstance(result, FitResult)
     return result
-
-
-def _record(pair: NetworkAndLoss, wanted: StudyFit, result: FitResult) -> TuningResult | SeedResult:
-    if isinstance(wanted, SeedFit):
-        return seed_result(wanted, result, pair.network.threshold)
-    return tuning_result(wanted, result)
