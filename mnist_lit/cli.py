@@ -143,13 +143,7 @@ def main(args: Sequence[str] | None = None) -> None:
         except MnistLitError as error:
             _fail(str(error))
         except MisconfigurationException as error:
-            problem = first_line(error)
-            if "gpu" in problem.lower() and not torch.cuda.is_available():
-                problem += (
-                    " This machine has no usable GPU: leave out configs/trainer/gpu*.yaml or "
-                    "pass --trainer.accelerator=cpu."
-                )
-            _fail(f"the trainer's options do not work here: {problem}")
+            _fail(_trainer_problem(error))
         except SIGTERMException:  # Lightning's stop on SIGTERM, a SystemExit with status 0
             print(TERMINATED, file=sys.stderr)
             raise SystemExit(128 + signal.SIGTERM) from None
@@ -173,11 +167,15 @@ def main(args: Sequence[str] | None = None) -> None:
                 "or normalise the data (data.normalize)."
             )
         finally:
-            # End this process's part in a distributed run (Lightning leaves the group open),
-            # so that the communication threads stop before the interpreter exits rather than
-            # being torn down under it, which can abort the process after its work is done.
-            if torch.distributed.is_available() and torch.distributed.is_initialized():
-                torch.distributed.destroy_process_group()
+            _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """End this process's part in a distributed run (Lightning leaves the group open), so
+    that the communication threads stop before the interpreter exits rather than being
+    torn down under it, which can abort the process after its work is done."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _file_problem(error: OSError) -> str:
@@ -192,6 +190,16 @@ def _file_problem(error: OSError) -> str:
                 "nothing can be written in it). Choose another path."
             )
     return f"{error.filename}: {error.strerror}. Check the path and its permissions."
+
+
+def _trainer_problem(error: MisconfigurationException) -> str:
+    message = first_line(error)
+    if "gpu" in message.lower() and not torch.cuda.is_available():
+        message += (
+            " This machine has no usable GPU: leave out configs/trainer/gpu*.yaml or "
+            "pass --trainer.accelerator=cpu."
+        )
+    return f"the trainer's options do not work here: {message}"
 
 
 def _fail(message: str) -> None:
