@@ -82,6 +82,20 @@ def checkpoint_folders(config: Namespace) -> tuple[list[Path], str]:
     return run_checkpoint_folders(runs), f"{runs}/version_*/checkpoints"
 
 
+def continued_run(config: Namespace, checkpoint: Path) -> int | None:
+    """N when ``checkpoint`` is the ``last.ckpt`` of run ``version_N`` of ``config``: a fit
+    resumed from it continues that run, in its folder. (From any other checkpoint, a fit
+    starts a run of its own from those weights.)"""
+    folders, _ = checkpoint_folders(config)
+    path = checkpoint.resolve()
+    if path.name != f"{LAST_FILENAME}.ckpt" or config.get("checkpoint.dirpath"):
+        return None
+    if not any(path.parent == folder.resolve() for folder in folders):
+        return None
+    version = version_number(path.parents[1])
+    return version if version >= 0 else None
+
+
 def run_checkpoint_folders(runs_dir: Path) -> list[Path]:
     """``runs_dir/version_*/checkpoints``, the newest run first."""
     runs = sorted(runs_dir.glob("version_*"), key=version_number, reverse=True)

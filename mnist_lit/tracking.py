@@ -8,13 +8,23 @@ the folder's version as its name, W&B groups it by experiment.
 
 from __future__ import annotations
 
+import csv
 import re
+import shutil
+import warnings
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from jsonargparse import Namespace
 from lightning.pytorch.cli import SaveConfigCallback
-from lightning.pytorch.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers import (
+    CSVLogger,
+    Logger,
+    MLFlowLogger,
+    TensorBoardLogger,
+    WandbLogger,
+)
 from lightning.pytorch.utilities import rank_zero_only
 from matplotlib.figure import Figure
 
@@ -42,10 +52,11 @@ def runs_folder(config: Namespace) -> Path:
     return root / config["experiment"]
 
 
-def name_the_run(config: Namespace, claim: bool = True) -> Path | None:
-    """Give every logger of ``config`` the experiment's name and one version number. With
-    ``claim``, the version's folder is created for this run alone when the run folder's
-    loggers need one: returned, for the run to remove if it is left empty."""
+def name_the_run(config: Namespace, claim: bool = True, version: int | None = None) -> Path | None:
+    """Give every logger of ``config`` the experiment's name and one version number:
+    ``version`` (a run continued in its own folder), or the next free one. With ``claim``,
+    a new version's folder is created for this run alone when the run folder's loggers need
+    one: returned, for the run to remove if it is left empty."""
     name_the_loggers(config)
     unnamed = [
         logger.init_args
@@ -53,8 +64,9 @@ def name_the_run(config: Namespace, claim: bool = True) -> Path | None:
         if _kind(logger) in _FOLDER_LOGGERS and logger.init_args.get("version") is None
     ]
     folder = runs_folder(config)
-    claimed = unnamed and claim and getattr(rank_zero_only, "rank", 0) == 0
-    version = claim_version(folder) if claimed else next_version(folder)
+    claimed = version is None and unnamed and claim and getattr(rank_zero_only, "rank", 0) == 0
+    if version is None:
+        version = claim_version(folder) if claimed else next_version(folder)
     for args in unnamed:
         args.version = version
     root = config.get("trainer.default_root_dir")
@@ -69,6 +81,45 @@ def name_the_run(config: Namespace, claim: bool = True) -> Path | None:
         elif kind == "WandbLogger":
             args.name = args.get("name") or f"{config['experiment']}/version_{version}"
     return folder / f"version_{version}" if claimed else None
+
+
+def hide_from_step(config: Namespace, step: int) -> None:
+    """TensorBoard hides what a continued run logged at ``step`` and after, before it
+    stopped: the steps past its checkpoint, which the run now takes again (SummaryWriter's
+    ``purge_step``). The CSV rows are kept as :func:`keep_rows_before` says."""
+    for logger in logger_configs(config):
+        if _kind(logger) == "TensorBoardLogger" and logger.init_args.get("purge_step") is None:
+            logger.init_args.purge_step = step
+
+
+@rank_zero_only
+def keep_rows_before(logger: CSVLogger, step: int) -> None:
+    """Keep the rows of ``logger``'s ``metrics.csv`` logged before ``step``, when a run
+    continues in its own folder. Lightning's CSV logger deletes the file of a folder it
+    writes into again, so the rows are read first and logged anew; a copy of the file is
+    kept until they are on disk again, and read instead if a crash left it."""
+    path = Path(logger.log_dir) / "metrics.csv"
+    copy = path.with_name(f".{path.name}.earlier")
+    if not copy.exists():
+        if not path.exists():
+            return
+        shutil.copyfile(path, copy)
+    with copy.open(newline="") as file:
+        # A row cut short by a kill lacks its last fields: dropped.
+        rows = [row for row in csv.DictReader(file) if None not in row.values()]
+    rows = [row for row in rows if int(row["step"]) < step]
+    with warnings.catch_warnings():  # "Previous log files ... will be deleted": kept here
+        warnings.filterwarnings("ignore", "Experiment logs directory")
+        for row in rows:
+            values: dict[str, Any] = {k: _number(v) for k, v in row.items() if v and k != "step"}
+            logger.log_metrics(values, int(row["step"]))
+        logger.save()
+    copy.unlink()
+
+
+def _number(text: str) -> float:
+    """A value of metrics.csv as it was logged: ``3`` stays an int (the epoch)."""
+    return int(text) if text.lstrip("-").isdigit() else float(text)
 
 
 def name_the_loggers(config: Namespace) -> None:

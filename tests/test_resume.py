@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.loggers import CSVLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnist_lit.cli import TERMINATED, main
+from mnist_lit.tracking import keep_rows_before
 from tests.cli_helpers import FAST, REPO, TUTORIAL
 
 # A small CNN with dropout (random draws every step), momentum and a decaying learning rate
@@ -88,6 +91,16 @@ def test_same_seed_gives_the_same_run(fake_mnist_dir: Path, tmp_path: Path) -> N
     assert _metrics(_run(other)) != _metrics(_run(first))
 
 
+def _scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every curve of the run as TensorBoard shows it: (step, value) per tag."""
+    events = EventAccumulator(str(run))
+    events.Reload()
+    return {
+        tag: [(event.step, round(event.value, 6)) for event in events.Scalars(tag)]
+        for tag in events.Tags()["scalars"]
+    }
+
+
 def test_resume_from_last_equals_a_straight_run(fake_mnist_dir: Path, tmp_path: Path) -> None:
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     straight.mkdir()
@@ -97,16 +110,46 @@ def test_resume_from_last_equals_a_straight_run(fake_mnist_dir: Path, tmp_path: 
     assert _checkpoint_epoch(_run(resumed) / "checkpoints" / "last.ckpt") == 1
     _fit(resumed, fake_mnist_dir, "--trainer.max_epochs=4", "--ckpt_path=last")
 
-    # last.ckpt is written after epoch 1's validation, so the resumed run first ends epoch 1
-    # again (one more validation, logged again); epochs 2 and 3 are the new ones.
-    def later_epochs(run: Path) -> list[dict[str, float]]:
-        return [row for row in _metrics(run) if row["epoch"] >= 2]
-
-    _assert_same_metrics(later_epochs(_run(resumed, version=1)), later_epochs(_run(straight)))
+    # The run continues in its own folder: one metrics.csv, one set of TensorBoard curves
+    # and one best checkpoint, as if it had never stopped.
+    assert not _run(resumed, version=1).exists()
+    run = _run(resumed)
+    _assert_same_metrics(_metrics(run), _metrics(_run(straight)))
+    assert _scalars(run) == _scalars(_run(straight))
     _assert_same_weights(
-        _run(straight) / "checkpoints" / "last.ckpt",
-        _run(resumed, version=1) / "checkpoints" / "last.ckpt",
+        _run(straight) / "checkpoints" / "last.ckpt", run / "checkpoints" / "last.ckpt"
     )
+    best = sorted(p.name for p in (_run(straight) / "checkpoints").glob("best-*"))
+    assert sorted(p.name for p in (run / "checkpoints").glob("best-*")) == best
+    # The config that started it is kept; the continuation's is beside it.
+    assert "max_epochs: 2" in (run / "config.yaml").read_text()
+    assert "max_epochs: 4" in (run / "config-continued-step16.yaml").read_text()
+
+    # From any other checkpoint, a fit is a run of its own: the first one is left as it was.
+    before = (run / "metrics.csv").read_text()
+    _fit(
+        resumed,
+        fake_mnist_dir,
+        "--trainer.max_epochs=5",
+        f"--ckpt_path={run / 'checkpoints' / best[0]}",
+    )
+    assert (_run(resumed, version=1) / "metrics.csv").is_file()
+    assert (run / "metrics.csv").read_text() == before
+
+
+def test_a_crash_while_the_rows_are_rewritten_keeps_them(tmp_path: Path) -> None:
+    logger = CSVLogger(tmp_path, name="run", version=0)
+    logger.log_metrics({"epoch": 0, "val/acc": 0.5}, step=7)
+    logger.log_metrics({"epoch": 1, "val/acc": 0.75}, step=15)
+    logger.log_metrics({"epoch": 2, "val/acc": 0.875}, step=23)
+    logger.save()
+    metrics = tmp_path / "run" / "version_0" / "metrics.csv"
+    written = metrics.read_text()
+    # A crash after Lightning deleted metrics.csv, before the rows were saved again.
+    metrics.rename(metrics.with_name(".metrics.csv.earlier"))
+    keep_rows_before(CSVLogger(tmp_path, name="run", version=0), step=16)
+    assert metrics.read_text() == "".join(written.splitlines(keepends=True)[:3])
+    assert not metrics.with_name(".metrics.csv.earlier").exists()
 
 
 KILLER = """
@@ -118,6 +161,11 @@ class KillMidEpoch(Callback):
         if trainer.current_epoch == 1 and batch_idx == 3:
             os.kill(os.getpid(), signal.SIGKILL)
 
+class KillAfterValidation(Callback):  # epoch 1's metrics logged, its last.ckpt not yet
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.current_epoch == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+
 class TerminateMidEpoch(Callback):  # as a scheduler or `docker stop` does
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.current_epoch == 1 and batch_idx == 3:
@@ -126,8 +174,9 @@ class TerminateMidEpoch(Callback):  # as a scheduler or `docker stop` does
 
 
 @pytest.mark.slow
-def test_a_fit_killed_mid_epoch_resumes_from_last_and_finishes(
-    fake_mnist_dir: Path, tmp_path: Path
+@pytest.mark.parametrize("killer", ["KillMidEpoch", "KillAfterValidation"])
+def test_a_killed_fit_continues_its_run_as_if_it_had_never_stopped(
+    killer: str, fake_mnist_dir: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "killer.py").write_text(KILLER)
     command = [str(Path(sys.executable).with_name("mnist-lit")), "fit", "--config", TUTORIAL,
@@ -135,20 +184,31 @@ def test_a_fit_killed_mid_epoch_resumes_from_last_and_finishes(
                "--trainer.max_epochs=3"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, cwd: Path = tmp_path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*command, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+            [*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
         )
 
-    killed = run("--trainer.callbacks+=killer.KillMidEpoch")
+    killed = run(f"--trainer.callbacks+=killer.{killer}")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     checkpoints = _run(tmp_path) / "checkpoints"
-    assert _checkpoint_epoch(checkpoints / "last.ckpt") == 0  # epoch 1 died half-way
+    assert _checkpoint_epoch(checkpoints / "last.ckpt") == 0  # epoch 1 died
+    if killer == "KillAfterValidation":  # records past the checkpoint, to be taken again
+        assert max(row["epoch"] for row in _metrics(_run(tmp_path))) == 1
+        assert max(step for step, _ in _scalars(_run(tmp_path))["val/acc"]) == 15
 
     resumed = run("--ckpt_path=last")
     assert resumed.returncode == 0, resumed.stderr
     assert "version_0/checkpoints/last.ckpt" in resumed.stderr
-    assert _checkpoint_epoch(_run(tmp_path, version=1) / "checkpoints" / "last.ckpt") == 2
+    assert not _run(tmp_path, version=1).exists()
+    assert _checkpoint_epoch(checkpoints / "last.ckpt") == 2
+
+    straight = tmp_path / "straight"
+    straight.mkdir()
+    assert run(cwd=straight).returncode == 0
+    _assert_same_metrics(_metrics(_run(tmp_path)), _metrics(_run(straight)))
+    assert _scalars(_run(tmp_path)) == _scalars(_run(straight))
+    _assert_same_weights(checkpoints / "last.ckpt", _run(straight) / "checkpoints" / "last.ckpt")
 
 
 @pytest.mark.slow

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
+import re
 import sys
+import warnings
 from collections.abc import Sequence
 from contextvars import ContextVar
 from pathlib import Path
@@ -22,6 +25,7 @@ from lightning.pytorch.callbacks import (
     TQDMProgressBar,
 )
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from mnist_lit.checkpointing import (
@@ -29,6 +33,7 @@ from mnist_lit.checkpointing import (
     LAST_FILENAME,
     check_checkpoint_fits,
     checkpoint_folders,
+    continued_run,
     find_checkpoint,
     read_checkpoint,
 )
@@ -37,7 +42,14 @@ from mnist_lit.errors import MnistLitError, OneMessageParser, first_line
 from mnist_lit.evaluation_figures import EvaluationFigures
 from mnist_lit.models import MNISTClassifier
 from mnist_lit.prediction_writer import PredictionCSV
-from mnist_lit.tracking import EXTRAS, ConfigToTrackers, name_the_loggers, name_the_run
+from mnist_lit.tracking import (
+    EXTRAS,
+    ConfigToTrackers,
+    hide_from_step,
+    keep_rows_before,
+    name_the_loggers,
+    name_the_run,
+)
 
 PROGRESS_BAR_STEPS = 20
 BATCH_SIZE_REFUSAL = (
@@ -79,6 +91,7 @@ class MNISTLightningCLI(LightningCLI):
         self._checkpoint: tuple[str, dict[str, Any]] | None = None
         self._explicit_model: dict[str, Any] = {}
         self._claimed: Path | None = None  # the run folder this run created for itself
+        self._continued_from: int | None = None  # the step a fit continues its run from
         try:
             super().__init__(
                 MNISTClassifier,
@@ -191,7 +204,37 @@ class MNISTLightningCLI(LightningCLI):
         for key, value in self._explicit_model.items():
             config["model"][key] = value
         # A CLI built but not run (run=False) writes nowhere yet: nothing to claim.
-        self._claimed = name_the_run(config, claim=self.subcommand is not None)
+        self._claimed = name_the_run(
+            config, claim=self.subcommand is not None, version=self._continued_run(config)
+        )
+
+    def _continued_run(self, config: Namespace) -> int | None:
+        """The version of the run a fit from its own ``last.ckpt`` continues, in its folder:
+        one run's metrics, TensorBoard curves and best checkpoint in one place."""
+        if self.subcommand != "fit" or self._checkpoint is None:
+            return None
+        path, checkpoint = self._checkpoint
+        version = continued_run(config, Path(path))
+        if version is not None:
+            self._continued_from = step = int(checkpoint["global_step"])
+            hide_from_step(config, step)
+            # The config that started the run stays; each continuation's is kept beside it.
+            self.save_config_kwargs = {
+                **self.save_config_kwargs,
+                "config_filename": f"config-continued-step{step}.yaml",
+                "overwrite": True,
+            }
+        return version
+
+    def before_fit(self) -> None:
+        if self._continued_from is None:
+            return
+        for logger in self.trainer.loggers:
+            if isinstance(logger, CSVLogger):
+                keep_rows_before(logger, self._continued_from)
+        # Lightning's warning that the checkpoints folder is not empty: it is the run's own.
+        folder = os.path.join(str(self.trainer.log_dir), "checkpoints")
+        warnings.filterwarnings("ignore", f"Checkpoint directory {re.escape(folder)} exists")
 
     def instantiate_classes(self) -> None:
         # Consulted after LightningCLI's own, which build the model and the data module;
