@@ -181,7 +181,7 @@ class ConfigToTrackers(SaveConfigCallback):
     through Lightning itself."""
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        text = self.parser.dump(self.config, skip_none=False)
+        text = self.parser.dump(self.config, skip_unset=False)
         for logger in trainer.loggers:  # as each tracker keeps files
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_text("config", f"```yaml\n{text}```")
