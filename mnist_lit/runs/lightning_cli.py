@@ -78,6 +78,8 @@ class MNISTArgumentParser(OneMessageParser, LightningArgumentParser):
         if "experiment" in cfg and cfg.get("trainer") is not None:
             cfg = cfg.clone()
             name_the_loggers(cfg)
+        if "skip_none" in kwargs:  # LightningCLI 2.6's name for jsonargparse's skip_unset
+            kwargs["skip_unset"] = kwargs.pop("skip_none")
         return super().dump(cfg, *args, **kwargs)
 
 
