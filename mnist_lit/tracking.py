@@ -105,20 +105,29 @@ def keep_rows_before(logger: CSVLogger, step: int) -> None:
             return
         shutil.copyfile(path, copy)
     with copy.open(newline="") as file:
-        # A row cut short by a kill lacks its last fields: dropped.
-        rows = [row for row in csv.DictReader(file) if None not in row.values()]
-    rows = [row for row in rows if int(row["step"]) < step]
+        rows = [parsed for row in csv.DictReader(file) if (parsed := _parsed(row))]
     with warnings.catch_warnings():  # "Previous log files ... will be deleted": kept here
         warnings.filterwarnings("ignore", "Experiment logs directory")
-        for row in rows:
-            values: dict[str, Any] = {k: _number(v) for k, v in row.items() if v and k != "step"}
-            logger.log_metrics(values, int(row["step"]))
+        for row_step, values in rows:
+            if row_step < step:
+                logger.log_metrics(values, row_step)
         logger.save()
     copy.unlink()
 
 
+def _parsed(row: dict[str, str]) -> tuple[int, dict[str, Any]] | None:
+    """A row of metrics.csv as it was logged (``3`` stays an int, the epoch), or None for
+    one that is not whole: cut short by a kill (fields missing), or damaged."""
+    if None in row or None in row.values():
+        return None
+    try:
+        values = {key: _number(value) for key, value in row.items() if value}
+        return int(values.pop("step")), values
+    except (KeyError, ValueError):
+        return None
+
+
 def _number(text: str) -> float:
-    """A value of metrics.csv as it was logged: ``3`` stays an int (the epoch)."""
     return int(text) if text.lstrip("-").isdigit() else float(text)
 
 

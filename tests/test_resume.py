@@ -145,8 +145,11 @@ def test_a_crash_while_the_rows_are_rewritten_keeps_them(tmp_path: Path) -> None
     logger.save()
     metrics = tmp_path / "run" / "version_0" / "metrics.csv"
     written = metrics.read_text()
-    # A crash after Lightning deleted metrics.csv, before the rows were saved again.
+    # A crash after Lightning deleted metrics.csv, before the rows were saved again; and
+    # rows that are not whole (cut short by a kill, damaged) are left out, not a traceback.
     metrics.rename(metrics.with_name(".metrics.csv.earlier"))
+    with metrics.with_name(".metrics.csv.earlier").open("a") as earlier:
+        earlier.write("x,6,0.5\n0,5\n")
     keep_rows_before(CSVLogger(tmp_path, name="run", version=0), step=16)
     assert metrics.read_text() == "".join(written.splitlines(keepends=True)[:3])
     assert not metrics.with_name(".metrics.csv.earlier").exists()
