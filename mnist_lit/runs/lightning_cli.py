@@ -217,15 +217,16 @@ class MNISTLightningCLI(LightningCLI):
             return None
         path, checkpoint = self._checkpoint
         version = continued_run(config, Path(path))
-        if version is not None:
-            self._continued_from = step = int(checkpoint["global_step"])
-            hide_from_step(config, step)
-            # The config that started the run stays; each continuation's is kept beside it.
-            self.save_config_kwargs = {
-                **self.save_config_kwargs,
-                "config_filename": f"config-continued-step{step}.yaml",
-                "overwrite": True,
-            }
+        if version is None or "global_step" not in checkpoint:
+            return None
+        self._continued_from = step = int(checkpoint["global_step"])
+        hide_from_step(config, step)
+        # The config that started the run stays; each continuation's is kept beside it.
+        self.save_config_kwargs = {
+            **self.save_config_kwargs,
+            "config_filename": f"config-continued-step{step}.yaml",
+            "overwrite": True,
+        }
         return version
 
     def before_fit(self) -> None:
