@@ -245,19 +245,25 @@ def test_a_worker_killed_on_postgresql_has_its_trial_done_again(
         _worker_command(fake_mnist_dir, search, tmp_path / f"worker{i}", storage, 20)
         for i in (0, 1)
     ]
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    victim = subprocess.Popen(commands[0], cwd=tmp_path, **quiet)
+    said = tmp_path / "victim.err"
+    with said.open("w") as err:
+        victim = subprocess.Popen(commands[0], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+    # One storage for all the looking: one opened per look holds its connections until the
+    # garbage collector runs, and enough of them fill the server's connection slots.
+    watched = storage_at(storage, heartbeat=10)
     try:
         deadline = time.monotonic() + 120
         running: list[optuna.trial.FrozenTrial] = []
-        while not running and time.monotonic() < deadline:
+        while not running and victim.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
-            with contextlib.suppress(Exception):  # the study is not there yet
-                trials = optuna.load_study(study_name="shared", storage=storage).get_trials()
+            with contextlib.suppress(KeyError):  # the study is not there yet
+                trials = optuna.load_study(study_name="shared", storage=watched).get_trials()
                 running = [t for t in trials if t.state.name == "RUNNING" and t.params]
         victim.send_signal(signal.SIGKILL)
     finally:
         victim.wait()
+        watched.engine.dispose()
+    assert len(running) == 1, f"no trial seen running; the worker said:\n{said.read_text()}"
     (killed,) = running
     result = subprocess.run(commands[1], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
