@@ -220,7 +220,7 @@ def test_workers_opening_a_new_postgresql_database_at_once_all_open_it(
     def open_it(url: str, start: threading.Barrier) -> None:
         start.wait()
         try:
-            storage_at(url, heartbeat=10)
+            storage_at(url, heartbeat=10).engine.dispose()  # its connections back at once
         except BaseException as error:
             errors.append(error)
 
