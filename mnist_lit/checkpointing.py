@@ -86,10 +86,10 @@ def continued_run(config: Namespace, checkpoint: Path) -> int | None:
     """N when ``checkpoint`` is the ``last.ckpt`` of run ``version_N`` of ``config``: a fit
     resumed from it continues that run, in its folder. (From any other checkpoint, a fit
     starts a run of its own from those weights.)"""
-    folders, _ = checkpoint_folders(config)
     path = checkpoint.resolve()
     if path.name != f"{LAST_FILENAME}.ckpt" or config.get("checkpoint.dirpath"):
         return None
+    folders, _ = checkpoint_folders(config)
     if not any(path.parent == folder.resolve() for folder in folders):
         return None
     version = version_number(path.parents[1])
