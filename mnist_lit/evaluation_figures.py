@@ -4,21 +4,22 @@ diagram and the accuracy per class, saved in the run folder and given to every t
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import lightning as L
 import numpy as np
 import torch
-import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback
 from matplotlib.figure import Figure
 from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
 
 from mnist_lit import figures
 from mnist_lit.figures import CalibrationBins
-from mnist_lit.mnist import NUM_CLASSES
+from mnist_lit.models import MNISTClassifier
 from mnist_lit.tracking import log_figure
 
 
@@ -30,46 +31,49 @@ class Mistakes(NamedTuple):
     predicted: Tensor
     confidence: Tensor
 
-    def join(self, other: Mistakes | None) -> Mistakes:
-        if other is None:
-            return self
-        return Mistakes(*(torch.cat(pair) for pair in zip(self, other, strict=True)))
-
     def most_confident(self, keep: int) -> Mistakes:
         order = self.confidence.argsort(descending=True, stable=True)[:keep]
         return Mistakes(*(values[order] for values in self))
 
 
+class ConfidentMistakes(Metric):
+    """The ``keep`` wrong predictions made with the highest confidence. Each process keeps
+    its own; torchmetrics gathers them, and the most confident of all are kept."""
+
+    full_state_update = False
+
+    def __init__(self, keep: int = 12) -> None:
+        super().__init__()
+        self.keep = keep
+        for name in Mistakes._fields:
+            self.add_state(name, default=[], dist_reduce_fx="cat")
+
+    def update(self, images: Tensor, target: Tensor, probs: Tensor) -> None:
+        confidence, predicted = probs.max(dim=-1)
+        wrong = predicted != target
+        found = Mistakes(images[wrong].flatten(0, -3), target[wrong], predicted[wrong],
+                         confidence[wrong].float())  # fmt: skip
+        kept = Mistakes(*(dim_zero_cat([*getattr(self, name), new])
+                          for name, new in zip(Mistakes._fields, found, strict=True)))  # fmt: skip
+        # One tensor per state: a process's share never holds more than ``keep``.
+        for name, values in zip(Mistakes._fields, kept.most_confident(self.keep), strict=True):
+            setattr(self, name, [values])
+
+    def compute(self) -> Mistakes:
+        states = [getattr(self, name) for name in Mistakes._fields]
+        if any(isinstance(state, list) and not state for state in states):  # no batch
+            return Mistakes(*(torch.zeros(0) for _ in states))
+        return Mistakes(*map(dim_zero_cat, states)).most_confident(self.keep)
+
+
 @dataclass
 class EvaluationSummary:
-    """What the figures need from one process's share of the test set: sums that add up
-    across processes, and that process's most confident mistakes."""
+    """What the figures show of a test set: the confusion matrix (rows: true class), the
+    calibration bins and the most confident mistakes."""
 
-    confusion: np.ndarray = field(default_factory=lambda: np.zeros((NUM_CLASSES,) * 2, int))
-    calibration: CalibrationBins | None = None
-    mistakes: Mistakes | None = None
-
-    def add(self, images: Tensor, target: Tensor, probs: Tensor, n_bins: int, keep: int) -> None:
-        """Count one batch of ``images`` with their ``target`` and predicted ``probs``,
-        keeping the ``keep`` most confident mistakes so far."""
-        confidence, predicted = probs.max(dim=-1)
-        self.confusion += figures.confusion_counts(target, predicted)
-        bins = CalibrationBins.of(confidence, predicted == target, n_bins)
-        self.calibration = bins if self.calibration is None else self.calibration + bins
-        wrong = predicted != target
-        if keep and wrong.any():
-            pictures = images[wrong].reshape(-1, *images.shape[-2:])
-            found = Mistakes(pictures, target[wrong], predicted[wrong], confidence[wrong])
-            found = Mistakes(*(values.detach().cpu() for values in found))
-            self.mistakes = found.join(self.mistakes).most_confident(keep)
-
-    def __add__(self, other: EvaluationSummary) -> EvaluationSummary:
-        calibrations = [c for c in (self.calibration, other.calibration) if c is not None]
-        return EvaluationSummary(
-            self.confusion + other.confusion,
-            sum(calibrations[1:], calibrations[0]) if calibrations else None,
-            other.mistakes if self.mistakes is None else self.mistakes.join(other.mistakes),
-        )
+    confusion: np.ndarray
+    calibration: CalibrationBins
+    mistakes: Mistakes
 
 
 class EvaluationFigures(Callback):
@@ -79,30 +83,27 @@ class EvaluationFigures(Callback):
     Each is saved as a PNG in ``<run folder>/<dirname>/``, with the confusion matrix's
     counts as ``confusion_matrix.csv`` (rows: true digit), and given to every tracker of
     the run (TensorBoard's IMAGES tab, MLflow's artifacts, W&B's media) as
-    ``test/<figure>``. The predictions are taken from the model during the test batches;
-    with several processes each counts its share of the test set and the first process
-    draws the sum. ``fit`` is not slowed: nothing runs outside testing.
+    ``test/<figure>``. They come from the classifier's test metrics (the confusion matrix
+    and the reliability bins, in ``test/ece``'s 15 bins) and the logits its test steps
+    return, synchronised across processes by torchmetrics; the first process draws them.
+    ``fit`` is not slowed: nothing runs outside testing.
 
     Args:
         enabled: draw the figures (``--figures.enabled false`` for none).
         dirname: the folder for the PNGs, inside the run folder.
         mistakes: how many of the most confident mistakes to show.
-        bins: confidence bins of the reliability diagram (15, as ``test/ece`` has).
     """
 
     NAMES = ("confusion_matrix", "confident_mistakes", "reliability", "per_class_accuracy")
 
-    def __init__(
-        self, enabled: bool = True, dirname: str = "figures", mistakes: int = 12, bins: int = 15
-    ) -> None:
+    def __init__(self, enabled: bool = True, dirname: str = "figures", mistakes: int = 12) -> None:
         self.enabled = enabled
         self.dirname = dirname
         self.mistakes = mistakes
-        self.bins = bins
-        self.summary = EvaluationSummary()
+        self.found = ConfidentMistakes(mistakes)
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.summary = EvaluationSummary()
+        self.found = ConfidentMistakes(self.mistakes).to(pl_module.device)
 
     def on_test_batch_end(
         self,
@@ -113,26 +114,24 @@ class EvaluationFigures(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if not self.enabled:
-            return
-        images, target = batch
-        with torch.no_grad():  # the test step keeps no logits: one more forward pass
-            probs = pl_module(images).float().softmax(dim=-1)
-        self.summary.add(images, target, probs, self.bins, self.mistakes)
+        if self.enabled:
+            images, target = batch
+            self.found.update(images, target, cast(Tensor, outputs).float().softmax(dim=-1))
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # A dry run (fast_dev_run) keeps nothing.
         if not self.enabled or trainer.fast_dev_run:  # type: ignore[attr-defined]
             return
-        summary = self.summary
-        if dist.is_available() and dist.is_initialized():
-            # The sum of every process's summary; all_gather_object fills every place.
-            parts: list[Any] = [None] * dist.get_world_size()
-            dist.all_gather_object(parts, summary)
-            summary = sum(parts[1:], parts[0])
+        model = cast(MNISTClassifier, pl_module)
+        # Every process computes: torchmetrics sums (and gathers) across them.
+        summary = EvaluationSummary(
+            model.metric("test", "confusion").compute().cpu().numpy(),
+            CalibrationBins.from_tensor(model.metric("test", "reliability").compute()),
+            Mistakes(*(values.cpu() for values in self.found.compute())),
+        )
         # Every process asks: the trainer's log_dir is broadcast from the first one.
         folder = Path(trainer.log_dir or ".") / self.dirname
-        if not trainer.is_global_zero or summary.calibration is None:
+        if not trainer.is_global_zero or summary.confusion.sum() == 0:
             return
         folder.mkdir(parents=True, exist_ok=True)
         # The numbers behind the first figure, to read without a picture.
@@ -147,9 +146,7 @@ class EvaluationFigures(Callback):
 
 def draw(summary: EvaluationSummary, mistakes: int = 12) -> dict[str, Figure]:
     """The four figures of a test set's ``summary``, by name."""
-    assert summary.calibration is not None
-    nothing = torch.zeros(0)
-    images, target, predicted, confidence = summary.mistakes or (nothing,) * 4
+    images, target, predicted, confidence = summary.mistakes
     total = int(summary.confusion.sum())
     wrong = total - int(np.trace(summary.confusion))
     title = f"most confident mistakes ({wrong} of {total} test images wrong)"

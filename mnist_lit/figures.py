@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike, NDArray
+from torchmetrics.functional.classification import multiclass_confusion_matrix
 
+from mnist_lit.diagnostics import reliability_bins
 from mnist_lit.mnist import NUM_CLASSES
 
 
@@ -38,8 +41,8 @@ def confusion_counts(
     target: ArrayLike, predicted: ArrayLike, num_classes: int = NUM_CLASSES
 ) -> NDArray[np.int64]:
     """``(num_classes, num_classes)`` counts: rows the true class, columns the predicted."""
-    pairs = _array(target).astype(np.int64) * num_classes + _array(predicted).astype(np.int64)
-    return np.bincount(pairs, minlength=num_classes**2).reshape(num_classes, num_classes)
+    true, guess = (torch.as_tensor(_array(x)).long() for x in (target, predicted))
+    return multiclass_confusion_matrix(guess, true, num_classes).numpy()
 
 
 def confusion_matrix(matrix: ArrayLike, title: str = "confusion matrix") -> Figure:
@@ -127,14 +130,17 @@ class CalibrationBins:
     @classmethod
     def of(cls, confidence: ArrayLike, correct: ArrayLike, n_bins: int = 15) -> CalibrationBins:
         """Bin predictions by ``confidence`` (the top probability), ``correct`` 0 or 1."""
-        sure, right = _array(confidence).astype(float), _array(correct).astype(float)
-        # Bins [k/n, (k+1)/n), as torchmetrics' calibration error has them; 1 joins the last.
-        which = np.clip(np.floor(sure * n_bins).astype(int), 0, n_bins - 1)
-        return cls(
-            np.bincount(which, minlength=n_bins).astype(float),
-            np.bincount(which, weights=sure, minlength=n_bins).astype(float),
-            np.bincount(which, weights=right, minlength=n_bins).astype(float),
+        sure, right = (
+            torch.as_tensor(_array(x), dtype=torch.float64) for x in (confidence, correct)
         )
+        return cls.from_tensor(reliability_bins(sure, right, n_bins))
+
+    @classmethod
+    def from_tensor(cls, bins: Any) -> CalibrationBins:
+        """The bins of :func:`~mnist_lit.diagnostics.reliability_bins`: a ``(3, n_bins)``
+        tensor of counts, confidence sums and numbers right."""
+        count, confidence, correct = _array(bins).astype(float)
+        return cls(count, confidence, correct)
 
     def __add__(self, other: CalibrationBins) -> CalibrationBins:
         return CalibrationBins(

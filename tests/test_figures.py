@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
+from torchmetrics import Metric
+from torchmetrics.classification import MulticlassConfusionMatrix
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 from mnist_lit import figures
-from mnist_lit.evaluation_figures import EvaluationSummary, draw
+from mnist_lit.diagnostics import ReliabilityBins
+from mnist_lit.evaluation_figures import ConfidentMistakes, EvaluationSummary, Mistakes, draw
 
 
 def _predictions(n: int = 500, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,31 +105,62 @@ def test_the_lr_finder_curve_marks_the_suggestion() -> None:
     assert ax.lines[1].get_xdata()[0] == pytest.approx(lrs[7])
 
 
-def test_the_test_figures_are_drawn_from_a_summary_that_adds_up() -> None:
+def _test_figure_metrics(
+    images: torch.Tensor, target: torch.Tensor, probs: torch.Tensor, keep: int = 5
+) -> list[Metric]:
+    """The metrics the test figures come from, updated with one share of a test set."""
+    metrics: list[Metric] = [MulticlassConfusionMatrix(10), ReliabilityBins(15)]
+    for metric in metrics:
+        metric.update(probs, target)
+    mistakes = ConfidentMistakes(keep)
+    for batch in range(0, len(target), 64):  # in batches, as the test steps give them
+        part = slice(batch, batch + 64)
+        mistakes.update(images[part], target[part], probs[part])
+    return [*metrics, mistakes]
+
+
+def _summary(metrics: list[Metric]) -> EvaluationSummary:
+    confusion, bins, mistakes = (metric.compute() for metric in metrics)
+    return EvaluationSummary(confusion.numpy(), figures.CalibrationBins.from_tensor(bins), mistakes)
+
+
+def test_the_test_figures_are_drawn_from_metrics_that_add_up() -> None:
     target, probs = _predictions(300)
     images = torch.rand(300, 1, 28, 28)
-    whole, first, second = EvaluationSummary(), EvaluationSummary(), EvaluationSummary()
-    whole.add(images, target, probs, n_bins=15, keep=5)
-    first.add(images[:100], target[:100], probs[:100], n_bins=15, keep=5)
-    second.add(images[100:], target[100:], probs[100:], n_bins=15, keep=5)
-    total = first + second
+    whole = _summary(_test_figure_metrics(images, target, probs))
+    first = _test_figure_metrics(images[:100], target[:100], probs[:100])
+    second = _test_figure_metrics(images[100:], target[100:], probs[100:])
+    for mine, theirs in zip(first, second, strict=True):
+        mine.merge_state(theirs)  # what torchmetrics does across processes
+    total = _summary(first)
+    assert (total.confusion == figures.confusion_counts(target, probs.argmax(-1))).all()
     assert (total.confusion == whole.confusion).all()
-    assert whole.calibration is not None and total.calibration is not None
-    assert total.calibration.ece == pytest.approx(whole.calibration.ece)
-    assert total.mistakes is not None and whole.mistakes is not None
+    expected_ece = multiclass_calibration_error(probs, target, 10, n_bins=15).item()
+    assert total.calibration.ece == pytest.approx(expected_ece, abs=1e-6)
     # Each process keeps its own most confident mistakes; the best of both are the best.
-    best = total.mistakes[3].sort(descending=True).values[:5]
-    assert best.tolist() == whole.mistakes[3].tolist()
+    confidence, predicted = probs.max(-1)
+    wrong = predicted != target
+    best = confidence[wrong].sort(descending=True).values[:5]
+    assert total.mistakes.confidence.tolist() == pytest.approx(best.tolist())
+    assert whole.mistakes.confidence.tolist() == pytest.approx(best.tolist())
+    first_image = torch.flatten(images[wrong][confidence[wrong].argmax()], 0, 1)
+    assert torch.equal(total.mistakes.images[0], first_image)
     drawn = draw(total, mistakes=5)
     assert set(drawn) == {"confusion_matrix", "confident_mistakes", "reliability",
                           "per_class_accuracy"}  # fmt: skip
 
 
+@pytest.mark.filterwarnings("ignore:The ``compute`` method")
+def test_no_mistakes_kept_when_nothing_was_tested() -> None:
+    mistakes = ConfidentMistakes(3)
+    assert all(len(values) == 0 for values in mistakes.compute())
+    assert isinstance(mistakes.compute(), Mistakes)
+
+
 def test_no_figure_is_left_in_pyplot() -> None:
     before = plt.get_fignums()
     target, probs = _predictions()
-    summary = EvaluationSummary()
-    summary.add(torch.rand(500, 28, 28), target, probs, n_bins=15, keep=3)
+    summary = _summary(_test_figure_metrics(torch.rand(500, 28, 28), target, probs, keep=3))
     for figure in draw(summary).values():
         figure.savefig(io.BytesIO(), format="png")
     assert plt.get_fignums() == before

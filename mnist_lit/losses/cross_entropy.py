@@ -5,6 +5,7 @@ average over the batch."""
 from __future__ import annotations
 
 import torch.nn.functional as F
+from lightning.pytorch.core.mixins import HyperparametersMixin
 from torch import Tensor, nn
 
 from mnist_lit.losses._checks import check_logits_and_target
@@ -58,7 +59,7 @@ class SoftmaxTwiceCrossEntropy(nn.Module):
         return F.cross_entropy(logits.softmax(dim=-1), target)
 
 
-class LabelSmoothingCrossEntropy(nn.Module):
+class LabelSmoothingCrossEntropy(HyperparametersMixin, nn.Module):
     r"""Cross-entropy against targets smoothed towards the uniform distribution.
 
     .. math:: C = (1 - \varepsilon) \bigl(-\log p_y\bigr)
@@ -84,6 +85,7 @@ class LabelSmoothingCrossEntropy(nn.Module):
         super().__init__()
         if not 0 <= smoothing < 1:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+        self.save_hyperparameters()  # so that a checkpoint can rebuild it
         self.smoothing = smoothing
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
@@ -94,7 +96,7 @@ class LabelSmoothingCrossEntropy(nn.Module):
         return ((1 - self.smoothing) * true_class + self.smoothing * uniform).mean()
 
 
-class FocalLoss(nn.Module):
+class FocalLoss(HyperparametersMixin, nn.Module):
     r"""Focal loss (Lin et al., 2017) over softmax: easy examples weigh less.
 
     .. math:: C = -\frac{1}{B} \sum_b (1 - p_{b, y_b})^{\gamma} \log p_{b, y_b},
@@ -116,6 +118,7 @@ class FocalLoss(nn.Module):
         super().__init__()
         if gamma < 0:
             raise ValueError(f"gamma must be non-negative, got {gamma}")
+        self.save_hyperparameters()
         self.gamma = gamma
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:

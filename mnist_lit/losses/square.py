@@ -10,12 +10,13 @@ rates make it diverge.
 
 from __future__ import annotations
 
+from lightning.pytorch.core.mixins import HyperparametersMixin
 from torch import Tensor, nn
 
 from mnist_lit.losses._checks import check_logits_and_target, one_hot_like
 
 
-class SquareLoss(nn.Module):
+class SquareLoss(HyperparametersMixin, nn.Module):
     r"""Mean squared error between the logits and the (rescaled) one-hot target.
 
     .. math:: C = \frac{1}{B\,K} \sum_b \Bigl[k\,(z_{b,y_b} - M)^2
@@ -49,6 +50,7 @@ class SquareLoss(nn.Module):
             raise ValueError(f"true_class_weight must be positive, got {true_class_weight}")
         if not true_class_target > 0:
             raise ValueError(f"true_class_target must be positive, got {true_class_target}")
+        self.save_hyperparameters()  # so that a checkpoint can rebuild it
         self.true_class_weight = true_class_weight
         self.true_class_target = true_class_target
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import Callable
 from typing import Any, cast
 
 import lightning as L
@@ -13,19 +12,24 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric, Metric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassCalibrationError,
+    MulticlassConfusionMatrix,
+)
 
 from mnist_lit.data.batches import PredictBatch
 from mnist_lit.diagnostics import (
+    ReliabilityBins,
     brier_score,
     output_probabilities,
     per_sample_dcdz,
     saturated_share,
 )
-from mnist_lit.errors import MnistLitError, first_line
-from mnist_lit.hyperparameters import TrackedHyperparameters
+from mnist_lit.hyperparameters import TrackedHyperparameters, describe
 from mnist_lit.losses import CrossEntropy
 from mnist_lit.mnist import IMAGE_SIDE, NUM_CLASSES
 from mnist_lit.models.divergence import StopOnDivergence
@@ -36,42 +40,19 @@ LOSS_CONTRACT = (
     "loss(logits, target) -> a scalar tensor, differentiable in the logits, with logits of "
     "shape (B, 10) and integer class indices of shape (B,) as target"
 )
+# The parts of the model, each a class and its arguments in a checkpoint.
+PARTS = ("net", "loss", "optimizer", "lr_scheduler")
+# What the default optimizer builds, as LightningCLI records it.
+TUTORIAL_SGD = {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.5}}
 
 
-def spec_of(cls: type, init_args: dict[str, Any]) -> dict[str, Any]:
-    """``cls`` as ``class_path`` and the plain values of ``init_args``."""
-    plain = {
-        k: v for k, v in init_args.items() if isinstance(v, (bool, int, float, str, list, tuple))
-    }
-    return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": plain}
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (or its type), to quote inside ours."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
-def class_spec(obj: object) -> dict[str, Any]:
-    """``obj`` as ``class_path`` and ``init_args``: its class, and each argument of its
-    ``__init__`` that it keeps as an attribute of the same name (plain values only)."""
-    names = list(inspect.signature(type(obj).__init__).parameters)[1:]
-    return spec_of(type(obj), {name: getattr(obj, name, None) for name in names})
-
-
-def optimizer_spec(make: Callable[..., torch.optim.Optimizer]) -> dict[str, Any]:
-    """The optimiser that ``make`` builds, as ``class_path`` and ``init_args``: built once
-    on a dummy parameter, so classes, partials and lambdas are described alike."""
-    optimizer = make([nn.Parameter(torch.zeros(1))])
-    return spec_of(type(optimizer), optimizer.defaults)
-
-
-def scheduler_spec(make: Callable[..., Any]) -> dict[str, Any]:
-    """The schedule that ``make`` builds, as ``class_path`` and ``init_args`` (less its
-    position, ``last_epoch``, which a new schedule starts from)."""
-    spec = class_spec(make(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)))
-    spec["init_args"].pop("last_epoch", None)
-    return spec
-
-
-def _class_name(spec: Any, part: Any) -> str:
-    """The class that ``part`` builds, from its ``class_path`` when LightningCLI gave one."""
-    if isinstance(spec, dict):
-        return str(spec.get("class_path", "")).rsplit(".", 1)[-1]
+def _class_name(part: Any) -> str:
     return str(getattr(getattr(part, "func", part), "__name__", type(part).__name__))
 
 
@@ -81,6 +62,8 @@ SPLIT_METRICS = {
     "val": ("acc", "loss", "ce", "ece", "brier"),
     "test": ("acc", "loss", "ce", "ece", "brier"),
 }
+# Kept for the test figures (EvaluationFigures), not logged.
+TEST_FIGURE_METRICS = ("confusion", "reliability")
 
 
 def new_metric(name: str) -> Metric:
@@ -89,6 +72,10 @@ def new_metric(name: str) -> Metric:
         return MulticlassAccuracy(NUM_CLASSES, average="micro", validate_args=False)
     if name == "ece":
         return MulticlassCalibrationError(NUM_CLASSES, n_bins=15)
+    if name == "confusion":
+        return MulticlassConfusionMatrix(NUM_CLASSES, validate_args=False)
+    if name == "reliability":
+        return ReliabilityBins(n_bins=15)  # test/ece's bins
     # A running mean. Its NaN check would read the value on the host every step; a
     # non-finite training loss is recorded by the classifier itself (nonfinite_step).
     return MeanMetric(nan_strategy="disable")
@@ -115,6 +102,12 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
     - ``{val,test}/brier``: the Brier score of those probabilities, the mean over images
       of :math:`\sum_k (p_k - y_k)^2` with :math:`y` one-hot.
 
+    A checkpoint rebuilds its model (``load_from_checkpoint(path)``, ``mnist-lit test
+    --ckpt_path FILE``) from the hyperparameters: LightningCLI's record of each part's
+    ``class_path`` and ``init_args``, or, for a model built in Python, the same record of
+    each part described exactly (see :func:`describe`); a part that cannot be is named in
+    a warning when a checkpoint is saved.
+
     Args:
         net: maps ``(B, 1, 28, 28)`` images to ``(B, 10)`` logits; default the tutorial's
             :class:`SoftmaxRegression`.
@@ -128,7 +121,8 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
             training batch (1: all of them). Measuring costs a quarter of a step of the
             tutorial's model, and a sample of batches estimates an epoch's mean well.
         compile: compile the network with ``torch.compile`` (in place, so checkpoints keep
-            their keys); pays off on a GPU for networks larger than the tutorial's.
+            their keys), once it has passed its check; pays off on a GPU for networks
+            larger than the tutorial's.
     """
 
     def __init__(
@@ -141,27 +135,32 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
         compile: bool = False,
     ) -> None:
         super().__init__()
+        if diagnostics_every <= 0:
+            raise ValueError(
+                f"diagnostics_every must be a positive integer, got {diagnostics_every}."
+            )
+        self.save_hyperparameters(ignore=list(PARTS))
+        if "_instantiator" in self.hparams:  # built by LightningCLI: its record of the parts
+            self.save_hyperparameters()
+        else:
+            self.describe_parts(net, loss, optimizer, lr_scheduler)
         self.net = net if net is not None else SoftmaxRegression()
         self.loss = loss if loss is not None else CrossEntropy()
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
-        self.save_hyperparameters_with_classes()
+        self.check_optimizer()
         self.output_activation = str(getattr(self.loss, "activation", "softmax"))
-        if diagnostics_every <= 0:
-            raise MnistLitError(
-                f"model.diagnostics_every must be a positive integer, got {diagnostics_every}."
-            )
         self.diagnostics_every = diagnostics_every
-        if compile:
-            self.net.compile()
-        else:  # the model summary's sizes and FLOPs (not worth a compilation)
-            self.example_input_array = torch.zeros(1, 1, 28, 28)
+        self.compile_pending = compile  # compiled in setup, after the check on the CPU
+        if not compile:  # the model summary's sizes and FLOPs (not worth a compilation)
+            self.example_input_array = torch.zeros(1, 1, IMAGE_SIDE, IMAGE_SIDE)
         self.metrics = nn.ModuleDict(
             {
                 f"{split}_{name}": new_metric(name)
                 for split, names in SPLIT_METRICS.items()
                 for name in names
             }
+            | {f"test_{name}": new_metric(name) for name in TEST_FIGURE_METRICS}
         )
         self.val_acc_best = MaxMetric()
         # Saved in checkpoints, so that a resumed run knows the best accuracy so far.
@@ -171,46 +170,57 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
         self.nonfinite_step: Tensor
         self._rng_states_to_restore: dict[str, Any] | None = None
 
-    def save_hyperparameters_with_classes(self) -> None:
-        """Save the hyperparameters, each part (net, loss, optimiser, schedule) as
-        ``class_path`` and ``init_args``, so that a checkpoint rebuilds its own model:
-        ``load_from_checkpoint(path)`` and ``mnist-lit test --ckpt_path FILE`` need nothing
-        else.
+    def describe_parts(self, *parts: Any) -> None:
+        """Save each part built in Python as LightningCLI records it, so that
+        ``load_from_checkpoint`` rebuilds it from plain values (no code unpickled).
 
-        From LightningCLI they arrive so; parts built in Python are described here.
+        A part with no exact description is saved as a note that fails loudly on loading
+        (never as a default): :meth:`on_save_checkpoint` names it.
         """
-        with warnings.catch_warnings():  # modules from Python are replaced below
-            warnings.filterwarnings("ignore", message=r"Attribute '(net|loss)' is an instance")
-            self.save_hyperparameters()
-        hparams = dict(self.hparams)
-        describe = {"net": class_spec, "loss": class_spec, "optimizer": optimizer_spec,
-                    "lr_scheduler": scheduler_spec}  # fmt: skip
-        for name, spec in describe.items():
-            part = getattr(self, name)
-            if part is None:
-                continue
-            try:  # built once on a dummy parameter: a bad option fails here, not in fit
-                described = spec(part)
-            except Exception as error:
-                option = f"model.{name} ({_class_name(hparams.get(name), part)})"
-                raise MnistLitError(
-                    f"{option}: {first_line(error)}. Fix model.{name}'s init_args, or choose "
-                    "another class."
-                ) from error
-            if not isinstance(hparams.get(name), (dict, str)):
-                hparams[name] = described
-        # Rebuild the classes from their class_path, as LightningCLI's own checkpoints do.
-        hparams.setdefault("_instantiator", "lightning.pytorch.cli.instantiate_module")
-        self.save_hyperparameters(hparams)
+        described: dict[str, Any] = {}
+        self.undescribed: list[str] = []
+        default_optimizer = inspect.signature(MNISTClassifier).parameters["optimizer"].default
+        for name, part in zip(PARTS, parts, strict=True):
+            spec: Any = TUTORIAL_SGD if part is default_optimizer else describe(part)
+            if part is not None and spec is None:
+                self.undescribed.append(f"{name} ({_class_name(part)})")
+                spec = f"{_class_name(part)} built in Python, its arguments not recorded"
+            described[name] = spec
+        # The instantiator LightningCLI records, which builds class_path/init_args again.
+        self.save_hyperparameters(
+            {**described, "_instantiator": "lightning.pytorch.cli.instantiate_module"}
+        )
+
+    def check_optimizer(self) -> None:
+        """Fail now, not in fit, on an optimiser or schedule that does not build: each is
+        built once on a dummy parameter."""
+        name = "optimizer"
+        try:
+            optimizer = self.optimizer([nn.Parameter(torch.zeros(1))])
+            name = "lr_scheduler"
+            if self.lr_scheduler is not None:
+                self.lr_scheduler(optimizer)
+        except Exception as error:
+            spec = self.hparams.get(name)
+            cls = spec["class_path"].rsplit(".", 1)[-1] if isinstance(spec, dict) else None
+            raise ValueError(
+                f"{name} ({cls or _class_name(getattr(self, name))}): {first_line(error)}. "
+                "Fix its arguments, or choose another class."
+            ) from error
 
     def setup(self, stage: str) -> None:
-        # Every stage (fit, validate, test, predict) passes here before its first batch.
+        # Every stage (fit, validate, test, predict) passes here before its first batch,
+        # while the model is still on the CPU: the checks run the plain network there.
         self.check_net_output()
         if stage != "predict":  # predicting needs no loss
             self.check_loss()
+        if self.compile_pending:  # compiled for the device it will run on, at its first batch
+            self.net.compile()
+            self.compile_pending = False
 
     def check_net_output(self) -> None:
         """Fail before any training if ``net`` does not map an image to 10 logits."""
+        name = f"net ({type(self.net).__name__})"
         was_training = self.net.training
         self.net.eval()  # no dropout, no batch-norm statistics from this dummy batch
         images = torch.zeros(2, 1, IMAGE_SIDE, IMAGE_SIDE, device=self.device)
@@ -218,18 +228,16 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
             with torch.no_grad():
                 logits = self.net(images)
         except Exception as error:
-            raise MnistLitError(
-                f"model.net ({type(self.net).__name__}) fails on a batch of {IMAGE_SIDE}x"
-                f"{IMAGE_SIDE} images: {first_line(error)}"
+            raise ValueError(
+                f"{name} fails on a batch of {IMAGE_SIDE}x{IMAGE_SIDE} images: {first_line(error)}"
             ) from error
         finally:
             self.net.train(was_training)
         if not isinstance(logits, Tensor) or logits.shape != (2, NUM_CLASSES):
             shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-            raise MnistLitError(
-                f"model.net must output {NUM_CLASSES} logits per image, got {shape} for 2 "
-                f"images from {type(self.net).__name__}; set the network's last layer to "
-                f"{NUM_CLASSES} outputs."
+            raise ValueError(
+                f"{name} must output {NUM_CLASSES} logits per image, got {shape} for 2 "
+                f"images; set the network's last layer to {NUM_CLASSES} outputs."
             )
 
     def check_loss(self) -> None:
@@ -237,7 +245,7 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
 
         Tried on fixed dummy logits, so no random number is drawn.
         """
-        name = f"model.loss ({type(self.loss).__name__})"
+        name = f"loss ({type(self.loss).__name__})"
         logits = torch.linspace(-2, 2, 4 * NUM_CLASSES, device=self.device)
         logits = logits.reshape(4, NUM_CLASSES).requires_grad_()
         target = torch.arange(4, device=self.device)
@@ -246,7 +254,7 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
                 warnings.simplefilter("ignore")
                 value = self.loss(logits, target)
         except Exception as error:
-            raise MnistLitError(
+            raise ValueError(
                 f"{name} fails on a dummy batch of 4: {first_line(error)}. A loss is "
                 f"{LOSS_CONTRACT}."
             ) from error
@@ -259,13 +267,13 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
             problem = "returns a value that does not depend on the logits (no gradient)"
         else:
             return
-        raise MnistLitError(f"{name} {problem}. A loss is {LOSS_CONTRACT}.")
+        raise ValueError(f"{name} {problem}. A loss is {LOSS_CONTRACT}.")
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
-    def model_step(self, batch: Batch, split: str, diagnose: bool = False) -> Tensor:
-        """Forward one batch, update ``split``'s metrics and return the training loss."""
+    def model_step(self, batch: Batch, split: str, diagnose: bool = False) -> tuple[Tensor, Tensor]:
+        """Forward one batch, update ``split``'s metrics; the training loss and the logits."""
         images, target = batch
         logits = self.net(images)  # (B, 10): checked once in setup
         loss = self.loss(logits, target)
@@ -274,29 +282,31 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
         self.metric(split, "loss").update(loss.detach(), weight=len(target))
         if split == "train":
             if diagnose:
-                self.record_output_diagnostics(logits)
-        else:
-            ce = F.cross_entropy(logits.detach(), target)
-            self.metric(split, "ce").update(ce, weight=len(target))
-            probs = logits.detach().softmax(dim=-1)
-            self.metric(split, "ece").update(probs, target)
-            self.metric(split, "brier").update(brier_score(probs, target), weight=len(target))
-        return loss
+                self.record_output_diagnostics(logits, loss)
+            return loss, logits
+        ce = F.cross_entropy(logits.detach(), target)
+        self.metric(split, "ce").update(ce, weight=len(target))
+        probs = logits.detach().float().softmax(dim=-1)
+        self.metric(split, "ece").update(probs, target)
+        self.metric(split, "brier").update(brier_score(probs, target), weight=len(target))
+        if split == "test":  # for the test figures
+            self.metric(split, "confusion").update(probs, target)
+            self.metric(split, "reliability").update(probs, target)
+        return loss, logits
 
-    def record_output_diagnostics(self, logits: Tensor) -> None:
+    def record_output_diagnostics(self, logits: Tensor, loss: Tensor) -> None:
         """Accumulate dC/dz and the saturated share of this batch, on the device.
 
-        The hook receives dC/dz during the backward pass Lightning runs anyway, so this
-        costs one small reduction per step and never waits for the device (no ``.item()``).
+        dC/dz is the gradient of this batch's loss itself: the one Lightning backpropagates
+        is divided by ``accumulate_grad_batches`` and scaled under ``16-mixed``. Taken
+        through the loss alone (not the network), it costs one small backward pass, and
+        never waits for the device (no ``.item()``).
         """
         probs = output_probabilities(logits.detach(), self.output_activation)
         self.metric("train", "saturated").update(saturated_share(probs), weight=len(logits))
-        if logits.requires_grad:
-
-            def record(grad: Tensor) -> None:
-                self.metric("train", "dcdz").update(per_sample_dcdz(grad), weight=len(grad))
-
-            logits.register_hook(record)
+        if loss.requires_grad:
+            (grad,) = torch.autograd.grad(loss, logits, retain_graph=True)
+            self.metric("train", "dcdz").update(per_sample_dcdz(grad), weight=len(grad))
 
     def metric(self, split: str, name: str) -> Metric:
         return cast(Metric, self.metrics[f"{split}_{name}"])
@@ -307,6 +317,14 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
             self.log(f"{split}/{name}", self.metric(split, name), prog_bar=name == "acc")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        for part in getattr(self, "undescribed", ()):
+            rank_zero_warn(
+                f"{part} is saved without its arguments, which were not recorded: "
+                f"load_from_checkpoint rebuilds this model only when given it again "
+                f"(load_from_checkpoint(path, {part.split()[0]}=...)). Pass a class, a "
+                "functools.partial of one, or a module that records its arguments "
+                "(Lightning's HyperparametersMixin, self.save_hyperparameters())."
+            )
         # Lightning saves weights, optimizer, scheduler and loops, not the random generators;
         # dropout draws from them, so an exact resume needs them too.
         # Only torch's generators: nothing here draws from numpy or ``random``, and tensors
@@ -333,7 +351,7 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         diagnose = batch_idx % self.diagnostics_every == 0
-        loss = self.model_step(batch, "train", diagnose)
+        loss, _ = self.model_step(batch, "train", diagnose)
         # Remember the first non-finite loss without waiting for the device; a callback
         # (StopOnDivergence) acts on it.
         first = ~torch.isfinite(loss.detach()) & (self.nonfinite_step < 0)
@@ -355,8 +373,13 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
             # Lightning's warning about epoch-level values under DDP.
             self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
 
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self.model_step(batch, "test")
+    def on_test_epoch_start(self) -> None:
+        for name in TEST_FIGURE_METRICS:  # not logged, so not reset by Lightning
+            self.metric("test", name).reset()
+
+    def test_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        # The logits, for callbacks (the test figures' mistakes): no second forward pass.
+        return self.model_step(batch, "test")[1].detach()
 
     def on_test_epoch_end(self) -> None:
         self.log_split("test")

@@ -14,15 +14,12 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
-from mnist_lit.catalog import LEARNING_RATE
-from mnist_lit.errors import MnistLitError
-
 # Reading the record makes the host wait for the device: free on the CPU, so every step
 # there; on a GPU every this many steps, and always before validation (and checkpoints).
 GPU_CHECK_EVERY = 50
 
 
-class Diverged(MnistLitError):
+class Diverged(RuntimeError):
     """The training loss became non-finite: the learning rate is too large for this loss.
 
     Attributes:
@@ -33,8 +30,8 @@ class Diverged(MnistLitError):
     def __init__(self, epoch: int, step: int) -> None:
         super().__init__(
             f"the training loss became non-finite (nan or inf) in epoch {epoch} at step "
-            f"{step}; training stopped, checkpoints saved before are kept. Lower "
-            f"{LEARNING_RATE}, or normalise the data (data.normalize)."
+            f"{step}; training stopped, checkpoints saved before are kept. Lower the "
+            "optimizer's learning rate, or normalise the data."
         )
         self.epoch = epoch
         self.step = step

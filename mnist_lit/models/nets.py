@@ -1,14 +1,16 @@
 """Networks: each maps images ``(B, 1, 28, 28)`` to logits ``(B, 10)``.
 
 No softmax inside: the loss decides what to do with the logits, so any network can be
-trained with any loss. Each keeps its ``__init__`` arguments as attributes of the same name,
-so that a checkpoint can name the network it holds and build it again.
+trained with any loss. Each network with arguments records them (Lightning's
+``HyperparametersMixin``), so that a checkpoint can name the network it holds and build it
+again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from lightning.pytorch.core.mixins import HyperparametersMixin
 from torch import Tensor, nn
 
 from mnist_lit.mnist import IMAGE_PIXELS, NUM_CLASSES
@@ -37,7 +39,7 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
 INITS = ("default", "normal")
 
 
-class MLP(nn.Module):
+class MLP(HyperparametersMixin, nn.Module):
     """Fully connected network ``784 -> hidden... -> 10``.
 
     Args:
@@ -60,7 +62,8 @@ class MLP(nn.Module):
             raise ValueError(f"MLP init must be one of {list(INITS)}, got {init!r}")
         if not hidden_sizes or any(size <= 0 for size in hidden_sizes):
             raise ValueError(f"MLP hidden_sizes must be positive widths, got {list(hidden_sizes)}")
-        self.hidden_sizes = list(hidden_sizes)  # kept, so that a checkpoint can rebuild it
+        self.save_hyperparameters()  # so that a checkpoint can rebuild it
+        self.hidden_sizes = list(hidden_sizes)
         self.activation, self.init = activation, init
         layers: list[nn.Module] = [nn.Flatten()]
         width = IMAGE_PIXELS
@@ -78,7 +81,7 @@ class MLP(nn.Module):
         return self.layers(x)
 
 
-class CNN(nn.Module):
+class CNN(HyperparametersMixin, nn.Module):
     """A small LeNet-style network: two conv blocks, then two linear layers.
 
     ``conv(1->c1, 5) -> relu -> maxpool -> conv(c1->c2, 5) -> relu -> maxpool ->
@@ -89,6 +92,7 @@ class CNN(nn.Module):
         self, channels: tuple[int, int] = (16, 32), hidden: int = 128, dropout: float = 0.25
     ) -> None:
         super().__init__()
+        self.save_hyperparameters()  # so that a checkpoint can rebuild it
         self.channels, self.hidden, self.dropout = tuple(channels), hidden, dropout
         c1, c2 = channels
         self.features = nn.Sequential(
