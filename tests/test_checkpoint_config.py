@@ -56,7 +56,7 @@ def test_load_from_checkpoint_rebuilds_a_model_built_in_python(
                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
     trainer.fit(model, MNISTDataModule(str(fake_mnist_dir), val_size=100))
     trainer.save_checkpoint(tmp_path / "python.ckpt")
-    loaded = MNISTClassifier.load_from_checkpoint(tmp_path / "python.ckpt")
+    loaded = MNISTClassifier.load_from_checkpoint(tmp_path / "python.ckpt", weights_only=True)
     assert (loaded.net.hidden_sizes, loaded.net.activation) == ([30], "sigmoid")
     assert isinstance(loaded.loss, LabelSmoothingCrossEntropy) and loaded.loss.smoothing == 0.2
     optimizer = loaded.optimizer(loaded.parameters())
@@ -134,3 +134,39 @@ def test_a_checkpoint_with_the_rate_in_model_lr_is_one_message(
     err = console_error("test", "--ckpt_path=old.ckpt", *fake_data(fake_mnist_dir), cwd=tmp_path)
     assert "old.ckpt was written by an earlier mnist-lit" in err
     assert "model.optimizer.lr" in err
+
+
+class _Wide(torch.nn.Module):
+    """A network that does not record its argument: it cannot be described exactly."""
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        self.layers = torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(784, width), torch.nn.Linear(width, 10)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def test_a_part_that_cannot_be_described_is_named_when_saved_never_loaded_as_a_default(
+    fake_mnist_dir: Path, tmp_path: Path
+) -> None:
+    plateau = functools.partial(torch.optim.lr_scheduler.ReduceLROnPlateau, min_lr=1e-4)
+    model = MNISTClassifier(_Wide(48), lr_scheduler=plateau)
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)  # fmt: skip
+    trainer.fit(model, MNISTDataModule(str(fake_mnist_dir), val_size=100))
+    with pytest.warns(UserWarning, match=r"^net \(_Wide\) is saved without its arguments"):
+        trainer.save_checkpoint(tmp_path / "wide.ckpt")
+    # Not rebuilt with the default width (16), which would not fit the weights: refused.
+    path = tmp_path / "wide.ckpt"
+    with pytest.raises(Exception, match=r"_Wide built in Python, its arguments not recorded"):
+        MNISTClassifier.load_from_checkpoint(path, weights_only=True)
+    # Given the part again, the checkpoint rebuilds the rest (no code unpickled).
+    loaded = MNISTClassifier.load_from_checkpoint(path, weights_only=True, net=_Wide(48))
+    assert _same_outputs(model.net, loaded.net)
+    # The schedule's min_lr, which ReduceLROnPlateau keeps as min_lrs, is kept.
+    schedule = loaded.lr_scheduler(loaded.optimizer(loaded.parameters()))
+    assert schedule.min_lrs == [1e-4]
