@@ -59,7 +59,7 @@ def test_the_study_on_slurm_jobs_gives_the_numbers_of_one_worker(
     main(_study(fake_mnist_dir, tmp_path / "one"))
     config = tmp_path / "dask"
     config.mkdir()
-    (config / "jobqueue.yaml").write_text("jobqueue:\n  slurm:\n    memory: 1GB\n")
+    (config / "jobqueue.yaml").write_text("jobqueue:\n  slurm:\n    memory: 3GB\n")
     env = {**slurm, "DASK_CONFIG": str(config)}
     study = tmp_path / "slurm"
     args = _study(fake_mnist_dir, study, "--slurm-jobs", "2", "--slurm-interface", "lo")

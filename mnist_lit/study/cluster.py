@@ -180,11 +180,11 @@ def _slurm_cluster(jobs: int, interface: str) -> Iterator[Client]:
     config = dask.config.get("jobqueue.slurm", {})
     with (
         dask.config.set(GLIBC_DEFAULTS),
-        quiet({"distributed": logging.ERROR, "dask_jobqueue": logging.ERROR}),
+        quiet({"distributed": logging.CRITICAL, "dask_jobqueue": logging.CRITICAL}),
         SLURMCluster(
             cores=1,
             processes=1,
-            memory=config.get("memory") or "2GB",
+            memory=config.get("memory") or "4GB",
             interface=interface,
             scheduler_options={"interface": interface, "dashboard_address": f"{host}:0"},
             worker_extra_args=[
