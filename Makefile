@@ -5,10 +5,11 @@ CONFIG ?= configs/seed_cross_entropy.yaml
 DATA_DIR ?= data
 BIN := $(VENV)/bin
 # Left out of `make test`, run by `make check` (markers declared in pyproject.toml).
-FULL_ONLY := real_data or slow or serve or browser or notebook or postgres
-# `make check` fails where Chromium or PostgreSQL is missing; =0 skips their tests instead.
+FULL_ONLY := real_data or slow or serve or browser or notebook or postgres or slurm
+# `make check` fails where Chromium, PostgreSQL or SLURM is missing; =0 skips their tests.
 MNIST_LIT_REQUIRE_BROWSER ?= 1
 MNIST_LIT_REQUIRE_POSTGRES ?= 1
+MNIST_LIT_REQUIRE_SLURM ?= 1
 
 .PHONY: install train test check lint clean
 
@@ -34,11 +35,12 @@ test: install
 	OMP_NUM_THREADS=1 $(BIN)/pytest -n 2 --dist loadfile -m "not ($(FULL_ONLY))"
 
 # Everything: lint, the everyday suite, then the real-MNIST, DDP, serving, browser,
-# PostgreSQL and notebook tests one at a time. The real MNIST, Chromium and PostgreSQL are
+# PostgreSQL, SLURM and notebook tests one at a time. The real MNIST, Chromium, PostgreSQL and SLURM are
 # required here, not skipped.
 check: lint test
 	MNIST_LIT_REQUIRE_DATA=1 MNIST_LIT_REQUIRE_BROWSER=$(MNIST_LIT_REQUIRE_BROWSER) \
-		MNIST_LIT_REQUIRE_POSTGRES=$(MNIST_LIT_REQUIRE_POSTGRES) $(BIN)/pytest -m "$(FULL_ONLY)"
+		MNIST_LIT_REQUIRE_POSTGRES=$(MNIST_LIT_REQUIRE_POSTGRES) \
+		MNIST_LIT_REQUIRE_SLURM=$(MNIST_LIT_REQUIRE_SLURM) $(BIN)/pytest -m "$(FULL_ONLY)"
 
 lint: install
 	$(BIN)/ruff check .

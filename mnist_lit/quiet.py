@@ -22,6 +22,13 @@ NOISE = (
     # Batches are cut from tensors in memory: no workers needed.
     r".*does not have many workers",
 )
+# On a machine with SLURM's `srun` (a login node), Lightning's hint that a fit was not
+# started by `srun`, given for every Trainer: said by the outermost block only (a command's
+# own fit, once), never by a block within it (the fits a study or tuning runs) nor where
+# NOISE_AND_SRUN is ignored (a study's worker). Only the hint: a job started by `srun` still
+# gets Lightning's SLURM environment.
+SRUN_NOTICE = r"The `srun` command is available on your system but is not used"
+NOISE_AND_SRUN = (*NOISE, SRUN_NOTICE)
 # Lightning's notices that every run would repeat: seeds, devices, batch counts.
 RUN_NOTICES = {"lightning.pytorch": logging.WARNING, "lightning.fabric": logging.WARNING}
 
@@ -35,10 +42,14 @@ class _LightningChatter(logging.Filter):
         return not record.getMessage().startswith(("💡 Tip", "`weights_only` was not set"))
 
 
+_depth = 0  # quiet blocks open, one within another
+
+
 @contextlib.contextmanager
 def quiet(levels: Mapping[str, int] | None = None, ignore: Iterable[str] = NOISE) -> Iterator[None]:
     """Within the block: the loggers named in ``levels`` at those levels, the warnings
     matching ``ignore`` silenced, Lightning's chatter dropped. All restored on exit."""
+    global _depth
     levels = levels or {}
     saved = {name: logging.getLogger(name).level for name in levels}
     # Lightning's own handler where it has one; the loader's logger for any other handler.
@@ -50,11 +61,16 @@ def quiet(levels: Mapping[str, int] | None = None, ignore: Iterable[str] = NOISE
     for handler in handlers:
         handler.addFilter(no_chatter)
     with warnings.catch_warnings():
+        # Each block resets Python's registry of the warnings already given.
+        if _depth > 0:
+            warnings.filterwarnings("ignore", message=SRUN_NOTICE)
         for message in ignore:
             warnings.filterwarnings("ignore", message=message)
+        _depth += 1
         try:
             yield
         finally:
+            _depth -= 1
             for handler in handlers:
                 handler.removeFilter(no_chatter)
             for name, level in saved.items():

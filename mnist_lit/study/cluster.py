@@ -1,5 +1,6 @@
 """Where the study's fits run: an embedded Dask ``LocalCluster`` on this machine
-(``--workers N``), or a running Dask cluster that this process joins (``--scheduler``).
+(``--workers N``), a running Dask cluster that this process joins (``--scheduler``), or
+workers started as SLURM jobs by dask-jobqueue (``--slurm-jobs N``).
 
 The local cluster listens on loopback only, its dashboard included (Dask's dashboards bind
 every interface by default). With one worker there is no cluster: the fits run in this
@@ -12,7 +13,10 @@ import contextlib
 import importlib.util
 import logging
 import os
+import shlex
+import shutil
 import signal
+import sys
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -22,6 +26,7 @@ import torch
 
 from mnist_lit.data.raw_files import keep_in_memory
 from mnist_lit.errors import MnistLitError, first_line
+from mnist_lit.quiet import NOISE_AND_SRUN, quiet
 from mnist_lit.runs.fit import Fit, FitResult, fit
 
 if TYPE_CHECKING:
@@ -45,7 +50,8 @@ def fit_on_worker(run: Fit) -> FitResult:
     the worker's later fits."""
     keep_in_memory()
     torch.set_num_threads(1)
-    return fit(run)
+    with quiet(ignore=NOISE_AND_SRUN):  # a worker on a login node: no srun hint per fit
+        return fit(run)
 
 
 class InProcess:
@@ -94,9 +100,15 @@ Engine = InProcess | OnDask
 
 
 @contextlib.contextmanager
-def open_engine(workers: int, scheduler: str | None) -> Iterator[Engine]:
-    """Where the fits run: this process, a local cluster of ``workers`` processes, or the
-    cluster of ``scheduler``."""
+def open_engine(
+    workers: int, scheduler: str | None, slurm_jobs: int = 0, interface: str = "lo"
+) -> Iterator[Engine]:
+    """Where the fits run: this process, a local cluster of ``workers`` processes, the
+    cluster of ``scheduler``, or ``slurm_jobs`` SLURM jobs listening on ``interface``."""
+    if slurm_jobs:
+        with _slurm_cluster(slurm_jobs, interface) as client:
+            yield OnDask(client, slurm_jobs)
+        return
     if scheduler is None and workers == 1:
         yield InProcess()
         return
@@ -134,6 +146,57 @@ def open_engine(workers: int, scheduler: str | None) -> Iterator[Engine]:
     ):
         client.run(_ignore_ctrl_c)
         yield OnDask(client, workers)
+
+
+@contextlib.contextmanager
+def _slurm_cluster(jobs: int, interface: str) -> Iterator[Client]:
+    """``jobs`` Dask workers of one thread each, each a SLURM job submitted by dask-jobqueue
+    (its resources from Dask's ``jobqueue.slurm`` config), the scheduler in this process.
+    Every server, the dashboards included, listens on ``interface`` only: on this machine
+    the scheduler's, on each node its worker's (found there when the job starts)."""
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError as error:
+        raise MnistLitError(
+            f"--slurm-jobs needs dask-jobqueue, which is not installed ({error}): "
+            "pip install 'mnist-lit[slurm]'."
+        ) from None
+    if shutil.which("sbatch") is None:
+        raise MnistLitError(
+            "--slurm-jobs: SLURM's sbatch is not on the PATH; run the study on a machine that "
+            "submits SLURM jobs (a login node)."
+        )
+    import dask
+    from distributed import Client
+    from distributed.utils import get_ip_interface
+
+    try:
+        host = get_ip_interface(interface)
+    except ValueError as error:
+        raise MnistLitError(f"--slurm-interface {interface}: {error}.") from None
+    # Dask's worker command opens its dashboard on every interface unless told an address.
+    find = f"from distributed.utils import get_ip_interface as ip; print(ip({interface!r}))"
+    worker_host = f"$({shlex.quote(sys.executable)} -c {shlex.quote(find)})"
+    config = dask.config.get("jobqueue.slurm", {})
+    with (
+        dask.config.set(GLIBC_DEFAULTS),
+        quiet({"distributed": logging.CRITICAL, "dask_jobqueue": logging.CRITICAL}),
+        SLURMCluster(
+            cores=1,
+            processes=1,
+            memory=config.get("memory") or "4GB",
+            interface=interface,
+            scheduler_options={"interface": interface, "dashboard_address": f"{host}:0"},
+            worker_extra_args=[
+                *(config.get("worker-extra-args") or []),
+                "--dashboard-address",
+                f"{worker_host}:0",
+            ],
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        cluster.scale(jobs=jobs)
+        yield client
 
 
 def _ignore_ctrl_c() -> None:

@@ -79,6 +79,23 @@ def build_parser() -> OneMessageParser:
         "every worker needs mnist-lit installed and MNIST in --data-dir "
         "(docs/distributed.md)",
     )
+    parser.add_argument(
+        "--slurm-jobs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the fits on N Dask workers submitted as SLURM jobs of one core each "
+        "(dask-jobqueue; partition, account, memory and time from Dask's jobqueue.slurm "
+        "config), stopped at the end (docs/distributed.md)",
+    )
+    parser.add_argument(
+        "--slurm-interface",
+        default="lo",
+        metavar="NAME",
+        help="the network interface, on this machine and on every node, that the Dask "
+        "scheduler, its workers and their dashboards listen on: the cluster's private "
+        "network, e.g. ib0 (default: lo, a single-node SLURM)",
+    )
     return parser
 
 
@@ -117,11 +134,18 @@ def main(argv: Sequence[str]) -> None:
     folder.check_plan(plan)
     # Workers may run on other machines: they find MNIST at the same absolute path.
     setup = StudySetup(plan, str(Path(args.data_dir).resolve()), args.accelerator)
+    if args.slurm_jobs and args.scheduler is not None:
+        raise MnistLitError("--slurm-jobs starts its own Dask cluster: leave out --scheduler.")
+    if args.slurm_jobs < 0:
+        raise MnistLitError(f"--slurm-jobs must be a positive number, got {args.slurm_jobs}.")
     workers = capped_workers(args.workers, plan) if args.scheduler is None else 0
     start, ended, slots = time.monotonic(), False, workers
     try:
         # Lightning's notices would repeat for every fit run in this process.
-        with quiet(RUN_NOTICES), open_engine(workers, args.scheduler) as engine:
+        with (
+            quiet(RUN_NOTICES),
+            open_engine(workers, args.scheduler, args.slurm_jobs, args.slurm_interface) as engine,
+        ):
             slots = engine.slots
             if engine.dashboard:
                 print(engine.dashboard, flush=True)
