@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from mnist_lit.cli import main
-from mnist_lit.compare.experiment import PRESETS, saturated_sigmoid_mlp
+from mnist_lit.compare.experiment import PRESETS, SaturatedMLP
 from mnist_lit.losses import BinaryCrossEntropy, SigmoidQuadratic
+from mnist_lit.runs.fit import Fit, FitCLI
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -71,7 +72,7 @@ def test_seeds_change_the_initial_weights(fake_mnist_dir: Path, tmp_path: Path) 
 
 def test_nielsen_start_is_saturated_and_quadratic_gradient_is_tiny() -> None:
     torch.manual_seed(0)
-    net = saturated_sigmoid_mlp()
+    net = SaturatedMLP()
     logits = net(torch.rand(64, 1, 28, 28)).detach().requires_grad_()
     assert (logits.sigmoid() > 0.99).float().mean() > 0.9
     target = torch.randint(0, 10, (64,))
@@ -80,7 +81,22 @@ def test_nielsen_start_is_saturated_and_quadratic_gradient_is_tiny() -> None:
     assert quadratic_grad.abs().mean() * 1000 < bce_grad.abs().mean()
     preset = PRESETS["nielsen"]
     assert preset.losses == ("sigmoid_quadratic", "bce")
-    assert (preset.lr, preset.batch_size) == (0.5, 10)
+    # The preset is its config: that network, rate, batch and length.
+    config = FitCLI(Fit(configs=(preset.config,))).config
+    assert config.model.net.class_path == "mnist_lit.compare.experiment.SaturatedMLP"
+    assert config.model.optimizer.init_args.lr == 0.5 and config.data.batch_size == 10
+    assert config.trainer.max_epochs == 2
+
+
+def test_a_preset_trains_its_config(fake_mnist_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cmp"
+    # No --epochs: the config's 2; the saturated start of its network shows at epoch 0.
+    main(["compare", "--preset", "nielsen", "--losses", "bce", "--data-dir", str(fake_mnist_dir),
+          "--val-size", "100", "--output-dir", str(out)])  # fmt: skip
+    rows = _rows(out / "metrics.csv")
+    assert [r["epoch"] for r in rows] == ["0", "1", "2"]
+    assert float(rows[0]["saturated"]) == 1.0
+    assert "test acc, epoch 2" in (out / "summary.md").read_text()
 
 
 def test_missing_data_gets_one_message(tmp_path: Path, capsys, monkeypatch) -> None:

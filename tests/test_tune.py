@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -302,7 +303,11 @@ def test_a_worker_killed_on_postgresql_has_its_trial_done_again(
             "model.optimizer.lr: {low: 0.1, hihg: 1.0}\n", "unknown field(s) hihg", id="typo"
         ),
         pytest.param("model.optimizer.lr: 0.5\n", "give a range", id="not-a-range"),
-        pytest.param("- model.lr\n", "must map config keys to ranges", id="not-a-mapping"),
+        pytest.param(  # its example is a key of the configs
+            "- model.lr\n",
+            "must map config keys to ranges, e.g. `model.optimizer.lr: {",
+            id="not-a-mapping",
+        ),
     ],
 )
 def test_bad_search_file_is_one_message(
@@ -353,6 +358,32 @@ def test_a_trial_started_beside_the_last_one_is_surplus() -> None:
     assert is_surplus(second, 2)
     study.tell(first, state=optuna.trial.TrialState.FAIL)  # the one before it failed
     assert not is_surplus(second, 2)
+
+
+def test_a_worker_starts_no_trial_beyond_those_finished_or_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mnist_lit.tuning import engine
+    from mnist_lit.tuning.search import load_search
+    from mnist_lit.tuning.spec import TuneSpec
+
+    search = load_search(_search(tmp_path, "model.optimizer.lr: {low: 0.1, high: 1.0}\n"))
+    spec = TuneSpec(configs=(TUTORIAL,), search=search, study_dir=tmp_path, n_trials=3)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    elsewhere = study.ask()  # another worker's, running: it counts towards the 3
+    ran: list[int] = []
+
+    def trial(trial: optuna.Trial, **_: object) -> float:
+        ran.append(trial.number)
+        return 0.0
+
+    monkeypatch.setattr(engine, "run_trial", trial)
+    spec = replace(spec, timeout=1.0)  # it waits for the trial elsewhere, up to --timeout
+    engine.run_trials(study, spec, base=None)  # type: ignore[arg-type]
+    assert ran == [1, 2]
+    study.tell(elsewhere, 0.0)
+    engine.run_trials(study, spec, base=None)  # type: ignore[arg-type]
+    assert ran == [1, 2] and len(study.trials) == 3  # a full study: not one trial more
 
 
 def test_a_surplus_trial_fails_without_a_warning() -> None:
@@ -426,3 +457,13 @@ def test_without_optuna_is_one_message(
     err = cli_error(["study", "--study-dir", str(tmp_path / "t")], capsys)
     assert "the study needs Dask's distributed" in err and "pip install 'mnist-lit[tune]'" in err
     assert not (tmp_path / "t").exists()
+
+
+def test_a_study_records_only_keys_its_config_has() -> None:
+    from mnist_lit.runs.fit import Fit, FitCLI
+    from mnist_lit.tuning.engine import trained_config
+
+    config = FitCLI(Fit(configs=(TUTORIAL,))).config
+    trained = trained_config(config)
+    assert set(trained) <= set(config.as_dict()), set(trained) - set(config.as_dict())
+    assert trained["model"]["optimizer"]["init_args"]["lr"] == 0.5  # the optimiser is in it

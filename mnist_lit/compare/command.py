@@ -36,7 +36,7 @@ def build_parser() -> OneMessageParser:
         metavar="LOSS",
         help=f"losses to compare, of {', '.join(LOSSES)} (default: the preset's)",
     )
-    add_run_options(parser, "0", "the preset's")
+    add_run_options(parser, "0", "the preset config's")
     parser.add_argument("--output-dir", help="(default: outputs/compare/<preset>)")
     return parser
 
@@ -49,7 +49,6 @@ def main(argv: Sequence[str]) -> None:
     args.seeds = args.seeds or [0]
     preset = PRESETS[args.preset]
     losses = args.losses or list(preset.losses)
-    epochs = args.epochs or preset.epochs
     output_dir = Path(args.output_dir or Path("outputs") / "compare" / args.preset)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -57,8 +56,10 @@ def main(argv: Sequence[str]) -> None:
         raise MnistLitError(f"--output-dir {output_dir}: cannot create it ({error}).") from None
     with quiet(RUN_NOTICES):  # the Trainer's notices about devices are noise here
         rows = run_comparison(
-            args.preset, losses, epochs, args.seeds, args.data_dir, args.val_size, args.accelerator
-        )
+            args.preset, losses, args.epochs, args.seeds, args.data_dir, args.val_size,
+            args.accelerator,
+        )  # fmt: skip
+    epochs = max(int(str(row["epoch"])) for row in rows)  # the config's, unless --epochs
     write_csv(rows, output_dir / "metrics.csv")
     title = f"{args.preset}: {preset.description}; {len(args.seeds)} seed(s)"
     plot_curves(rows, title, output_dir / "curves.png")

@@ -1,12 +1,11 @@
-"""The experiment of ``mnist-lit compare``: several losses trained on the same data,
-network, seed and initial weights, measured epoch by epoch (validation and test metrics,
-dC/dz and saturated outputs)."""
+"""The experiment of ``mnist-lit compare``: several losses trained from one of the project's
+configs on the same data, network, seed and initial weights, measured epoch by epoch
+(validation and test metrics, dC/dz and saturated outputs). Each run is a configured fit
+(:func:`~mnist_lit.runs.fit.fit`), as ``mnist-lit fit`` and ``mnist-lit study`` run it."""
 
 from __future__ import annotations
 
-import copy
-import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import lightning as L
@@ -17,8 +16,9 @@ from torch import nn
 from mnist_lit.catalog import LOSSES
 from mnist_lit.data import MNISTDataModule
 from mnist_lit.diagnostics import output_probabilities, per_sample_dcdz, saturated_share
-from mnist_lit.models import MLP, MNISTClassifier, SoftmaxRegression
+from mnist_lit.models import MLP, MNISTClassifier
 from mnist_lit.runs.evaluation import evaluate, split_logits
+from mnist_lit.runs.fit import Fit, fit
 
 # Nielsen's saturated start: every output neuron begins near 1, wrong for nine digits out
 # of ten, like his neuron that starts at 0.98 and should output 0. A sigmoid output with
@@ -28,44 +28,44 @@ SATURATED_OUTPUT_BIAS = 10.0
 Row = dict[str, object]
 
 
-def saturated_sigmoid_mlp() -> nn.Module:
-    """Nielsen's 784-30-10 sigmoid network with its output layer pushed into saturation."""
-    net = MLP(hidden_sizes=[30], activation="sigmoid")
-    output_layer = net.layers[-1]
-    assert isinstance(output_layer, nn.Linear)
-    nn.init.constant_(output_layer.bias, SATURATED_OUTPUT_BIAS)
-    return net
+class SaturatedMLP(MLP):
+    """An :class:`~mnist_lit.models.MLP` whose output layer starts with every bias at
+    ``output_bias``: Nielsen's 784-30-10 sigmoid network pushed into saturation."""
+
+    def __init__(
+        self,
+        hidden_sizes: Sequence[int] = (30,),
+        activation: str = "sigmoid",
+        output_bias: float = SATURATED_OUTPUT_BIAS,
+    ) -> None:
+        super().__init__(hidden_sizes, activation)
+        self.output_bias = output_bias
+        output_layer = self.layers[-1]
+        assert isinstance(output_layer, nn.Linear)
+        nn.init.constant_(output_layer.bias, output_bias)
 
 
 @dataclass(frozen=True)
 class Preset:
-    """One experiment: the network, the losses compared and how they are trained."""
+    """One experiment: the config it trains (``configs/``) and the losses it compares."""
 
     description: str
-    make_net: Callable[[], nn.Module]
+    config: str
     losses: tuple[str, ...]
-    epochs: int
-    lr: float
-    batch_size: int
 
 
 PRESETS = {
     "tutorial": Preset(
-        "the tutorial: softmax regression, SGD lr 0.5, batch 64, pixels in [0, 1]",
-        SoftmaxRegression,
+        "the tutorial (seed_cross_entropy.yaml): softmax regression, SGD lr 0.5, batch 64, "
+        "10 epochs, pixels in [0, 1]",
+        "seed_cross_entropy.yaml",
         ("softmax_twice", "ce", "quadratic"),
-        epochs=10,
-        lr=0.5,
-        batch_size=64,
     ),
     "nielsen": Preset(
-        "Nielsen ch. 3: 784-30-10 sigmoid MLP, outputs saturated near 1 at the start, "
-        "SGD lr 0.5, mini-batch 10",
-        saturated_sigmoid_mlp,
+        "Nielsen ch. 3 (nielsen_saturated.yaml): 784-30-10 sigmoid MLP, outputs saturated "
+        "near 1 at the start, SGD lr 0.5, mini-batch 10, 2 epochs",
+        "nielsen_saturated.yaml",
         ("sigmoid_quadratic", "bce"),
-        epochs=2,
-        lr=0.5,
-        batch_size=10,
     ),
 }
 
@@ -80,73 +80,65 @@ def initial_diagnostics(model: MNISTClassifier, datamodule: MNISTDataModule) -> 
 
 
 class EpochRecorder(Callback):
-    """Appends one row per epoch: validation and test metrics, and the epoch's dC/dz."""
+    """Appends one row per epoch, from epoch 0 (the untrained network): validation and
+    test metrics, and the epoch's dC/dz and saturated share."""
 
-    def __init__(self, datamodule: MNISTDataModule, labels: Row) -> None:
-        self.datamodule = datamodule
+    def __init__(self, labels: Row) -> None:
         self.labels = labels
         self.rows: list[Row] = []
 
-    def record(self, model: MNISTClassifier, epoch: int, diagnostics: dict[str, float]) -> None:
-        row: Row = {**self.labels, "epoch": epoch, **diagnostics}
+    def record(self, trainer: L.Trainer, model: MNISTClassifier, diagnostics: Row) -> None:
+        datamodule = trainer.datamodule  # type: ignore[attr-defined]
+        row: Row = {**self.labels, "epoch": len(self.rows), **diagnostics}
         for split in ("val", "test"):
-            row.update(evaluate(model, self.datamodule, split).metrics)
+            row.update(evaluate(model, datamodule, split).metrics)
         self.rows.append(row)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        assert isinstance(pl_module, MNISTClassifier)
+        diagnostics = initial_diagnostics(pl_module, trainer.datamodule)  # type: ignore[attr-defined]
+        self.record(trainer, pl_module, dict(diagnostics))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         assert isinstance(pl_module, MNISTClassifier)
         # Runs before the module logs (and resets) its epoch metrics.
-        diagnostics = {
+        diagnostics: Row = {
             name: pl_module.metric("train", name).compute().item() for name in ("dcdz", "saturated")
         }
-        self.record(pl_module, trainer.current_epoch + 1, diagnostics)
+        self.record(trainer, pl_module, diagnostics)
 
 
 def run_comparison(
     preset_name: str,
     losses: Sequence[str],
-    epochs: int,
+    epochs: int | None,
     seeds: Sequence[int],
     data_dir: str,
     val_size: int,
     accelerator: str,
 ) -> list[Row]:
-    """Every loss for every seed; within a seed all losses share data order and weights.
-    Each loss's rows start at epoch 0, the untrained network."""
+    """Every loss for every seed, each a fit of the preset's config (for ``epochs``, or the
+    config's); within a seed all losses share the data order and the initial weights (the
+    fit seeds both). Each loss's rows start at epoch 0, the untrained network."""
     preset = PRESETS[preset_name]
-    optimizer = functools.partial(torch.optim.SGD, lr=preset.lr)
     rows: list[Row] = []
     for seed in seeds:
-        L.seed_everything(seed, verbose=False)
-        initial_net = preset.make_net()
-        datamodule = MNISTDataModule(
-            data_dir, batch_size=preset.batch_size, val_size=val_size, seed=seed
-        )
-        datamodule.prepare_data()
-        datamodule.setup("fit")
         for loss_name in losses:
-            L.seed_everything(seed, verbose=False)
-            net = copy.deepcopy(initial_net)
-            # The study measures dC/dz on every batch, not on a sample.
-            model = MNISTClassifier(net, LOSSES[loss_name].build(), optimizer, diagnostics_every=1)
-            labels: Row = {"preset": preset_name, "loss": loss_name, "seed": seed}
-            recorder = EpochRecorder(datamodule, labels)
-            recorder.record(model, 0, initial_diagnostics(model, datamodule))
-            trainer = L.Trainer(
-                max_epochs=epochs,
-                accelerator=accelerator,
-                devices=1,
-                logger=False,
-                enable_checkpointing=False,
-                enable_progress_bar=False,
-                enable_model_summary=False,
-                limit_val_batches=0,
-                callbacks=[recorder],
-            )
-            trainer.fit(model, datamodule)
+            recorder = EpochRecorder({"preset": preset_name, "loss": loss_name, "seed": seed})
+            options = {
+                "model.loss": LOSSES[loss_name].class_path,
+                "model.diagnostics_every": 1,  # dC/dz on every batch, not on a sample
+                "data.data_dir": data_dir,
+                "data.val_size": val_size,
+                "trainer.accelerator": accelerator,
+                "trainer.devices": 1,
+            }
+            run = Fit(configs=(preset.config,), epochs=epochs, seed=seed, options=options)
+            fit(run, [recorder])
+            trained = len(recorder.rows) - 1
             print(
                 f"{preset_name} seed {seed} {loss_name}: test acc "
-                f"{recorder.rows[-1]['test_acc']:.4f} after {epochs} epoch{'s' * (epochs != 1)}",
+                f"{recorder.rows[-1]['test_acc']:.4f} after {trained} epoch{'s' * (trained != 1)}",
                 flush=True,
             )
             rows += recorder.rows

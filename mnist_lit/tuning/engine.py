@@ -24,6 +24,7 @@ from typing import Any
 import optuna
 from jsonargparse import Namespace
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 from sqlalchemy.engine import make_url
@@ -35,6 +36,8 @@ from mnist_lit.runs.records import differences, make_folder
 from mnist_lit.tuning.spec import TuneSpec
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# The trials that count towards --n-trials while a worker decides to start one.
+STARTED = (*FINISHED, TrialState.RUNNING)
 # A config whose seed is not fixed is tuned with this one, so that trials are repeatable.
 DEFAULT_SEED = 0
 # The options of a config that decide what is trained (the rest only where and how fast).
@@ -97,13 +100,12 @@ def check_configuration(spec: TuneSpec) -> tuple[Fit, dict[str, Any]]:
 
 
 def trained_config(config: Namespace) -> dict[str, Any]:
-    """The part of a resolved config that decides the result: network, loss, optimiser,
-    schedule, seed, data and the length of training; not paths, devices or loggers."""
+    """The part of a resolved config that decides the result: the model (network, loss,
+    optimiser, schedule), seed, data and the length of training; not paths, devices or
+    loggers."""
     plain = config.clone().as_dict()
     return {
-        "model": plain["model"],
-        "optimizer": plain.get("optimizer"),
-        "lr_scheduler": plain.get("lr_scheduler"),
+        "model": plain["model"],  # the optimiser and schedule too: model.optimizer, ...
         "seed_everything": plain.get("seed_everything"),
         "data": {k: v for k, v in plain["data"].items() if k not in _DATA_KEYS_IGNORED},
         "trainer": {k: plain["trainer"].get(k) for k in _TRAINER_KEYS_KEPT},
@@ -217,26 +219,32 @@ def run_trials(study: optuna.Study, spec: TuneSpec, base: Fit) -> None:
     """Run trials until the study holds ``n_trials`` finished ones (counting every
     worker's), or ``timeout`` seconds have passed.
 
-    Before each trial a worker counts the finished and running trials of every worker, and
-    starts one only while they are fewer than ``n_trials``; otherwise it waits for the
-    others' to end. Two workers that start the last trial at the same moment both count
-    too few: the one whose new trial comes later in the study fails it before it trains
-    (user attribute ``surplus``), so exactly ``n_trials`` finish.
+    Optuna's :class:`~optuna.study.MaxTrialsCallback`, counting the finished and running
+    trials of all workers, ends this worker's ``optimize`` once ``n_trials`` are finished or
+    under way. It looks only after a trial (optuna/optuna#3518), so the rest is here: this
+    loop looks before the first one, and waits while the last trials run elsewhere, failing
+    those whose worker died (the storage queues each again, to be run here); and two
+    workers that start the last trial at the same moment both see room, so the later new
+    trial is failed before it trains (:func:`is_surplus`), without Optuna's warning.
     """
     deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
     n_trials = min(spec.n_trials, spec.search.grid_size() or spec.n_trials)
     objective = functools.partial(run_trial, spec=spec, base=base, n_trials=n_trials)
-    while deadline is None or time.monotonic() < deadline:
-        with heartbeat_quiet():
-            fail_stale_trials(study)
-        finished = count(study, FINISHED)
-        if finished >= n_trials:
+    enough = MaxTrialsCallback(n_trials, states=STARTED)
+    while count(study, FINISHED) < n_trials:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
             return
-        if finished + count(study, (TrialState.RUNNING,)) >= n_trials:
-            time.sleep(min(spec.heartbeat, 2))  # the last trials are running elsewhere
-            continue
-        with _surplus_unreported():
-            study.optimize(objective, n_trials=1, gc_after_trial=True, catch=(Surplus,))
+        with heartbeat_quiet():
+            fail_stale_trials(study)  # the dead workers' trials failed, and queued again
+        if count(study, STARTED) < n_trials:
+            with _surplus_unreported():
+                study.optimize(
+                    objective, timeout=left, callbacks=[enough], catch=(Surplus,),
+                    gc_after_trial=True,
+                )  # fmt: skip
+        else:  # the last trials are running elsewhere
+            time.sleep(min(spec.heartbeat, 2))
 
 
 class Surplus(Exception):
@@ -263,13 +271,12 @@ def _surplus_unreported() -> Iterator[None]:
 
 def is_surplus(trial: optuna.Trial, n_trials: int) -> bool:
     """Whether ``trial``, new (neither enqueued nor a retry), comes after ``n_trials``
-    trials that are done, running, or waiting to run."""
-    trials = trial.study.get_trials(deepcopy=False)
-    mine = next(t for t in trials if t.number == trial.number)
-    if {"fixed_params", "failed_trial"} & set(mine.system_attrs):
+    trials that are started or waiting to run."""
+    alive = trial.study.get_trials(deepcopy=False, states=(*STARTED, TrialState.WAITING))
+    mine = next(t for t in alive if t.number == trial.number)
+    if {"fixed_params", "failed_trial"} & set(mine.system_attrs):  # enqueued, or a retry
         return False
-    alive = (*FINISHED, TrialState.RUNNING, TrialState.WAITING)
-    return sum(t.number < trial.number and t.state in alive for t in trials) >= n_trials
+    return sum(t.number < trial.number for t in alive) >= n_trials
 
 
 def run_trial(trial: optuna.Trial, spec: TuneSpec, base: Fit, n_trials: int) -> float:

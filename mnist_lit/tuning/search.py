@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from mnist_lit.catalog import LEARNING_RATE
 from mnist_lit.errors import MnistLitError
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def load_search(path: str | Path) -> SearchSpace:
     if not isinstance(data, dict) or not data:
         raise MnistLitError(
             f"--search {path} must map config keys to ranges, e.g. "
-            "`model.lr: {low: 1.0e-3, high: 30, log: true}`."
+            f"`{LEARNING_RATE}: {{low: 1.0e-3, high: 30, log: true}}`."
         )
     return SearchSpace(str(path), tuple(_param(path, str(k), v) for k, v in data.items()))
 
