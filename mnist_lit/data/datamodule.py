@@ -187,6 +187,9 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
             sampler=EpochShuffle(dataset, self.seed) if shuffle else None,
             collate_fn=whole_batch,
             num_workers=0,
+            # Every iterator draws a seed for workers from this generator; from the global
+            # one, which dropout draws from, a resumed run's draws would be one off.
+            generator=torch.Generator(),
         )
 
     def train_dataloader(self) -> DataLoader:
