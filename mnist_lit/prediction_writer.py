@@ -65,14 +65,16 @@ class PredictionCSV(BasePredictionWriter):
     def write_on_epoch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any
     ) -> None:
-        if not self.index:
-            return
-        rows = _gather(
-            pl_module, torch.cat(self.index), torch.cat(self.digits), torch.cat(self.probs)
+        # Empty to start with: a process without images still takes part in the gathering.
+        none = torch.zeros(0, NUM_CLASSES, device=pl_module.device)
+        index, digits, probs = _gather(
+            trainer,
+            torch.cat([none[:, 0].long(), *self.index]),
+            torch.cat([none[:, 0].long(), *self.digits]),
+            torch.cat([none, *self.probs]),
         )
-        if not trainer.is_global_zero:
+        if not trainer.is_global_zero or not len(index):
             return
-        index, digits, probs = rows
         order = index.argsort()
         datamodule = trainer.datamodule
         names = datamodule.predict_names() if isinstance(datamodule, MNISTDataModule) else None
@@ -88,23 +90,19 @@ class PredictionCSV(BasePredictionWriter):
 
 
 def _gather(
-    pl_module: L.LightningModule, index: Tensor, digits: Tensor, probs: Tensor
+    trainer: L.Trainer, index: Tensor, digits: Tensor, probs: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Every process's rows, on every process (the rows themselves when there is one).
 
     ``all_gather`` takes tensors of one shape: each share is padded to the longest with
     rows of index -1, dropped after."""
-    if pl_module.trainer.world_size == 1:
+    if trainer.world_size == 1:
         return index, digits, probs
-    longest = int(pl_module.all_gather(torch.tensor(len(index), device=index.device)).max())
+    strategy = trainer.strategy
+    longest = int(strategy.all_gather(torch.tensor(len(index), device=index.device)).max())
     pad = longest - len(index)
-    parts = pl_module.all_gather(
-        {
-            "index": F.pad(index, (0, pad), value=-1),
-            "digits": F.pad(digits, (0, pad)),
-            "probs": F.pad(probs, (0, 0, 0, pad)),
-        }
-    )
-    index, digits, probs = parts["index"].flatten(), parts["digits"].flatten(), parts["probs"]
+    index = strategy.all_gather(F.pad(index, (0, pad), value=-1)).flatten()
     kept = index >= 0
-    return index[kept], digits[kept], probs.flatten(0, 1)[kept]
+    digits = strategy.all_gather(F.pad(digits, (0, pad))).flatten()[kept]
+    probs = strategy.all_gather(F.pad(probs, (0, 0, 0, pad))).flatten(0, 1)[kept]
+    return index[kept], digits, probs

@@ -9,7 +9,7 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, DistributedSampler
 
 from mnist_lit import MNISTClassifier
-from mnist_lit.data import MNISTDataModule
+from mnist_lit.data import EpochShuffle, MNISTDataModule
 from mnist_lit.mnist import PIXEL_MEAN, PIXEL_STD
 
 
@@ -78,9 +78,11 @@ def test_shuffle_is_reproducible_per_epoch_and_differs_across_epochs(
     loader, again = datamodule.train_dataloader(), datamodule.train_dataloader()
     epoch0 = _all_labels(loader)
     assert torch.equal(epoch0, _all_labels(again))
-    loader.sampler.set_epoch(1)  # as Lightning does before each epoch
+    sampler = loader.sampler
+    assert isinstance(sampler, EpochShuffle)
+    sampler.set_epoch(1)  # as Lightning does before each epoch
     epoch1 = _all_labels(loader)
-    loader.sampler.set_epoch(0)
+    sampler.set_epoch(0)
     assert torch.equal(_all_labels(loader), epoch0)  # epoch 0 again, as after a resume
     assert not torch.equal(epoch0, epoch1)
     assert torch.equal(epoch0.sort().values, epoch1.sort().values)
@@ -95,7 +97,7 @@ class _RecordLabels(Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.epochs.append([])
-        self.samplers.append(trainer.train_dataloader.sampler)
+        self.samplers.append(getattr(trainer.train_dataloader, "sampler", None))
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
@@ -147,7 +149,7 @@ def test_lightning_shards_the_loaders_with_its_distributed_sampler(
         trainer, recorder = _fit(datamodule, strategy="ddp", devices=1, max_epochs=2)
     finally:
         torch.distributed.destroy_process_group()
-    train, val = recorder.samplers[0], trainer.val_dataloaders.sampler
+    train, val = recorder.samplers[0], getattr(trainer.val_dataloaders, "sampler", None)
     assert isinstance(train, DistributedSampler) and train.shuffle and train.seed == 5
     assert isinstance(val, DistributedSampler) and not val.shuffle
     # Its order: the permutation of seed + epoch, new every epoch.

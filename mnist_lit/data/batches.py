@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, RandomSampler
@@ -22,8 +23,10 @@ class TensorPairs(Dataset[tuple[Tensor, Tensor]]):
 
     def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
         """A whole batch: the DataLoader passes all its indices here at once."""
-        # non_blocking: the indices go to a GPU without waiting for the steps queued there.
-        index = torch.as_tensor(indices).to(self.targets.device, non_blocking=True)
+        # Through numpy: several times faster than torch.as_tensor on a list. non_blocking:
+        # the indices go to a GPU without waiting for the steps queued there.
+        index = torch.from_numpy(np.asarray(indices, dtype=np.int64))
+        index = index.to(self.targets.device, non_blocking=True)
         # index_select is several times faster than advanced indexing for a gather.
         return self.images.index_select(0, index), self.targets.index_select(0, index)
 

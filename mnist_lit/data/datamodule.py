@@ -178,8 +178,9 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
         self, split: tuple[Tensor, Tensor], batch_size: int, shuffle: bool = False
     ) -> DataLoader:
         # No workers: a batch is one index_select on tensors in memory (on the GPU when
-        # training there), faster than handing it between processes. No pinned memory for
-        # the same reason. Every batch is kept, the last one partial: the test set is whole.
+        # training there), faster than handing it between processes. No pinned memory: on a
+        # GPU the data is there already. Every batch is kept, the last one partial: the test
+        # set is whole.
         dataset = TensorPairs(*split)
         return DataLoader(
             dataset,
