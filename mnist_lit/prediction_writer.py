@@ -76,7 +76,7 @@ class PredictionCSV(BasePredictionWriter):
         if not trainer.is_global_zero or not len(index):
             return
         order = index.argsort()
-        datamodule = trainer.datamodule
+        datamodule = getattr(trainer, "datamodule", None)  # Lightning sets it, undeclared
         names = datamodule.predict_names() if isinstance(datamodule, MNISTDataModule) else None
         path = Path(self.path or os.path.join(trainer.log_dir or ".", "predictions.csv"))
         path.parent.mkdir(parents=True, exist_ok=True)

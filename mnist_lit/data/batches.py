@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -31,7 +33,7 @@ class TensorPairs(Dataset[tuple[Tensor, Tensor]]):
         return self.images.index_select(0, index), self.targets.index_select(0, index)
 
 
-def whole_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+def whole_batch(batch: Any) -> Any:
     """The DataLoader's ``collate_fn``: :meth:`TensorPairs.__getitems__` returns a batch."""
     return batch
 
