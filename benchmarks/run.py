@@ -28,7 +28,6 @@ from pathlib import Path
 import torch
 
 from mnist_lit.data.datamodule import download_mnist
-from mnist_lit.errors import MnistLitError
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -162,7 +161,7 @@ def main() -> None:
     # Once, untimed: (a) and (b) read only extracted files, and no variant should pay for it.
     try:
         download_mnist(data_dir)
-    except MnistLitError as error:
+    except ValueError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
 
     # Absolute: the variants run in the repository root, whatever the current folder.

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch.distributed as dist
+import torch
+import torch.nn.functional as F
 from lightning.pytorch.callbacks import BasePredictionWriter
+from torch import Tensor
 
+from mnist_lit.data import MNISTDataModule
 from mnist_lit.errors import MnistLitError
 from mnist_lit.mnist import NUM_CLASSES
-
-Row = tuple[int, str, int, list[float]]  # index, name, digit, probabilities
 
 
 class PredictionCSV(BasePredictionWriter):
     """One CSV row per predicted image, in the order of the predicted set.
 
-    Columns: ``file``, ``digit`` and ``p0`` ... ``p9``. Each prediction carries its image's
-    index and name (:class:`~mnist_lit.data.PredictBatch`); with several processes each
-    predicts its own share, and the first process gathers the rows and writes the file.
+    Columns: ``file``, ``digit`` and ``p0`` ... ``p9``. Lightning gives each batch its
+    images' indices in the predicted set (any ``DataLoader``'s, also under DDP, where each
+    process predicts its own share); the first process gathers the rows and writes the file,
+    naming each image by ``MNISTDataModule.predict_names()`` (else by its index).
 
     Args:
         path: where to write; default ``predictions.csv`` in the run's log folder.
@@ -31,46 +34,75 @@ class PredictionCSV(BasePredictionWriter):
     def __init__(self, path: str | None = None) -> None:
         super().__init__(write_interval="batch_and_epoch")
         self.path = path
-        self.rows: list[Row] = []
+        self.index: list[Tensor] = []
+        self.digits: list[Tensor] = []
+        self.probs: list[Tensor] = []
 
     def on_predict_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.rows = []
+        self.index, self.digits, self.probs = [], [], []
 
     def write_on_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: Any, *args: Any
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        prediction: Any,
+        batch_indices: Sequence[int] | None,
+        *args: Any,
     ) -> None:
-        digits, probs = prediction["digit"].tolist(), prediction["probs"].tolist()
-        if "index" in prediction:
-            index, names = prediction["index"].tolist(), prediction["names"]
-        elif trainer.world_size == 1:  # batches without identity: number them as they come
-            index = list(range(len(self.rows), len(self.rows) + len(digits)))
-            names = [str(i) for i in index]
-        else:
-            raise MnistLitError(
-                "predict with several processes needs batches that carry each image's index "
-                "(mnist_lit.data.PredictBatch), as MNISTDataModule's do; predict with "
-                "--trainer.devices=1 otherwise."
-            )
-        self.rows += zip(index, names, digits, probs, strict=True)
+        digits, probs = prediction["digit"], prediction["probs"]
+        if not batch_indices:  # not a DataLoader: no indices from Lightning
+            if trainer.world_size > 1:
+                raise MnistLitError(
+                    "predict with several processes needs a DataLoader, whose indices tell "
+                    "each image's place; predict with --trainer.devices=1 otherwise."
+                )
+            start = sum(len(index) for index in self.index)
+            batch_indices = range(start, start + len(digits))
+        self.index.append(torch.tensor(list(batch_indices), device=digits.device))
+        self.digits.append(digits)
+        self.probs.append(probs)
 
-    def write_on_epoch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        rows = sorted(_gather(self.rows))
-        if not trainer.is_global_zero or not rows:
+    def write_on_epoch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any
+    ) -> None:
+        # Empty to start with: a process without images still takes part in the gathering.
+        none = torch.zeros(0, NUM_CLASSES, device=pl_module.device)
+        index, digits, probs = _gather(
+            trainer,
+            torch.cat([none[:, 0].long(), *self.index]),
+            torch.cat([none[:, 0].long(), *self.digits]),
+            torch.cat([none, *self.probs]),
+        )
+        if not trainer.is_global_zero or not len(index):
             return
+        order = index.argsort()
+        datamodule = getattr(trainer, "datamodule", None)  # Lightning sets it, undeclared
+        names = datamodule.predict_names() if isinstance(datamodule, MNISTDataModule) else None
         path = Path(self.path or os.path.join(trainer.log_dir or ".", "predictions.csv"))
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", newline="") as file:
             writer = csv.writer(file)
             writer.writerow(["file", "digit", *(f"p{k}" for k in range(NUM_CLASSES))])
-            for _, name, digit, probs in rows:
-                writer.writerow([name, digit, *(f"{p:.4f}" for p in probs)])
-        print(f"Predictions for {len(rows)} images written to {path}")
+            for i, digit, p in zip(index[order].tolist(), digits[order].tolist(),
+                                   probs[order].tolist(), strict=True):  # fmt: skip
+                writer.writerow([names[i] if names else i, digit, *(f"{q:.4f}" for q in p)])
+        print(f"Predictions for {len(index)} images written to {path}")
 
 
-def _gather(rows: list[Row]) -> list[Row]:
-    """Every process's rows, on every process (the rows themselves when there is one)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return rows
-    parts: list[list[Row] | None] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, rows)
-    return [row for part in parts for row in part or []]
+def _gather(
+    trainer: L.Trainer, index: Tensor, digits: Tensor, probs: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Every process's rows, on every process (the rows themselves when there is one).
+
+    ``all_gather`` takes tensors of one shape: each share is padded to the longest with
+    rows of index -1, dropped after."""
+    if trainer.world_size == 1:
+        return index, digits, probs
+    strategy = trainer.strategy
+    longest = int(strategy.all_gather(torch.tensor(len(index), device=index.device)).max())
+    pad = longest - len(index)
+    index = strategy.all_gather(F.pad(index, (0, pad), value=-1)).flatten()
+    kept = index >= 0
+    digits = strategy.all_gather(F.pad(digits, (0, pad))).flatten()[kept]
+    probs = strategy.all_gather(F.pad(probs, (0, 0, 0, pad))).flatten(0, 1)[kept]
+    return index[kept], digits, probs

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator, Mapping
 NOISE = (
     # Testing or resuming a checkpoint from an earlier run is what --ckpt_path is for.
     r"The dirpath has changed from",
-    # Each prediction carries its image's index itself (PredictionCSV).
-    r"Couldn't infer the batch indices",
+    # configs/debug/overfit_batches.yaml asks for it: Lightning turns the shuffle off.
+    r"You requested to overfit but enabled",
     # Lightning 2.6 against newer torch; nothing for a user to do.
     r".*LeafSpec.*is deprecated",
     # Runs from Python (tune, study, lr_find) are what it is for here.

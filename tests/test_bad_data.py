@@ -14,7 +14,6 @@ import pytest
 
 from mnist_lit.cli import main
 from mnist_lit.data import MNISTDataModule
-from mnist_lit.errors import MnistLitError
 from mnist_lit.mnist import RAW_FILES
 from tests.cli_helpers import CONSOLE_SCRIPT, FAST, TUTORIAL
 from tests.fake_mnist import LABEL_MAGIC, write_fake_mnist, write_idx
@@ -71,14 +70,15 @@ def test_broken_file_is_named_with_the_fix(
     if expected == "is missing":
         # Loading without prepare_data: no download attempt, the missing file is named.
         dm = MNISTDataModule(data_dir=str(tmp_path), val_size=10)
-        with pytest.raises(MnistLitError, match=expected) as error:
+        with pytest.raises(ValueError, match=expected) as error:
             dm.setup("fit")
     else:
-        with pytest.raises(MnistLitError, match=expected) as error:
+        with pytest.raises(ValueError, match=expected) as error:
             _load(tmp_path)
     message = str(error.value)
+    assert message.startswith("data_dir holds")  # the argument, for the CLI's "data."
     assert str(raw / name) in message
-    assert "Run `mnist-lit fit`" in message or f"Delete {raw / name}" in message
+    assert "Copy the four files" in message or f"Delete {raw / name}" in message
 
 
 def _gzip_and_remove(raw: Path, name: str) -> Path:
@@ -101,7 +101,7 @@ def test_truncated_gz_is_named_and_leaves_no_half_extracted_file(tmp_path: Path)
     raw = write_fake_mnist(tmp_path, n_train=60, n_test=20) / "MNIST" / "raw"
     archive = _gzip_and_remove(raw, TRAIN_IMAGES)
     archive.write_bytes(archive.read_bytes()[:200])
-    with pytest.raises(MnistLitError, match="is truncated or not a gzip file") as error:
+    with pytest.raises(ValueError, match="is truncated or not a gzip file") as error:
         _load(tmp_path)
     assert str(archive) in str(error.value) and "Delete it" in str(error.value)
     assert sorted(p.name for p in raw.iterdir() if p.name.startswith(("train-images", "."))) == [
@@ -158,12 +158,12 @@ def test_bad_file_through_the_cli_is_one_line(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert err.startswith(f"mnist-lit: error: {raw / TRAIN_LABELS} has label 12")
+    assert err.startswith(
+        f"mnist-lit: error: data.data_dir holds a bad MNIST file: {raw / TRAIN_LABELS} has label 12"
+    )
 
 
 def test_val_size_must_be_smaller_than_the_training_set(fake_mnist_dir: Path) -> None:
     dm = MNISTDataModule(data_dir=str(fake_mnist_dir), val_size=600)
-    with pytest.raises(
-        MnistLitError, match=r"data.val_size must be smaller than the training set \(600"
-    ):
+    with pytest.raises(ValueError, match=r"^val_size must be smaller than the training set \(600"):
         dm.setup("fit")

@@ -71,5 +71,5 @@ def test_missing_data_is_one_line_without_traceback(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("run.py: error: MNIST is not in")
+    assert line.startswith(f"run.py: error: data_dir {tmp_path}/empty holds no MNIST")
     assert f"{tmp_path}/empty/MNIST/raw" in line

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torchvision
 from lightning.pytorch.callbacks import Callback
+from torch.utils.data import DataLoader, DistributedSampler
 
 from mnist_lit import MNISTClassifier
-from mnist_lit.data import EpochOrder, InMemoryBatches, MNISTDataModule
-from mnist_lit.errors import MnistLitError
+from mnist_lit.data import EpochShuffle, MNISTDataModule
 from mnist_lit.mnist import PIXEL_MEAN, PIXEL_STD
 
 
@@ -23,7 +23,7 @@ def datamodule(fake_mnist_dir: Path) -> MNISTDataModule:
     return dm
 
 
-def _all_labels(loader: InMemoryBatches) -> torch.Tensor:
+def _all_labels(loader: DataLoader) -> torch.Tensor:
     return torch.cat([labels for _, labels in loader])
 
 
@@ -78,20 +78,26 @@ def test_shuffle_is_reproducible_per_epoch_and_differs_across_epochs(
     loader, again = datamodule.train_dataloader(), datamodule.train_dataloader()
     epoch0 = _all_labels(loader)
     assert torch.equal(epoch0, _all_labels(again))
-    loader.epoch = lambda: 1
+    sampler = loader.sampler
+    assert isinstance(sampler, EpochShuffle)
+    sampler.set_epoch(1)  # as Lightning does before each epoch
     epoch1 = _all_labels(loader)
+    sampler.set_epoch(0)
+    assert torch.equal(_all_labels(loader), epoch0)  # epoch 0 again, as after a resume
     assert not torch.equal(epoch0, epoch1)
     assert torch.equal(epoch0.sort().values, epoch1.sort().values)
 
 
 class _RecordLabels(Callback):
-    """Records the labels of every training batch, epoch by epoch."""
+    """Records the labels of every training batch, epoch by epoch, and the sampler."""
 
     def __init__(self) -> None:
         self.epochs: list[list[torch.Tensor]] = []
+        self.samplers: list[object] = []
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.epochs.append([])
+        self.samplers.append(getattr(trainer.train_dataloader, "sampler", None))
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
@@ -107,42 +113,73 @@ def test_a_real_fit_visits_a_new_order_every_epoch(datamodule: MNISTDataModule) 
     trainer.fit(MNISTClassifier(), datamodule)
     labels = datamodule.splits["train"][1]
     visited = [torch.cat(epoch) for epoch in recorder.epochs]
-    # Each epoch is the order EpochOrder draws for that epoch, so all three differ.
-    order = EpochOrder(len(labels), shuffle=True, seed=datamodule.seed)
+    # Each epoch is the permutation drawn from seed + epoch, so all three differ.
     for epoch, seen in enumerate(visited):
-        assert torch.equal(seen, labels[order.indices(epoch)])
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(3 + epoch))
+        assert torch.equal(seen, labels[order])
     assert not torch.equal(visited[0], visited[1]) and not torch.equal(visited[1], visited[2])
 
 
 def test_validation_and_test_are_not_shuffled(datamodule: MNISTDataModule) -> None:
     loader = datamodule.val_dataloader()
-    loader.epoch = lambda: 5
+    assert isinstance(loader, DataLoader)
     assert torch.equal(_all_labels(loader), datamodule.splits["val"][1])
+    assert torch.equal(_all_labels(datamodule.test_dataloader()), datamodule.splits["test"][1])
 
 
-@pytest.mark.parametrize("n", [10, 11])
-def test_distributed_shards_are_disjoint_and_cover_everything(n: int) -> None:
-    shards = [
-        EpochOrder(n, shuffle=True, seed=0, rank=r, world_size=2, even_shards=True).indices()
-        for r in range(2)
-    ]
-    assert len(shards[0]) == len(shards[1])  # same number of steps on every process
-    assert set(torch.cat(shards).tolist()) == set(range(n))
-    if n % 2 == 0:
-        assert not set(shards[0].tolist()) & set(shards[1].tolist())
+def _fit(datamodule: MNISTDataModule, **trainer_options: Any) -> tuple[L.Trainer, _RecordLabels]:
+    recorder = _RecordLabels()
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[recorder], accelerator="cpu",
+                        **trainer_options)  # fmt: skip
+    trainer.fit(MNISTClassifier(), datamodule)
+    return trainer, recorder
 
 
-def test_uneven_eval_shards_visit_each_sample_once() -> None:
-    shards = [EpochOrder(11, rank=r, world_size=2).indices() for r in range(2)]
-    assert sorted(torch.cat(shards).tolist()) == list(range(11))
+def test_lightning_shards_the_loaders_with_its_distributed_sampler(
+    datamodule: MNISTDataModule, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One process of DDP: Lightning puts its DistributedSampler in place of ours, as it
+    # does for several (tests/test_ddp.py runs two).
+    for name in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "NODE_RANK",
+                 "PL_GLOBAL_SEED"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    L.seed_everything(5)
+    try:
+        trainer, recorder = _fit(datamodule, strategy="ddp", devices=1, max_epochs=2)
+    finally:
+        torch.distributed.destroy_process_group()
+    train, val = recorder.samplers[0], getattr(trainer.val_dataloaders, "sampler", None)
+    assert isinstance(train, DistributedSampler) and train.shuffle and train.seed == 5
+    assert isinstance(val, DistributedSampler) and not val.shuffle
+    # Its order: the permutation of seed + epoch, new every epoch.
+    labels = datamodule.splits["train"][1]
+    for epoch, seen in enumerate(recorder.epochs):
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(5 + epoch))
+        assert torch.equal(torch.cat(seen), labels[order])
+
+
+def test_overfit_batches_takes_the_same_first_batches_every_epoch(
+    datamodule: MNISTDataModule,
+) -> None:
+    _, recorder = _fit(datamodule, overfit_batches=3, max_epochs=2)
+    labels = datamodule.splits["train"][1]
+    for seen in recorder.epochs:
+        assert torch.equal(torch.cat(seen), labels[: 3 * 32])
+
+
+def test_limit_train_batches_stops_each_epoch_early(datamodule: MNISTDataModule) -> None:
+    trainer, recorder = _fit(datamodule, limit_train_batches=4, limit_val_batches=2, max_epochs=2)
+    assert [len(seen) for seen in recorder.epochs] == [4, 4]
+    assert trainer.num_val_batches == [2]
 
 
 @pytest.mark.parametrize(
     ("kwargs", "option"),
-    [({"batch_size": 0}, r"data\.batch_size"), ({"val_size": -1}, r"data\.val_size")],
+    [({"batch_size": 0}, r"^batch_size must"), ({"val_size": -1}, r"^val_size must")],
 )
 def test_bad_options_are_named(kwargs: dict, option: str) -> None:
-    with pytest.raises(MnistLitError, match=option):
+    with pytest.raises(ValueError, match=option):
         MNISTDataModule(**kwargs)
 
 
@@ -152,11 +189,12 @@ def test_missing_data_offline_says_where_files_go(
     # Port 9 (discard) refuses the connection at once: the same as no internet.
     monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
     dm = MNISTDataModule(data_dir=str(tmp_path / "nowhere"))
-    with pytest.raises(MnistLitError) as error:
+    with pytest.raises(ValueError) as error:
         dm.prepare_data()
     message = str(error.value)
-    assert str(tmp_path / "nowhere" / "MNIST" / "raw") in message
-    assert "train-images-idx3-ubyte.gz" in message and "--data.data_dir" in message
+    assert message.startswith(f"data_dir {tmp_path / 'nowhere'} holds no MNIST")
+    assert "copy the four files train-images-idx3-ubyte.gz" in message
+    assert f"into {tmp_path / 'nowhere' / 'MNIST' / 'raw'}/" in message
 
 
 def test_evaluation_takes_larger_batches_than_training(fake_mnist_dir: Path) -> None:
@@ -210,5 +248,5 @@ def test_label_noise_is_the_same_for_a_seed_and_another_for_another(
 
 @pytest.mark.parametrize("share", [-0.1, 1.0, float("nan")])
 def test_label_noise_outside_zero_to_one_is_named(share: float) -> None:
-    with pytest.raises(MnistLitError, match=r"data\.label_noise is the share .* got"):
+    with pytest.raises(ValueError, match=r"^label_noise is the share .* got"):
         MNISTDataModule(label_noise=share)

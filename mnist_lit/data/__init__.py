@@ -1,4 +1,4 @@
-from mnist_lit.data.batches import EpochOrder, InMemoryBatches, PredictBatch
+from mnist_lit.data.batches import EpochShuffle, TensorPairs
 from mnist_lit.data.datamodule import MNISTDataModule
 
-__all__ = ["EpochOrder", "InMemoryBatches", "MNISTDataModule", "PredictBatch"]
+__all__ = ["EpochShuffle", "MNISTDataModule", "TensorPairs"]

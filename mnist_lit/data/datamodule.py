@@ -1,4 +1,4 @@
-"""MNIST as a LightningDataModule: loaded once as uint8 tensors, batched by index, with a
+"""MNIST as a LightningDataModule: loaded once as uint8 tensors, batched by DataLoaders, with a
 seeded share of the training labels made wrong when asked (label noise)."""
 
 from __future__ import annotations
@@ -10,21 +10,21 @@ from pathlib import Path
 import lightning as L
 import torch
 from torch import Tensor
+from torch.utils.data import DataLoader
 from torchvision.datasets import MNIST
 
-from mnist_lit.data.batches import EpochOrder, InMemoryBatches, PredictBatch
+from mnist_lit.data.batches import EpochShuffle, TensorPairs, whole_batch
 from mnist_lit.data.own_digits import load_digits
 from mnist_lit.data.pixels import network_input
 from mnist_lit.data.raw_files import extract_archives, raw_folder, read_split
-from mnist_lit.errors import MnistLitError, first_line
 from mnist_lit.hyperparameters import TrackedHyperparameters
 from mnist_lit.mnist import NUM_CLASSES, RAW_FILES, TRAIN_SET_SIZE
 
 
-def check_label_noise(share: float, option: str = "data.label_noise") -> None:
-    """Fail with one message naming ``option`` unless ``0 <= share < 1``."""
+def check_label_noise(share: float, option: str = "label_noise") -> None:
+    """Fail with a ValueError naming ``option`` unless ``0 <= share < 1``."""
     if not 0 <= share < 1:
-        raise MnistLitError(
+        raise ValueError(
             f"{option} is the share of training labels made wrong, from 0 up to but not "
             f"including 1; got {share}."
         )
@@ -59,12 +59,13 @@ def download_mnist(data_dir: str | Path) -> None:
         with contextlib.redirect_stdout(io.StringIO()):
             MNIST(data_dir, download=True)
     except (OSError, RuntimeError) as error:
-        reason = first_line(error).rstrip(": ") or type(error).__name__
-        raise MnistLitError(
-            f"MNIST is not in {raw}: {', '.join(missing)} missing (neither extracted nor as "
-            f".gz), and the download failed ({reason}). Without internet, copy the four files "
-            f"{', '.join(RAW_FILES)} into {raw}/, or point --data.data_dir (or --data-dir; "
-            "DATA_DIR= for make) at a folder that has them in MNIST/raw/."
+        reason = (str(error).strip().splitlines() or [""])[0].rstrip(": ")
+        reason = reason or type(error).__name__
+        raise ValueError(
+            f"data_dir {data_dir} holds no MNIST: {', '.join(missing)} missing from {raw} "
+            f"(neither extracted nor as .gz), and the download failed ({reason}). Without "
+            f"internet, copy the four files {', '.join(RAW_FILES)} into {raw}/, or choose a "
+            "data_dir that has them in MNIST/raw/."
         ) from error
 
 
@@ -73,7 +74,10 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
     10,000 test images, whole.
 
     The images are held once as ``uint8`` tensors (on the GPU when training there) and
-    converted to float per batch, on the device, in :meth:`on_after_batch_transfer`.
+    converted to float per batch, on the device, in :meth:`on_after_batch_transfer`. The
+    loaders are plain ``DataLoader``s, so Lightning shards them under DDP (with its
+    ``DistributedSampler``, which shuffles by ``seed_everything``'s seed and pads a split
+    that does not divide evenly) and applies ``overfit_batches`` and ``limit_*_batches``.
 
     Args:
         data_dir: folder holding ``MNIST/raw/`` (downloaded there when missing).
@@ -106,10 +110,10 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
         super().__init__()
         for option, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value <= 0:
-                raise MnistLitError(f"data.{option} must be a positive integer, got {value}.")
+                raise ValueError(f"{option} must be a positive integer, got {value}.")
         if not 0 <= val_size < TRAIN_SET_SIZE:
-            raise MnistLitError(
-                f"data.val_size must be between 0 and {TRAIN_SET_SIZE - 1}, got {val_size}."
+            raise ValueError(
+                f"val_size must be between 0 and {TRAIN_SET_SIZE - 1}, got {val_size}."
             )
         check_label_noise(label_noise)
         self.save_hyperparameters()
@@ -147,8 +151,8 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
             return
         train_images, train_labels = read_split(self.data_dir, train=True)
         if self.val_size >= len(train_labels):
-            raise MnistLitError(
-                f"data.val_size must be smaller than the training set ({len(train_labels)} "
+            raise ValueError(
+                f"val_size must be smaller than the training set ({len(train_labels)} "
                 f"images in {self.data_dir}), got {self.val_size}."
             )
         generator = torch.Generator().manual_seed(self.seed)
@@ -170,56 +174,56 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
             for name, (images, labels) in splits.items()
         }
 
-    def _batches(
-        self, images: Tensor, labels: Tensor, train: bool = False, names: list[str] | None = None
-    ) -> InMemoryBatches:
-        trainer = self.trainer
-        # Trainer(overfit_batches=...), a debugging flag not declared on the class, wants the
-        # same first batches in every epoch; Lightning turns shuffling off only for a
-        # DataLoader's sampler, so these batches do it here.
-        overfitting = trainer is not None and getattr(trainer, "overfit_batches", 0) > 0
-        order = EpochOrder(
-            len(labels),
-            shuffle=train and not overfitting,
-            seed=self.seed,
-            rank=trainer.global_rank if trainer else 0,
-            world_size=trainer.world_size if trainer else 1,
-            even_shards=train,
+    def _loader(
+        self, split: tuple[Tensor, Tensor], batch_size: int, shuffle: bool = False
+    ) -> DataLoader:
+        # No workers: a batch is one index_select on tensors in memory (on the GPU when
+        # training there), faster than handing it between processes. No pinned memory: on a
+        # GPU the data is there already. Every batch is kept, the last one partial: the test
+        # set is whole.
+        dataset = TensorPairs(*split)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=EpochShuffle(dataset, self.seed) if shuffle else None,
+            collate_fn=whole_batch,
+            num_workers=0,
+            # Every iterator draws a seed for workers from this generator; from the global
+            # one, which dropout draws from, a resumed run's draws would be one off.
+            generator=torch.Generator(),
         )
-        batch_size = self.batch_size if train else self.eval_batch_size
-        return InMemoryBatches(images, labels, batch_size, order, self._current_epoch, names)
 
-    def _current_epoch(self) -> int:
-        return self.trainer.current_epoch if self.trainer else 0
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.splits["train"], self.batch_size, shuffle=True)
 
-    def train_dataloader(self) -> InMemoryBatches:
-        return self._batches(*self.splits["train"], train=True)
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        return self._loader(self.splits["val"], self.eval_batch_size) if self.val_size else []
 
-    def val_dataloader(self) -> InMemoryBatches | list[InMemoryBatches]:
-        return self._batches(*self.splits["val"]) if self.val_size else []
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.splits["test"], self.eval_batch_size)
 
-    def test_dataloader(self) -> InMemoryBatches:
-        return self._batches(*self.splits["test"])
+    def predict_dataloader(self) -> DataLoader:
+        """Batches of ``(images, index)``: your own digits, or else the test set; each
+        image's name is ``predict_names()[index]``."""
+        images = self.splits["test"][0] if self.predict_path is None else self.own_digits()[0]
+        return self._loader(
+            (images, torch.arange(len(images), device=images.device)), self.eval_batch_size
+        )
 
-    def predict_dataloader(self) -> InMemoryBatches:
-        """Batches of :class:`PredictBatch`: your own digits, or else the test set."""
+    def predict_names(self) -> list[str]:
+        """The name of each image :meth:`predict_dataloader` gives: its file, or
+        ``test:<i>`` for the test set."""
         if self.predict_path is None:
-            images = self.splits["test"][0]
-            names = [f"test:{i}" for i in range(len(images))]
-        else:
-            images, names = self.own_digits()
-        # Each process predicts its own share; the index ties each row to its image.
-        return self._batches(images, torch.arange(len(images), device=images.device), names=names)
+            return [f"test:{i}" for i in range(len(self.splits["test"][1]))]
+        return self.own_digits()[1]
 
     def preprocess(self, images: Tensor) -> Tensor:
         """``(B, 28, 28)`` uint8 -> ``(B, 1, 28, 28)`` float, scaled and maybe normalised."""
         return network_input(images, self.normalize)
 
     def on_after_batch_transfer(
-        self, batch: tuple[Tensor, Tensor] | PredictBatch | Tensor, dataloader_idx: int
-    ) -> tuple[Tensor, Tensor] | PredictBatch | Tensor:
-        if isinstance(batch, PredictBatch):
-            return batch._replace(images=self.preprocess(batch.images))
+        self, batch: tuple[Tensor, Tensor] | Tensor, dataloader_idx: int
+    ) -> tuple[Tensor, Tensor] | Tensor:
         if isinstance(batch, Tensor):  # the model's example input: already what it takes
             return batch
         images, labels = batch

@@ -14,7 +14,6 @@ import torch
 from PIL import Image, ImageFilter, UnidentifiedImageError
 from torch import Tensor
 
-from mnist_lit.errors import MnistLitError
 from mnist_lit.mnist import IMAGE_SIDE
 
 
@@ -125,8 +124,8 @@ def image_files(path: str | Path) -> list[Path]:
         return [path]
     if path.is_dir():
         return sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-    raise MnistLitError(
-        f"--data.predict_path {path}: no such file or folder. Pass an image file or a folder "
+    raise ValueError(
+        f"predict_path {path}: no such file or folder. Pass an image file or a folder "
         "of images (PNG, JPG, ...)."
     )
 
@@ -145,8 +144,8 @@ def load_digits(path: str | Path, limits: Limits = Limits()) -> tuple[Tensor, li
         except Exception as error:  # one unusable file, whatever is wrong, never ends the rest
             print(f"mnist-lit: skipped {file}: {_reason(error)}", file=sys.stderr)
     if not digits:
-        raise MnistLitError(
-            f"--data.predict_path {path}: no readable image (PNG, JPG, ...) there; see the "
+        raise ValueError(
+            f"predict_path {path}: no readable image (PNG, JPG, ...) there; see the "
             "files skipped above."
         )
     return torch.stack(digits), names

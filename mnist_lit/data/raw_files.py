@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mnist_lit.errors import MnistLitError
 from mnist_lit.mnist import IMAGE_SIDE, NUM_CLASSES, RAW_FILES
 
 IMAGE_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
@@ -39,6 +38,11 @@ def keep_in_memory() -> None:
 
 def raw_folder(data_dir: str | Path) -> Path:
     return Path(data_dir).resolve() / "MNIST" / "raw"
+
+
+def _bad_file(problem: str) -> ValueError:
+    """The error for a damaged file: ``data_dir`` is the argument that leads to it."""
+    return ValueError(f"data_dir holds a bad MNIST file: {problem}")
 
 
 def _redo(path: Path) -> str:
@@ -80,15 +84,16 @@ def _idx_bytes(path: Path) -> bytes:
     if path.is_file():
         return path.read_bytes()
     if not archive.is_file():
-        raise MnistLitError(
-            f"{path} is missing. Run `mnist-lit fit` with internet once to download MNIST, "
-            f"or copy the four files {', '.join(RAW_FILES)} into {path.parent}/."
+        raise ValueError(
+            f"data_dir holds no MNIST: {path} is missing. Copy the four files "
+            f"{', '.join(RAW_FILES)} into {path.parent}/, or download them with internet "
+            "(MNISTDataModule.prepare_data does, before every fit)."
         )
     try:
         with gzip.open(archive, "rb") as source:
             return source.read()
     except (EOFError, zlib.error, gzip.BadGzipFile) as error:
-        raise MnistLitError(
+        raise _bad_file(
             f"{archive} is truncated or not a gzip file ({error}). Delete it so that the next "
             "run downloads it again, or copy a good file there."
         ) from error
@@ -100,17 +105,17 @@ def read_idx(path: Path, magic: int) -> Tensor:
     dims = magic & 0xFF
     header = 4 + 4 * dims
     if len(data) < header:
-        raise MnistLitError(f"{path} is truncated: {len(data)} bytes, no IDX header. {_redo(path)}")
+        raise _bad_file(f"{path} is truncated: {len(data)} bytes, no IDX header. {_redo(path)}")
     (found,) = struct.unpack(">I", data[:4])
     if found != magic:
-        raise MnistLitError(
+        raise _bad_file(
             f"{path} has IDX magic number {found:#010x}, expected {magic:#010x}: it is not an "
             f"MNIST {'images' if dims == 3 else 'labels'} file. {_redo(path)}"
         )
     shape = struct.unpack(f">{dims}I", data[4:header])
     expected = int(np.prod(shape))
     if len(data) - header != expected:
-        raise MnistLitError(
+        raise _bad_file(
             f"{path} holds {len(data) - header} bytes of data, but its header promises "
             f"{'x'.join(map(str, shape))} = {expected}: the file is truncated or corrupt. "
             f"{_redo(path)}"
@@ -146,17 +151,17 @@ def _read_split(images_path: Path, labels_path: Path) -> tuple[Tensor, Tensor]:
     images = read_idx(images_path, IMAGE_MAGIC)
     labels = read_idx(labels_path, LABEL_MAGIC).long()
     if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
-        raise MnistLitError(
+        raise _bad_file(
             f"{images_path} holds images of {images.shape[1]}x{images.shape[2]} pixels; MNIST "
             f"images are {IMAGE_SIDE}x{IMAGE_SIDE}. {_redo(images_path)}"
         )
     if len(images) != len(labels):
-        raise MnistLitError(
+        raise _bad_file(
             f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} "
             f"labels: the two files do not belong together. {_redo(labels_path)}"
         )
     if len(labels) and int(labels.max()) >= NUM_CLASSES:
-        raise MnistLitError(
+        raise _bad_file(
             f"{labels_path} has label {int(labels.max())}; MNIST labels are 0-9. "
             f"{_redo(labels_path)}"
         )

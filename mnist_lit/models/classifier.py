@@ -21,7 +21,6 @@ from torchmetrics.classification import (
     MulticlassConfusionMatrix,
 )
 
-from mnist_lit.data.batches import PredictBatch
 from mnist_lit.diagnostics import (
     ReliabilityBins,
     brier_score,
@@ -384,12 +383,9 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.log_split("test")
 
-    def predict_step(self, batch: PredictBatch | Batch | Tensor, batch_idx: int) -> dict[str, Any]:
+    def predict_step(self, batch: Batch | Tensor, batch_idx: int) -> dict[str, Any]:
         """The predicted ``digit`` ``(B,)`` and class ``probs`` ``(B, 10)`` of a batch of
-        images; for a :class:`PredictBatch`, also its ``index`` and ``names``."""
-        if isinstance(batch, PredictBatch):
-            prediction = self.predict_step(batch.images, batch_idx)
-            return {**prediction, "index": batch.indices, "names": batch.names}
+        images, or of ``(images, targets)``."""
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
         probs = self.net(images).softmax(dim=-1)
         return {"digit": probs.argmax(dim=-1), "probs": probs}

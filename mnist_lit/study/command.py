@@ -106,7 +106,10 @@ def main(argv: Sequence[str]) -> None:
     check_run_options(parser, args, "n_trials", "workers")
     from mnist_lit.data.datamodule import check_label_noise
 
-    check_label_noise(args.label_noise, "--label-noise")
+    try:
+        check_label_noise(args.label_noise, "--label-noise")
+    except ValueError as error:  # the core's plain error, said as the command's one line
+        raise MnistLitError(str(error)) from None
     try:
         import distributed  # noqa: F401
         import scipy  # noqa: F401
