@@ -38,10 +38,11 @@ from mnist_lit.checkpointing import (
     read_checkpoint,
 )
 from mnist_lit.data import MNISTDataModule
-from mnist_lit.errors import MnistLitError, OneMessageParser, first_line
+from mnist_lit.errors import MnistLitError, first_line
 from mnist_lit.evaluation_figures import EvaluationFigures
 from mnist_lit.models import MNISTClassifier
 from mnist_lit.prediction_writer import PredictionCSV
+from mnist_lit.runs.parser import OneMessageParser
 from mnist_lit.tracking import (
     EXTRAS,
     ConfigToTrackers,
