@@ -106,7 +106,7 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
         super().__init__()
         for option, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value <= 0:
-                raise MnistLitError(f"data.{option} must be a positive integer, got {value}.")
+                raise ValueError(f"{option} must be a positive integer, got {value}.")
         if not 0 <= val_size < TRAIN_SET_SIZE:
             raise MnistLitError(
                 f"data.val_size must be between 0 and {TRAIN_SET_SIZE - 1}, got {val_size}."

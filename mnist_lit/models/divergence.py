@@ -22,7 +22,7 @@ from mnist_lit.errors import MnistLitError
 GPU_CHECK_EVERY = 50
 
 
-class Diverged(MnistLitError):
+class Diverged(RuntimeError):
     """The training loss became non-finite: the learning rate is too large for this loss.
 
     Attributes:
