@@ -138,11 +138,12 @@ def test_uneven_eval_shards_visit_each_sample_once() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "option"),
-    [({"batch_size": 0}, r"data\.batch_size"), ({"val_size": -1}, r"data\.val_size")],
-)
-def test_bad_options_are_named(kwargs: dict, option: str) -> None:
-    with pytest.raises(MnistLitError, match=option):
+    ("kwargs", "error", "option"),
+    [({"batch_size": 0}, ValueError, r"^batch_size"),
+     ({"val_size": -1}, MnistLitError, r"data\.val_size")],
+)  # fmt: skip
+def test_bad_options_are_named(kwargs: dict, error: type[Exception], option: str) -> None:
+    with pytest.raises(error, match=option):
         MNISTDataModule(**kwargs)
 
 

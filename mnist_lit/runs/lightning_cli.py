@@ -70,7 +70,7 @@ class MNISTArgumentParser(OneMessageParser, LightningArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.failures: list[MnistLitError] = []  # of the chosen classes, as instantiate builds
+        self.failures: list[MnistLitError] = []  # of the chosen classes, while they are built
 
     def add_subcommands(self, *args: Any, **kwargs: Any) -> ActionSubCommands:
         self.subcommand_action = super().add_subcommands(*args, **kwargs)
@@ -143,8 +143,7 @@ class MNISTLightningCLI(LightningCLI):
                         folder.rmdir()
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        # LightningCLI's place for options of its own and callbacks with config keys; their
-        # settings are in DEFAULTS.
+        # LightningCLI's place for options and callbacks of its own (settings in DEFAULTS).
         parser.add_argument(
             "--experiment",
             default="default",
@@ -161,8 +160,7 @@ class MNISTLightningCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """Turns ``--ckpt_path best|last`` into the newest run's file, and makes the file's
         options the defaults: what a config or the command line gives wins."""
-        # Overridden: the file must be known, and its options be defaults, before
-        # LightningCLI reads the checkpoint's model into the config.
+        # Overridden: the file and its options are needed before LightningCLI reads its model.
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         if not subcommand:
@@ -272,14 +270,15 @@ class MNISTLightningCLI(LightningCLI):
             check_checkpoint_fits(*self._checkpoint, self.model.net)
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
-        # Overridden: Lightning refuses checkpoint callbacks beside enable_checkpointing=False
-        # and a bar beside enable_progress_bar=False or another bar: this CLI's step aside.
+        # Overridden: Lightning refuses these callbacks beside the flags that turn them off.
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
         trainer = config["trainer"]
         callbacks = trainer.get("callbacks") or []
         callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
         if any(isinstance(c, BatchSizeFinder) for c in callbacks):
             raise MnistLitError(f"trainer.callbacks (BatchSizeFinder): {BATCH_SIZE_REFUSAL}")
+        # This CLI's checkpoints and bar step aside (a bare Callback does nothing) for
+        # enable_checkpointing=False, enable_progress_bar=False or a bar of the user's own.
         if trainer.get("enable_checkpointing") is False:
             config["checkpoint"] = config["last_checkpoint"] = Callback()
         other_bar = any(isinstance(c, ProgressBar) for c in callbacks)
@@ -338,8 +337,8 @@ def _chosen(config: Any, key: str = "") -> Iterator[tuple[str, type]]:
 
 
 def _naming(option: str, failures: list[MnistLitError]) -> Callable[..., Any]:
-    """An instantiator that builds a class as jsonargparse does, and says a failure as the
-    user's mistake in ``option``, noted in ``failures`` too."""
+    """An instantiator that builds a class as jsonargparse does, and notes a failure in
+    ``failures`` as the user's mistake in ``option``; the error itself goes on."""
 
     def build(class_type: type, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -357,6 +356,6 @@ def _naming(option: str, failures: list[MnistLitError]) -> Callable[..., Any]:
                     "choose another class."
                 )
             failures.append(named)
-            raise named from error
+            raise
 
     return build
