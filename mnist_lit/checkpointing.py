@@ -22,7 +22,7 @@ from torch import nn
 from mnist_lit.errors import MnistLitError, first_line
 from mnist_lit.tracking import runs_folder, version_number
 
-BEST_FILENAME = "best-epoch{epoch:02d}-acc{val/acc:.4f}"
+# As configs/defaults.yaml names the two checkpoints (checkpoint, last_checkpoint).
 LAST_FILENAME = "last"
 _PATTERNS = {"best": "best-*.ckpt", "last": f"{LAST_FILENAME}*.ckpt"}
 

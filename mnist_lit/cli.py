@@ -29,8 +29,9 @@ from mnist_lit.completion import PrintCompletion
 from mnist_lit.data.datamodule import MNISTDataModule
 from mnist_lit.errors import MnistLitError, first_line
 from mnist_lit.export import command as export
+from mnist_lit.models.divergence import Diverged
 from mnist_lit.quiet import quiet
-from mnist_lit.runs.lightning_cli import MNISTArgumentParser, MNISTLightningCLI
+from mnist_lit.runs.lightning_cli import MNISTArgumentParser, MNISTLightningCLI, options_named
 from mnist_lit.serve import command as serve
 from mnist_lit.study import command as study
 from mnist_lit.tuning import command as tune
@@ -136,12 +137,19 @@ def main(args: Sequence[str] | None = None) -> None:
     with quiet():
         try:
             command = COMMANDS.get(argv[0]) if argv else None
-            if command is not None:
-                command.run(argv[1:])
-            else:
-                MainCLI(args=argv)
+            with options_named():
+                if command is not None:
+                    command.run(argv[1:])
+                else:
+                    MainCLI(args=argv)
         except MnistLitError as error:
             _fail(str(error))
+        except Diverged as error:  # the learning rate is too large for this loss
+            _fail(
+                f"the training loss became non-finite (nan or inf) in epoch {error.epoch} at "
+                f"step {error.step}; training stopped, checkpoints saved before are kept. "
+                f"Lower {LEARNING_RATE}, or normalise the data (data.normalize)."
+            )
         except MisconfigurationException as error:
             _fail(_trainer_problem(error))
         except SIGTERMException:  # Lightning's stop on SIGTERM, a SystemExit with status 0

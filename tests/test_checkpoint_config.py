@@ -170,3 +170,23 @@ def test_a_part_that_cannot_be_described_is_named_when_saved_never_loaded_as_a_d
     # The schedule's min_lr, which ReduceLROnPlateau keeps as min_lrs, is kept.
     schedule = loaded.lr_scheduler(loaded.optimizer(loaded.parameters()))
     assert schedule.min_lrs == [1e-4]
+
+
+def test_a_model_option_given_wins_over_the_checkpoint_even_at_its_default(
+    mlp_checkpoint: Path, fake_mnist_dir: Path, tmp_path: Path
+) -> None:
+    # Saved with diagnostics_every 1 and data.seed 5; 10 and 42, the classes' defaults, given
+    # on the command line or in a config, are the user's choice all the same.
+    checkpoint = torch.load(mlp_checkpoint, weights_only=True)
+    checkpoint["hyper_parameters"]["diagnostics_every"] = 1
+    checkpoint["datamodule_hyper_parameters"]["seed"] = 5
+    torch.save(checkpoint, tmp_path / "saved.ckpt")
+    (tmp_path / "given.yaml").write_text("model:\n  diagnostics_every: 10\ndata:\n  seed: 42\n")
+    data = [f"--data.data_dir={fake_mnist_dir}", "--trainer.enable_progress_bar=false"]
+    given = [[], ["--model.diagnostics_every=10", "--data.seed=42"], ["--config=given.yaml"]]
+    for options in given:
+        main(["test", "--ckpt_path=saved.ckpt", *data, *options])
+    runs = [yaml.safe_load((tmp_path / f"logs/default/version_{v}/config.yaml").read_text())
+            for v in range(3)]  # fmt: skip
+    saved = [(run["model"]["diagnostics_every"], run["data"]["seed"]) for run in runs]
+    assert saved == [(1, 5), (10, 42), (10, 42)]

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from mnist_lit.cli import main
+from mnist_lit.runs.lightning_cli import option_error
 from tests.cli_helpers import (
     REPO,
     TUTORIAL,
@@ -168,6 +170,48 @@ def test_a_model_or_data_that_does_not_fit_is_named_before_training(
     assert expected in err
     if "model.loss" in expected:
         assert "A loss is loss(logits, target) -> a scalar tensor" in err
+
+
+MY_CALLBACKS = """
+from lightning.pytorch.callbacks import Callback
+
+class AboutAnArgument(Callback):  # as the data module's setup says a value does not fit
+    def on_fit_start(self, trainer, pl_module):
+        raise ValueError("val_size must be smaller than the training set (600 images), got 600.")
+
+class ABug(Callback):
+    def on_fit_start(self, trainer, pl_module):
+        raise ValueError("math domain error")
+"""
+
+
+def test_a_value_error_about_an_argument_during_a_run_names_the_option(
+    fake_mnist_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "my_callbacks.py").write_text(MY_CALLBACKS)
+    args = ["fit", "--config", TUTORIAL, *fake_data(fake_mnist_dir)]
+    err = _error([*args, "--trainer.callbacks+=my_callbacks.AboutAnArgument"], tmp_path, capsys)
+    assert "mnist-lit: error: data.val_size must be smaller than the training set" in err
+    # Any other ValueError is a bug: its traceback is shown.
+    with pytest.raises(ValueError, match="math domain error"):
+        main([*args, "--trainer.callbacks+=my_callbacks.ABug"])
+
+
+@pytest.mark.parametrize(
+    ("message", "section"),
+    [
+        ("batch_size must be a positive integer, got 0.", "data"),
+        ("data_dir nowhere holds no MNIST: copy the files there.", "data"),
+        ("net (MyNet) must output 10 logits per image, got (2, 7).", "model"),
+        ("diagnostics_every must be a positive integer, got 0.", "model"),
+        ("Expected more than 1 value per channel when training", None),
+    ],
+)
+def test_a_value_error_is_named_by_the_argument_it_begins_with(
+    message: str, section: str | None
+) -> None:
+    named = option_error(ValueError(message))
+    assert (None if named is None else str(named)) == (section and f"{section}.{message}")
 
 
 def test_missing_data_offline_says_where_the_files_go(

@@ -4,17 +4,16 @@ command that runs fits (tune, study, lr_find)."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import inspect
 import os
 import re
 import sys
 import warnings
-from collections.abc import Sequence
-from contextvars import ContextVar
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import jsonargparse
 import lightning as L
 from jsonargparse import ActionSubCommands, Namespace
 from lightning.pytorch.callbacks import (
@@ -28,9 +27,8 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from mnist_lit.catalog import CONFIGS
 from mnist_lit.checkpointing import (
-    BEST_FILENAME,
-    LAST_FILENAME,
     check_checkpoint_fits,
     checkpoint_folders,
     continued_run,
@@ -38,10 +36,11 @@ from mnist_lit.checkpointing import (
     read_checkpoint,
 )
 from mnist_lit.data import MNISTDataModule
-from mnist_lit.errors import MnistLitError, OneMessageParser, first_line
+from mnist_lit.errors import MnistLitError, first_line
 from mnist_lit.evaluation_figures import EvaluationFigures
 from mnist_lit.models import MNISTClassifier
 from mnist_lit.prediction_writer import PredictionCSV
+from mnist_lit.runs.parser import OneMessageParser
 from mnist_lit.tracking import (
     EXTRAS,
     ConfigToTrackers,
@@ -51,7 +50,8 @@ from mnist_lit.tracking import (
     name_the_run,
 )
 
-PROGRESS_BAR_STEPS = 20
+# What every run starts from, before its configs and options: loggers, checkpoints, bar.
+DEFAULTS = CONFIGS / "defaults.yaml"
 BATCH_SIZE_REFUSAL = (
     "batch-size scaling is not offered: Lightning's batch-size finder grows the batch until "
     "memory runs out, but here the images are already in memory and a batch only indexes "
@@ -68,9 +68,29 @@ class MNISTArgumentParser(OneMessageParser, LightningArgumentParser):
 
     subcommand_action: ActionSubCommands | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.failures: list[MnistLitError] = []  # of the chosen classes, while they are built
+
     def add_subcommands(self, *args: Any, **kwargs: Any) -> ActionSubCommands:
         self.subcommand_action = super().add_subcommands(*args, **kwargs)
         return self.subcommand_action
+
+    def instantiate(
+        self,
+        namespace: Namespace,
+        instantiate_groups: bool = True,
+        *,
+        instantiators: Sequence[tuple[Callable[..., Any], type, bool]] | None = None,
+    ) -> Namespace:
+        """Builds the config's classes; a class chosen by its ``class_path`` that fails to
+        build says which option chose it (jsonargparse's message names none)."""
+        self.failures = []
+        chosen = _chosen(namespace)
+        naming = [(_naming(option, self.failures), cls, False) for option, cls in chosen]
+        return super().instantiate(
+            namespace, instantiate_groups, instantiators=[*(instantiators or ()), *naming]
+        )
 
     def dump(self, cfg: Namespace, *args: Any, **kwargs: Any) -> str:
         """The config as YAML, its loggers filed under the experiment's name as the run
@@ -84,43 +104,32 @@ class MNISTArgumentParser(OneMessageParser, LightningArgumentParser):
 
 
 class MNISTLightningCLI(LightningCLI):
-    """LightningCLI with this project's defaults: best and last checkpoints, CSV and
-    TensorBoard logs in ``logs/<experiment>/version_<N>/``, ``--ckpt_path best|last`` for
-    the newest run's files, and every mistake in the options reported as one message
-    naming the option."""
+    """LightningCLI with this project's defaults (:data:`DEFAULTS`: best and last
+    checkpoints, CSV and TensorBoard logs in ``logs/<experiment>/version_<N>/``),
+    ``--ckpt_path best|last`` for the newest run's files, and every mistake in the options
+    reported as one message naming the option."""
 
     def __init__(self, args: Sequence[str] | None = None, run: bool = True) -> None:
         self._checkpoint: tuple[str, dict[str, Any]] | None = None
-        self._explicit_model: dict[str, Any] = {}
+        self._given_model: dict[str, Any] = {}
         self._claimed: Path | None = None  # the run folder this run created for itself
         self._continued_from: int | None = None  # the step a fit continues its run from
+        defaults = {"default_config_files": [str(DEFAULTS)]}
         try:
             super().__init__(
                 MNISTClassifier,
                 MNISTDataModule,
-                # metrics.csv to read, TensorBoard to watch; both in logs/<experiment>/version_N.
-                trainer_defaults={
-                    "logger": [
-                        {
-                            "class_path": "lightning.pytorch.loggers.CSVLogger",
-                            "init_args": {"save_dir": "logs"},
-                        },
-                        {
-                            "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-                            "init_args": {"save_dir": "logs", "default_hp_metric": False},
-                        },
-                    ],
-                    # A crash while saving keeps the previous checkpoint whole.
-                    "plugins": {"class_path": "mnist_lit.checkpointing.AtomicCheckpointIO"},
-                },
                 save_config_callback=ConfigToTrackers,
                 parser_class=MNISTArgumentParser,
                 # The optimiser and its schedule are the model's (model.optimizer, ...): one
                 # home for the learning rate.
                 auto_configure_optimizers=False,
+                # The defaults file holds the subcommands' keys: each subcommand's parser
+                # reads it, or the one parser of a CLI without subcommands (run=False).
                 parser_kwargs={
                     "description": "MNIST with PyTorch Lightning: train, evaluate, "
-                    "predict, and compare the losses of a classifier."
+                    "predict, and compare the losses of a classifier.",
+                    **({name: dict(defaults) for name in self.subcommands()} if run else defaults),
                 },
                 args=None if args is None else list(args),
                 run=run,
@@ -134,35 +143,24 @@ class MNISTLightningCLI(LightningCLI):
                         folder.rmdir()
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # LightningCLI's place for options and callbacks of its own (settings in DEFAULTS).
         parser.add_argument(
             "--experiment",
             default="default",
             help="Name of the experiment: runs go to logs/<experiment>/version_<N>/, and "
             "every tracker files them under this name.",
         )
-        # The best epoch by validation accuracy, and last.ckpt after every epoch.
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
         parser.link_arguments("checkpoint.dirpath", "last_checkpoint.dirpath")
+        parser.add_lightning_class_args(TQDMProgressBar, "progress_bar")
         parser.add_lightning_class_args(PredictionCSV, "predictions")
         parser.add_lightning_class_args(EvaluationFigures, "figures")  # at the end of `test`
-        parser.set_defaults(
-            {
-                "checkpoint.monitor": "val/acc",
-                "checkpoint.mode": "max",
-                "checkpoint.save_top_k": 1,
-                "checkpoint.filename": BEST_FILENAME,
-                "checkpoint.auto_insert_metric_name": False,
-                "last_checkpoint.filename": LAST_FILENAME,
-                "last_checkpoint.enable_version_counter": False,  # overwrite, don't number
-            }
-        )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        """Turns ``--ckpt_path best|last`` into the newest run's file, and takes from the file
-        the options not given. Done while parsing, so that LightningCLI then reads the
-        checkpoint's model into the config however the file was named; model options given
-        explicitly are kept, and checked against the weights after instantiation."""
+        """Turns ``--ckpt_path best|last`` into the newest run's file, and makes the file's
+        options the defaults: what a config or the command line gives wins."""
+        # Overridden: the file and its options are needed before LightningCLI reads its model.
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         if not subcommand:
@@ -173,7 +171,7 @@ class MNISTLightningCLI(LightningCLI):
             folders, where = checkpoint_folders(config)
             found = str(find_checkpoint(ckpt_path, folders, where))
             print(f"--ckpt_path {ckpt_path}: {found}, the newest under {where}", file=sys.stderr)
-            config["ckpt_path"] = ckpt_path = found
+            ckpt_path = found
         if ckpt_path is None or ckpt_path in ("hpc", "registry"):
             return
         checkpoint = read_checkpoint(ckpt_path)
@@ -192,18 +190,29 @@ class MNISTLightningCLI(LightningCLI):
                 "written by `mnist-lit fit`."
             )
         self._checkpoint = (ckpt_path, checkpoint)
-        self._explicit_model = explicit_options(config["model"], MNISTClassifier)
-        # The inputs the weights were trained on: pixel scaling and the validation split.
-        saved_data = checkpoint.get("datamodule_hyper_parameters", {})
-        explicit_data = explicit_options(config["data"], MNISTDataModule)
-        for key in ("normalize", "val_size", "seed"):
-            if key in saved_data and key not in explicit_data:
-                config["data"][key] = saved_data[key]
+        # The model as trained, and the inputs it was trained on: pixel scaling and the
+        # validation split.
+        saved = {f"model.{key}": checkpoint["hyper_parameters"][key] for key in hyperparameters}
+        data = checkpoint.get("datamodule_hyper_parameters", {})
+        inputs = [key for key in ("normalize", "val_size", "seed") if key in data]
+        saved |= {f"data.{key}": data[key] for key in inputs}
+        assert isinstance(parser, MNISTArgumentParser) and parser.subcommand_action is not None
+        subparser = parser.subcommand_action.choices[subcommand]
+        subparser.set_defaults(saved)
+        super().parse_arguments(parser, args)
+        config = self.config[subcommand]
+        config["ckpt_path"] = ckpt_path
+        # The model's options that a config or the command line gave.
+        self._given_model = {
+            key: value
+            for key, value in vars(config["model"]).items()
+            if value != subparser.get_default(f"model.{key}")
+        }
 
     def before_instantiate_classes(self) -> None:
+        # Overridden: the loggers' names and version are set before they are built.
         config = self.config.get(str(self.subcommand), self.config)
-        # LightningCLI put the checkpoint's model into the config: what the user gave wins.
-        for key, value in self._explicit_model.items():
+        for key, value in self._given_model.items():  # LightningCLI put the checkpoint's over them
             config["model"][key] = value
         # A CLI built but not run (run=False) writes nowhere yet: nothing to claim.
         self._claimed = name_the_run(
@@ -230,6 +239,7 @@ class MNISTLightningCLI(LightningCLI):
         return version
 
     def before_fit(self) -> None:
+        # Overridden: the continued run's rows are rewritten once its CSV logger exists.
         if self._continued_from is None:
             return
         for logger in self.trainer.loggers:
@@ -240,90 +250,112 @@ class MNISTLightningCLI(LightningCLI):
         warnings.filterwarnings("ignore", f"Checkpoint directory {re.escape(folder)} exists")
 
     def instantiate_classes(self) -> None:
-        # Consulted after LightningCLI's own, which build the model and the data module;
-        # it only notes failures, and only while this CLI instantiates.
-        jsonargparse.add_instantiator(_recording_failures, object)
-        failures: list[tuple[type, BaseException]] = []
-        recording = _FAILURES.set(failures)
+        # Overridden: jsonargparse wraps a chosen class's failure in a message of its own.
         try:
             super().instantiate_classes()
         except (MnistLitError, MisconfigurationException):
             raise
         except Exception as error:
-            # jsonargparse reports a nested class's error without the option it came from.
-            config = self.config.get(str(self.subcommand), self.config)
-            option = _option_of(config, failures[0][0]) if failures else None
-            if option is None:  # not a class the user chose: a bug
+            parser = self.parser
+            assert isinstance(parser, MNISTArgumentParser)
+            if self.subcommand and parser.subcommand_action is not None:
+                parser = parser.subcommand_action.choices[self.subcommand]
+            if not parser.failures:  # not a class the user chose: a bug
                 raise
-            class_type, cause = failures[0]
-            name = class_type.__name__
-            if isinstance(cause, ImportError):
-                extra = EXTRAS.get(name)
-                fix = f"pip install 'mnist-lit[{extra}]'" if extra else "install what it names"
-                problem = f"needs a package that is not installed ({first_line(cause)}): {fix}"
-                raise MnistLitError(f"{option} ({name}) {problem}.") from error
-            raise MnistLitError(
-                f"{option} ({name}): {first_line(cause)}. Fix {option}'s init_args, or choose "
-                "another class."
-            ) from error
-        finally:
-            _FAILURES.reset(recording)
+            raise parser.failures[0] from error
 
     def after_instantiate_classes(self) -> None:
+        # Overridden: a checkpoint of another network is named before the trainer loads it.
         if self._checkpoint is not None:
             check_checkpoint_fits(*self._checkpoint, self.model.net)
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        # Overridden: Lightning refuses these callbacks beside the flags that turn them off.
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
         trainer = config["trainer"]
-        if trainer.get("enable_checkpointing") is False:
-            # No checkpoints wanted: the two checkpoint callbacks step aside.
-            config["checkpoint"] = config["last_checkpoint"] = Callback()
-        # Lightning's bar redraws after every step, which costs more than a step of the
-        # tutorial's model; redrawn every PROGRESS_BAR_STEPS it stays live and a notebook's
-        # output stays short. A bar of the user's own, or none, is left alone.
         callbacks = trainer.get("callbacks") or []
         callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
         if any(isinstance(c, BatchSizeFinder) for c in callbacks):
             raise MnistLitError(f"trainer.callbacks (BatchSizeFinder): {BATCH_SIZE_REFUSAL}")
-        wants_bar = trainer.get("enable_progress_bar") is not False
-        if wants_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
-            kwargs["callbacks"] = [*callbacks, TQDMProgressBar(refresh_rate=PROGRESS_BAR_STEPS)]
+        # This CLI's checkpoints and bar step aside (a bare Callback does nothing) for
+        # enable_checkpointing=False, enable_progress_bar=False or a bar of the user's own.
+        if trainer.get("enable_checkpointing") is False:
+            config["checkpoint"] = config["last_checkpoint"] = Callback()
+        other_bar = any(isinstance(c, ProgressBar) for c in callbacks)
+        if other_bar or trainer.get("enable_progress_bar") is False:
+            config["progress_bar"] = Callback()
         return super().instantiate_trainer(**kwargs)
 
 
-def explicit_options(config: Namespace, cls: type) -> dict[str, Any]:
-    """The options of ``cls`` in ``config`` whose values differ from the class's defaults."""
-    defaults = {name: param.default for name, param in inspect.signature(cls).parameters.items()}
-    return {key: value for key, value in vars(config).items() if defaults.get(key) != value}
+# The sections of the config whose classes' __init__ arguments are options.
+SECTIONS = {"model": MNISTClassifier, "data": MNISTDataModule}
 
 
-# The classes that failed to build while the CLI instantiates, with their errors.
-_FAILURES: ContextVar[list[tuple[type, BaseException]] | None] = ContextVar(
-    "mnist_lit_failures", default=None
-)
+def option_error(error: ValueError) -> MnistLitError | None:
+    """The model's or the data's ValueError about one of its ``__init__`` arguments (its
+    message begins with the argument's name) as the option's message: ``batch_size must
+    ...`` becomes ``data.batch_size must ...``. None for any other: a bug."""
+    message = str(error)
+    name = re.match(r"\w+", message)
+    for section, cls in SECTIONS.items():
+        if name is not None and name.group() in inspect.signature(cls).parameters:
+            return MnistLitError(f"{section}.{message}")
+    return None
 
 
-def _recording_failures(class_type: type, *args: Any, **kwargs: Any) -> Any:
-    """Builds a class as jsonargparse would, noting a failure for the CLI's message."""
+@contextlib.contextmanager
+def options_named() -> Iterator[None]:
+    """Raise the model's and the data's ValueErrors about their arguments, while they are
+    built or later in a run, as :func:`option_error` names them."""
     try:
-        return class_type(*args, **kwargs)
-    except Exception as error:
-        failures = _FAILURES.get()
-        if failures is not None:
-            failures.append((class_type, error))
-        raise
+        yield
+    except ValueError as error:
+        named = option_error(error)
+        if named is None:
+            raise
+        raise named from error
 
 
-def _option_of(config: Any, class_type: type, key: str = "") -> str | None:
-    """The dotted option in ``config`` whose ``class_path`` names ``class_type``."""
+def _chosen(config: Any, key: str = "") -> Iterator[tuple[str, type]]:
+    """Each dotted option of ``config`` that names a class by ``class_path``, with the class;
+    a subcommand's section is left to its own parser."""
     if isinstance(config, list):
-        children = [(key, value) for value in config]
-    elif isinstance(config, Namespace):
-        if config.get("class_path", "").rsplit(".", 1)[-1] == class_type.__name__:
-            return key
-        children = [(f"{key}.{name}".lstrip("."), value) for name, value in vars(config).items()]
-    else:
-        return None
-    found = (_option_of(value, class_type, child_key) for child_key, value in children)
-    return next((option for option in found if option is not None), None)
+        for value in config:
+            yield from _chosen(value, key)
+        return
+    if not isinstance(config, Namespace):
+        return
+    class_path = config.get("class_path")
+    if isinstance(class_path, str) and "." in class_path:
+        module, _, name = class_path.rpartition(".")
+        with contextlib.suppress(ImportError, AttributeError):  # jsonargparse says what is wrong
+            yield key, getattr(importlib.import_module(module), name)
+    subcommand = config.get("subcommand") if not key else None
+    for name, value in vars(config).items():
+        if name != subcommand:
+            yield from _chosen(value, f"{key}.{name}".lstrip(".").replace(".init_args", ""))
+
+
+def _naming(option: str, failures: list[MnistLitError]) -> Callable[..., Any]:
+    """An instantiator that builds a class as jsonargparse does, and notes a failure in
+    ``failures`` as the user's mistake in ``option``; the error itself goes on."""
+
+    def build(class_type: type, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return class_type(*args, **kwargs)
+        except Exception as error:
+            name = class_type.__name__
+            if isinstance(error, ImportError):
+                extra = EXTRAS.get(name)
+                fix = f"pip install 'mnist-lit[{extra}]'" if extra else "install what it names"
+                problem = f"needs a package that is not installed ({first_line(error)}): {fix}"
+                named = MnistLitError(f"{option} ({name}) {problem}.")
+            else:
+                named = MnistLitError(
+                    f"{option} ({name}): {first_line(error)}. Fix {option}'s init_args, or "
+                    "choose another class."
+                )
+            failures.append(named)
+            raise
+
+    return build

@@ -7,7 +7,8 @@ import argparse
 
 import torch
 
-from mnist_lit.errors import MnistLitError, OneMessageParser
+from mnist_lit.errors import MnistLitError
+from mnist_lit.runs.parser import OneMessageParser
 
 
 def add_run_options(parser: OneMessageParser, seeds: str, epochs: str) -> None:
