@@ -106,7 +106,7 @@ def test_missing_data_gets_one_message(tmp_path: Path, capsys, monkeypatch) -> N
         main(["compare", "--data-dir", str(tmp_path / "none"), "--output-dir", str(tmp_path)])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "mnist-lit: error: MNIST is not in" in err
+    assert "mnist-lit: error: data.data_dir" in err
     # Each way to name the folder is named: fit's, the other commands', make's.
     assert all(spelling in err for spelling in ("--data.data_dir", "--data-dir", "DATA_DIR="))
 

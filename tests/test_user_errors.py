@@ -108,7 +108,7 @@ def _error(
                      "no best checkpoint under logs/seed_cross_entropy/version_*/checkpoints",
                      id="best-before-fit"),
         pytest.param(["predict", "--config", TUTORIAL, "--data.predict_path=nowhere"],
-                     "--data.predict_path nowhere: no such file or folder", id="no-images"),
+                     "data.predict_path nowhere: no such file or folder", id="no-images"),
         pytest.param(["compare", "--seeds", "a"], 'Parser key "seeds"', id="compare-value"),
         pytest.param(["compare", "--epochs", "0"], "--epochs must be at least 1, got 0",
                      id="compare-epochs"),
@@ -153,7 +153,7 @@ def test_a_mistake_in_a_config_file_is_one_message(
         (["--model.loss=torch.nn.MSELoss"], "model.loss (MSELoss) fails on a dummy batch of 4"),
         (["--model.loss=torch.nn.CrossEntropyLoss", "--model.loss.reduction=none"],
          "model.loss (CrossEntropyLoss) returns shape (4,), not a scalar tensor"),
-        (["--model.net=torch.nn.Flatten"], "model.net must output 10 logits per image"),
+        (["--model.net=torch.nn.Flatten"], "model.net (Flatten) must output 10 logits per image"),
         (["--data.val_size=600"], "data.val_size must be smaller than the training set (600"),
     ],
     ids=["loss-needs-other-target", "loss-not-scalar", "net-not-ten-logits", "val-size"],
@@ -198,20 +198,25 @@ def test_a_value_error_about_an_argument_during_a_run_names_the_option(
 
 
 @pytest.mark.parametrize(
-    ("message", "section"),
+    ("message", "named"),
     [
-        ("batch_size must be a positive integer, got 0.", "data"),
-        ("data_dir nowhere holds no MNIST: copy the files there.", "data"),
-        ("net (MyNet) must output 10 logits per image, got (2, 7).", "model"),
-        ("diagnostics_every must be a positive integer, got 0.", "model"),
+        ("batch_size must be a positive integer, got 0.",
+         "data.batch_size must be a positive integer, got 0."),
+        ("data_dir nowhere holds no MNIST: copy the files there.",
+         "data.data_dir nowhere holds no MNIST: copy the files there. It is --data.data_dir, "
+         "--data-dir for compare, study and tune, DATA_DIR= for make."),
+        ("net (MyNet) must output 10 logits per image, got (2, 7).",
+         "model.net (MyNet) must output 10 logits per image, got (2, 7)."),
+        ("diagnostics_every must be a positive integer, got 0.",
+         "model.diagnostics_every must be a positive integer, got 0."),
         ("Expected more than 1 value per channel when training", None),
     ],
-)
+)  # fmt: skip
 def test_a_value_error_is_named_by_the_argument_it_begins_with(
-    message: str, section: str | None
+    message: str, named: str | None
 ) -> None:
-    named = option_error(ValueError(message))
-    assert (None if named is None else str(named)) == (section and f"{section}.{message}")
+    error = option_error(ValueError(message))
+    assert (None if error is None else str(error)) == named
 
 
 def test_missing_data_offline_says_where_the_files_go(
@@ -219,7 +224,8 @@ def test_missing_data_offline_says_where_the_files_go(
 ) -> None:
     args = ["fit", "--config", TUTORIAL, "--data.data_dir=empty"]
     err = _error(args, tmp_path, capsys, env=OFFLINE)
-    assert f"MNIST is not in {tmp_path}/empty/MNIST/raw" in err
+    assert "data.data_dir empty holds no MNIST" in err
+    assert f"missing from {tmp_path}/empty/MNIST/raw" in err
     assert "copy the four files train-images-idx3-ubyte.gz" in err
 
 
@@ -285,6 +291,6 @@ def test_a_folder_without_images_is_named(
     runs = sorted(p.name for p in (fitted / "logs" / "seed_cross_entropy").iterdir())
     err = cli_error(["predict", "--config", TUTORIAL, *args], capsys)
     assert "mnist-lit: skipped junk/notes.txt: not an image" in err
-    assert "mnist-lit: error: --data.predict_path junk: no readable image" in err
+    assert "mnist-lit: error: data.predict_path junk: no readable image" in err
     # It failed before it opened a run folder: no empty run is left behind.
     assert sorted(p.name for p in (fitted / "logs" / "seed_cross_entropy").iterdir()) == runs

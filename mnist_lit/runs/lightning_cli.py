@@ -289,6 +289,11 @@ class MNISTLightningCLI(LightningCLI):
 
 # The sections of the config whose classes' __init__ arguments are options.
 SECTIONS = {"model": MNISTClassifier, "data": MNISTDataModule}
+# Where an argument has other spellings on the command lines, they are named too.
+SPELLINGS = {
+    "data_dir": " It is --data.data_dir, --data-dir for compare, study and tune, "
+    "DATA_DIR= for make.",
+}
 
 
 def option_error(error: ValueError) -> MnistLitError | None:
@@ -299,7 +304,7 @@ def option_error(error: ValueError) -> MnistLitError | None:
     name = re.match(r"\w+", message)
     for section, cls in SECTIONS.items():
         if name is not None and name.group() in inspect.signature(cls).parameters:
-            return MnistLitError(f"{section}.{message}")
+            return MnistLitError(f"{section}.{message}{SPELLINGS.get(name.group(), '')}")
     return None
 
 
