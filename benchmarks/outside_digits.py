@@ -20,7 +20,7 @@ import torch
 from PIL import Image, ImageOps
 
 from mnist_lit.data.own_digits import mnist_style
-from mnist_lit.inference import load_trained_model
+from mnist_lit.runs.inference import load_trained_model
 
 SIDE, MARGIN = 64, 16
 

@@ -23,15 +23,15 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
-from mnist_lit.catalog import LEARNING_RATE, with_project_configs
 from mnist_lit.compare import command as compare
-from mnist_lit.completion import PrintCompletion
 from mnist_lit.data.datamodule import MNISTDataModule
-from mnist_lit.errors import MnistLitError, first_line
 from mnist_lit.export import command as export
 from mnist_lit.models.divergence import Diverged
-from mnist_lit.quiet import quiet
+from mnist_lit.runs.catalog import LEARNING_RATE, with_project_configs
+from mnist_lit.runs.completion import PrintCompletion
+from mnist_lit.runs.errors import MnistLitError, first_line
 from mnist_lit.runs.lightning_cli import MNISTArgumentParser, MNISTLightningCLI, options_named
+from mnist_lit.runs.quiet import quiet
 from mnist_lit.serve import command as serve
 from mnist_lit.study import command as study
 from mnist_lit.tuning import command as tune

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_lit.mnist import RAW_FILES
+from mnist_lit.data.mnist import RAW_FILES
 from tests.fake_mnist import write_fake_mnist
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ import pytest
 
 from mnist_lit.cli import main
 from mnist_lit.data import MNISTDataModule
-from mnist_lit.mnist import RAW_FILES
+from mnist_lit.data.mnist import RAW_FILES
 from tests.cli_helpers import CONSOLE_SCRIPT, FAST, TUTORIAL
 from tests.fake_mnist import LABEL_MAGIC, write_fake_mnist, write_idx
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_lit.checkpointing import AtomicCheckpointIO, read_checkpoint
 from mnist_lit.cli import main
-from mnist_lit.errors import MnistLitError
+from mnist_lit.runs.checkpointing import AtomicCheckpointIO, read_checkpoint
+from mnist_lit.runs.errors import MnistLitError
 from tests.cli_helpers import TUTORIAL, console, fake_data, with_pythonpath
 
 

@@ -10,8 +10,8 @@ from lightning.pytorch.plugins import MixedPrecision
 from torch import nn
 
 from mnist_lit import MNISTClassifier, MNISTDataModule, Quadratic, SoftmaxRegression
-from mnist_lit.diagnostics import output_probabilities, saturated_share
 from mnist_lit.losses import SigmoidQuadratic
+from mnist_lit.models.diagnostics import output_probabilities, saturated_share
 from mnist_lit.models.divergence import Diverged
 from tests.fake_mnist import square
 

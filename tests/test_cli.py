@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mnist_lit.checkpointing import read_checkpoint
 from mnist_lit.cli import LIGHTNING_COMMANDS, main
+from mnist_lit.runs.checkpointing import read_checkpoint
 from mnist_lit.runs.lightning_cli import MNISTLightningCLI
 from tests.cli_helpers import FAST, REPO, TUTORIAL, console, fake_data
 

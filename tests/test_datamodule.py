@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from mnist_lit import MNISTClassifier
 from mnist_lit.data import EpochShuffle, MNISTDataModule
-from mnist_lit.mnist import PIXEL_MEAN, PIXEL_STD
+from mnist_lit.data.mnist import PIXEL_MEAN, PIXEL_STD
 
 
 @pytest.fixture

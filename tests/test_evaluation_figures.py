@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnist_lit.cli import main
-from mnist_lit.evaluation_figures import EvaluationFigures
+from mnist_lit.runs.evaluation_figures import EvaluationFigures
 from tests.cli_helpers import REPO, TUTORIAL, console, fake_data, fit_one_epoch
 
 TESTED = Path("logs/seed_cross_entropy/version_1")

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from mnist_lit.cli import main
+from mnist_lit.data.mnist import PIXEL_MEAN, PIXEL_STD
 from mnist_lit.data.raw_files import read_split
 from mnist_lit.export import command as export_command
-from mnist_lit.inference import PixelClassifier
-from mnist_lit.mnist import PIXEL_MEAN, PIXEL_STD
 from mnist_lit.models import MNISTClassifier
+from mnist_lit.runs.inference import PixelClassifier
 from tests.cli_helpers import FAST, TUTORIAL, cli_error, console
 
 

@@ -13,9 +13,9 @@ from torchmetrics import Metric
 from torchmetrics.classification import MulticlassConfusionMatrix
 from torchmetrics.functional.classification import multiclass_calibration_error
 
-from mnist_lit import figures
-from mnist_lit.diagnostics import ReliabilityBins
-from mnist_lit.evaluation_figures import ConfidentMistakes, EvaluationSummary, Mistakes, draw
+from mnist_lit.models.diagnostics import ReliabilityBins
+from mnist_lit.runs import figures
+from mnist_lit.runs.evaluation_figures import ConfidentMistakes, EvaluationSummary, Mistakes, draw
 
 
 def _predictions(n: int = 500, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

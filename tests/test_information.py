@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from mnist_lit.information import cross_entropy, entropy, kl_divergence
+from mnist_lit.losses.information import cross_entropy, entropy, kl_divergence
 
 LABEL = [1.0, 0.0, 0.0, 0.0, 0.0]
 Q1 = [0.4, 0.3, 0.05, 0.05, 0.2]

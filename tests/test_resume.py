@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import CSVLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnist_lit.cli import TERMINATED, main
-from mnist_lit.tracking import keep_rows_before
+from mnist_lit.runs.tracking import keep_rows_before
 from tests.cli_helpers import FAST, REPO, TUTORIAL
 
 # A small CNN with dropout (random draws every step), momentum and a decaying learning rate

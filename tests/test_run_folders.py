@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mnist_lit.cli import main
-from mnist_lit.tracking import claim_version
+from mnist_lit.runs.tracking import claim_version
 from tests.cli_helpers import CONSOLE_SCRIPT, TUTORIAL, fake_data
 
 FITS = 4

@@ -22,7 +22,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from mnist_lit.data.own_digits import mnist_style
-from mnist_lit.inference import load_trained_model
+from mnist_lit.runs.inference import load_trained_model
 from tests.cli_helpers import CONSOLE_SCRIPT, cli_error, free_port
 from tests.digit_images import draw_one, draw_zero
 from tests.serve_helpers import (

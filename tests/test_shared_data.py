@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mnist_lit.data.datamodule import download_mnist
-from mnist_lit.mnist import RAW_FILES
+from mnist_lit.data.mnist import RAW_FILES
 from tests.fake_mnist import write_fake_mnist
 
 READ = """

@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from mnist_lit import MNISTClassifier, MNISTDataModule
-from mnist_lit.catalog import OPTIMIZERS
-from mnist_lit.checkpointing import read_checkpoint
 from mnist_lit.cli import main
-from mnist_lit.errors import MnistLitError
+from mnist_lit.runs.catalog import OPTIMIZERS
+from mnist_lit.runs.checkpointing import read_checkpoint
+from mnist_lit.runs.errors import MnistLitError
 from mnist_lit.runs.evaluation import TEMPERATURE_RANGE, calibrate
 from mnist_lit.runs.fit import FitCLI
 from mnist_lit.study.folder import StudyFolder, epochs_to_reach

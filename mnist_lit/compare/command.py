@@ -6,13 +6,13 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from mnist_lit.catalog import LOSSES
 from mnist_lit.compare.experiment import PRESETS, run_comparison
 from mnist_lit.compare.report import plot_curves, summary_table, write_csv
-from mnist_lit.errors import MnistLitError
-from mnist_lit.quiet import RUN_NOTICES, quiet
+from mnist_lit.runs.catalog import LOSSES
+from mnist_lit.runs.errors import MnistLitError
 from mnist_lit.runs.options import add_run_options, check_run_options
 from mnist_lit.runs.parser import OneMessageParser
+from mnist_lit.runs.quiet import RUN_NOTICES, quiet
 
 HELP = "Train several losses on the same data and weights; compare them epoch by epoch."
 

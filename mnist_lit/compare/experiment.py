@@ -13,10 +13,10 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from mnist_lit.catalog import LOSSES
 from mnist_lit.data import MNISTDataModule
-from mnist_lit.diagnostics import output_probabilities, per_sample_dcdz, saturated_share
 from mnist_lit.models import MLP, MNISTClassifier
+from mnist_lit.models.diagnostics import output_probabilities, per_sample_dcdz, saturated_share
+from mnist_lit.runs.catalog import LOSSES
 from mnist_lit.runs.evaluation import evaluate, split_logits
 from mnist_lit.runs.fit import Fit, fit
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mnist_lit.compare.experiment import Row
-from mnist_lit.figures import Panel, learning_curves
+from mnist_lit.runs.figures import Panel, learning_curves
 
 # The metrics of each split (as runs.evaluation names them), between the labels and dC/dz.
 _METRICS = [

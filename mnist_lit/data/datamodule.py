@@ -14,11 +14,11 @@ from torch.utils.data import DataLoader
 from torchvision.datasets import MNIST
 
 from mnist_lit.data.batches import EpochShuffle, TensorPairs, whole_batch
+from mnist_lit.data.hyperparameters import TrackedHyperparameters
+from mnist_lit.data.mnist import NUM_CLASSES, RAW_FILES, TRAIN_SET_SIZE
 from mnist_lit.data.own_digits import load_digits
 from mnist_lit.data.pixels import network_input
 from mnist_lit.data.raw_files import extract_archives, raw_folder, read_split
-from mnist_lit.hyperparameters import TrackedHyperparameters
-from mnist_lit.mnist import NUM_CLASSES, RAW_FILES, TRAIN_SET_SIZE
 
 
 def check_label_noise(share: float, option: str = "label_noise") -> None:

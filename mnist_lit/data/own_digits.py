@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageFilter, UnidentifiedImageError
 from torch import Tensor
 
-from mnist_lit.mnist import IMAGE_SIDE
+from mnist_lit.data.mnist import IMAGE_SIDE
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from mnist_lit.mnist import PIXEL_MEAN, PIXEL_STD
+from mnist_lit.data.mnist import PIXEL_MEAN, PIXEL_STD
 
 
 def network_input(images: Tensor, normalize: bool) -> Tensor:

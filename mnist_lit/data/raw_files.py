@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mnist_lit.mnist import IMAGE_SIDE, NUM_CLASSES, RAW_FILES
+from mnist_lit.data.mnist import IMAGE_SIDE, NUM_CLASSES, RAW_FILES
 
 IMAGE_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 LABEL_MAGIC = 0x00000801  # unsigned bytes, 1 dimension

@@ -9,13 +9,13 @@ from pathlib import Path
 
 from jsonargparse import Namespace
 
-from mnist_lit.checkpointing import find_checkpoint, run_checkpoint_folders
 from mnist_lit.data.datamodule import download_mnist
 from mnist_lit.data.raw_files import read_split
-from mnist_lit.errors import MnistLitError
 from mnist_lit.export.check import check_export
 from mnist_lit.export.formats import FORMATS, load_runner, write_model
-from mnist_lit.inference import TrainedModel, load_trained_model
+from mnist_lit.runs.checkpointing import find_checkpoint, run_checkpoint_folders
+from mnist_lit.runs.errors import MnistLitError
+from mnist_lit.runs.inference import TrainedModel, load_trained_model
 from mnist_lit.runs.parser import OneMessageParser
 
 HELP = "Export a checkpoint as ONNX or a torch.export program, checked on MNIST's test images."

@@ -2,7 +2,7 @@
 
 Every exported model takes ``pixels``, ``(batch, 28, 28)`` uint8, any batch size, and
 returns ``logits`` and ``probabilities``, ``(batch, 10)`` float32 each: the
-:class:`~mnist_lit.inference.PixelClassifier` of the checkpoint, preprocessing included.
+:class:`~mnist_lit.runs.inference.PixelClassifier` of the checkpoint, preprocessing included.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mnist_lit.errors import MnistLitError, first_line
-from mnist_lit.mnist import IMAGE_SIDE
+from mnist_lit.data.mnist import IMAGE_SIDE
+from mnist_lit.runs.errors import MnistLitError, first_line
 
 INPUT_NAME = "pixels"
 OUTPUT_NAMES = ("logits", "probabilities")

@@ -21,18 +21,19 @@ from torchmetrics.classification import (
     MulticlassConfusionMatrix,
 )
 
-from mnist_lit.diagnostics import (
+from mnist_lit.data.hyperparameters import TrackedHyperparameters
+from mnist_lit.data.mnist import IMAGE_SIDE, NUM_CLASSES
+from mnist_lit.losses import CrossEntropy
+from mnist_lit.models.diagnostics import (
     ReliabilityBins,
     brier_score,
     output_probabilities,
     per_sample_dcdz,
     saturated_share,
 )
-from mnist_lit.hyperparameters import TrackedHyperparameters, describe
-from mnist_lit.losses import CrossEntropy
-from mnist_lit.mnist import IMAGE_SIDE, NUM_CLASSES
 from mnist_lit.models.divergence import StopOnDivergence
 from mnist_lit.models.nets import SoftmaxRegression
+from mnist_lit.models.parts import describe
 
 Batch = tuple[Tensor, Tensor]
 LOSS_CONTRACT = (

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from lightning.pytorch.core.mixins import HyperparametersMixin
 from torch import Tensor, nn
 
-from mnist_lit.mnist import IMAGE_PIXELS, NUM_CLASSES
+from mnist_lit.data.mnist import IMAGE_PIXELS, NUM_CLASSES
 
 
 class SoftmaxRegression(nn.Module):

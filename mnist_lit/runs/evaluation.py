@@ -19,9 +19,9 @@ from torch import Tensor
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 from mnist_lit.data import MNISTDataModule
-from mnist_lit.diagnostics import brier_score
-from mnist_lit.mnist import NUM_CLASSES
+from mnist_lit.data.mnist import NUM_CLASSES
 from mnist_lit.models import MNISTClassifier
+from mnist_lit.models.diagnostics import brier_score
 
 CHUNK = 5_000  # images per forward pass: the whole split would need a large activation
 # The temperatures searched: wide enough for logits on any loss's scale (the square loss on

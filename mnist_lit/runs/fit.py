@@ -22,13 +22,13 @@ from jsonargparse import Namespace
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser
 
-from mnist_lit.catalog import LEARNING_RATE, config_path
-from mnist_lit.checkpointing import read_checkpoint
 from mnist_lit.models import MNISTClassifier
 from mnist_lit.models.divergence import Diverged
-from mnist_lit.quiet import RUN_NOTICES, quiet
+from mnist_lit.runs.catalog import LEARNING_RATE, config_path
+from mnist_lit.runs.checkpointing import read_checkpoint
 from mnist_lit.runs.evaluation import calibrate, evaluate
 from mnist_lit.runs.lightning_cli import MNISTArgumentParser, MNISTLightningCLI
+from mnist_lit.runs.quiet import RUN_NOTICES, quiet
 
 
 @dataclass(frozen=True)

@@ -27,21 +27,21 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from mnist_lit.catalog import CONFIGS
-from mnist_lit.checkpointing import (
+from mnist_lit.data import MNISTDataModule
+from mnist_lit.models import MNISTClassifier
+from mnist_lit.runs.catalog import CONFIGS
+from mnist_lit.runs.checkpointing import (
     check_checkpoint_fits,
     checkpoint_folders,
     continued_run,
     find_checkpoint,
     read_checkpoint,
 )
-from mnist_lit.data import MNISTDataModule
-from mnist_lit.errors import MnistLitError, first_line
-from mnist_lit.evaluation_figures import EvaluationFigures
-from mnist_lit.models import MNISTClassifier
-from mnist_lit.prediction_writer import PredictionCSV
+from mnist_lit.runs.errors import MnistLitError, first_line
+from mnist_lit.runs.evaluation_figures import EvaluationFigures
 from mnist_lit.runs.parser import OneMessageParser
-from mnist_lit.tracking import (
+from mnist_lit.runs.prediction_writer import PredictionCSV
+from mnist_lit.runs.tracking import (
     EXTRAS,
     ConfigToTrackers,
     hide_from_step,

@@ -7,7 +7,7 @@ import argparse
 
 import torch
 
-from mnist_lit.errors import MnistLitError
+from mnist_lit.runs.errors import MnistLitError
 from mnist_lit.runs.parser import OneMessageParser
 
 

@@ -1,5 +1,5 @@
 """The command line's parsers: every mistake in the options is one
-:class:`~mnist_lit.errors.MnistLitError` naming the option."""
+:class:`~mnist_lit.runs.errors.MnistLitError` naming the option."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import NoReturn
 
 from jsonargparse import ArgumentParser
 
-from mnist_lit.errors import MnistLitError
+from mnist_lit.runs.errors import MnistLitError
 
 
 class OneMessageParser(ArgumentParser):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mnist_lit.errors import MnistLitError
+from mnist_lit.runs.errors import MnistLitError
 
 
 def make_folder(folder: Path) -> None:

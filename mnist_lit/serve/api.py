@@ -14,7 +14,7 @@ from litserve.loops import BatchedLoop
 from starlette.responses import Response
 from torch import Tensor
 
-from mnist_lit.inference import PixelClassifier, load_trained_model
+from mnist_lit.runs.inference import PixelClassifier, load_trained_model
 from mnist_lit.serve.inputs import forwarded_image
 
 

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 
 from jsonargparse import Namespace
 
-from mnist_lit.errors import MnistLitError, first_line
-from mnist_lit.inference import TrainedModel, load_trained_model
-from mnist_lit.quiet import quiet
+from mnist_lit.runs.errors import MnistLitError, first_line
+from mnist_lit.runs.inference import TrainedModel, load_trained_model
 from mnist_lit.runs.parser import OneMessageParser
+from mnist_lit.runs.quiet import quiet
 from mnist_lit.serve.inputs import Limits
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
+from mnist_lit.data.mnist import IMAGE_SIDE
 from mnist_lit.data.own_digits import Limits, mnist_style
-from mnist_lit.mnist import IMAGE_SIDE
 
 IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG"}
 JSON_TYPE = "application/json"

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from mnist_lit.data.raw_files import keep_in_memory
-from mnist_lit.errors import MnistLitError, first_line
-from mnist_lit.quiet import NOISE_AND_SRUN, quiet
+from mnist_lit.runs.errors import MnistLitError, first_line
 from mnist_lit.runs.fit import Fit, FitResult, fit
+from mnist_lit.runs.quiet import NOISE_AND_SRUN, quiet
 
 if TYPE_CHECKING:
     from distributed import Client

@@ -8,11 +8,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from mnist_lit.catalog import OPTIMIZERS
-from mnist_lit.errors import MnistLitError
-from mnist_lit.quiet import RUN_NOTICES, quiet
+from mnist_lit.runs.catalog import OPTIMIZERS
+from mnist_lit.runs.errors import MnistLitError
 from mnist_lit.runs.options import add_run_options, check_run_options
 from mnist_lit.runs.parser import OneMessageParser
+from mnist_lit.runs.quiet import RUN_NOTICES, quiet
 from mnist_lit.study.plan import CONFIG_OPTIMIZER, STUDY_LOSSES, STUDY_NETWORKS, Plan, make_plan
 
 HELP = (

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from mnist_lit.errors import MnistLitError
+from mnist_lit.runs.errors import MnistLitError
 from mnist_lit.runs.fit import FitResult
 from mnist_lit.runs.records import differences, make_folder
 from mnist_lit.study.plan import STUDY_NETWORKS, Plan

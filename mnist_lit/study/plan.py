@@ -1,7 +1,7 @@
 """What ``mnist-lit study`` trains: three networks, four losses, and the budget.
 
 The networks are those of ``configs/cross_entropy.yaml``, ``configs/mlp.yaml`` and
-``configs/cnn.yaml``, read from those files (:mod:`mnist_lit.catalog`), trained with their
+``configs/cnn.yaml``, read from those files (:mod:`mnist_lit.runs.catalog`), trained with their
 config's SGD or with Adam. Each is tuned on its optimiser's learning rate, over a log range
 of that optimiser wide enough for every loss (SGD's: the quadratic cost's gradients are
 tens of times smaller than cross-entropy's, and the square loss on logits diverges where
@@ -19,14 +19,14 @@ from typing import Any
 import numpy as np
 import yaml
 
-from mnist_lit.catalog import LEARNING_RATE, LOSSES, NETWORKS, OPTIMIZERS
-from mnist_lit.errors import MnistLitError
+from mnist_lit.runs.catalog import LEARNING_RATE, LOSSES, NETWORKS, OPTIMIZERS
+from mnist_lit.runs.errors import MnistLitError
 from mnist_lit.runs.fit import Fit
 from mnist_lit.study.halving import round_epochs
 
-# The losses compared, by their names in mnist_lit.catalog.LOSSES.
+# The losses compared, by their names in mnist_lit.runs.catalog.LOSSES.
 STUDY_LOSSES = ("ce", "softmax_twice", "quadratic", "square_logits")
-# The optimiser of the networks' configs, by its name in mnist_lit.catalog.OPTIMIZERS.
+# The optimiser of the networks' configs, by its name in mnist_lit.runs.catalog.OPTIMIZERS.
 CONFIG_OPTIMIZER = "sgd"
 
 
@@ -34,8 +34,8 @@ CONFIG_OPTIMIZER = "sgd"
 class Network:
     """One network of the study, and how its learning rate is searched."""
 
-    name: str  # in mnist_lit.catalog.NETWORKS and in the study's files
-    # Per optimiser (by its name in mnist_lit.catalog.OPTIMIZERS), the lowest and highest
+    name: str  # in mnist_lit.runs.catalog.NETWORKS and in the study's files
+    # Per optimiser (by its name in mnist_lit.runs.catalog.OPTIMIZERS), the lowest and highest
     # rate tried; the others lie evenly between on the log scale.
     lr_ranges: dict[str, tuple[float, float]]
     threshold: float  # the validation accuracy whose epoch of arrival is reported

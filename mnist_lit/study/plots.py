@@ -7,8 +7,8 @@ from typing import TypeVar
 
 from matplotlib.figure import Figure
 
-from mnist_lit.catalog import LOSSES
-from mnist_lit.figures import new_figure
+from mnist_lit.runs.catalog import LOSSES
+from mnist_lit.runs.figures import new_figure
 from mnist_lit.study.folder import SeedResult, TuningResult
 from mnist_lit.study.stats import t_interval
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mnist_lit.catalog import LEARNING_RATE, LOSSES, NETWORKS
+from mnist_lit.runs.catalog import LEARNING_RATE, LOSSES, NETWORKS
 from mnist_lit.study.folder import SeedResult, StudyFolder, TuningResult
 from mnist_lit.study.plots import accuracy_intervals, rate_sensitivity
 from mnist_lit.study.stats import holm, mcnemar_exact, paired_t_test, t_interval

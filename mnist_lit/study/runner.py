@@ -19,7 +19,7 @@ import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
-from mnist_lit.errors import MnistLitError, first_line
+from mnist_lit.runs.errors import MnistLitError, first_line
 from mnist_lit.runs.fit import Fit, FitResult
 from mnist_lit.study.folder import SeedResult, StudyFolder, TuningFit, TuningResult, record_of
 from mnist_lit.study.plan import STUDY_NETWORKS, Plan

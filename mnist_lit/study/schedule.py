@@ -6,7 +6,7 @@ but that pair's round before, and the results are the same for any number of wor
 
 from __future__ import annotations
 
-from mnist_lit.errors import MnistLitError
+from mnist_lit.runs.errors import MnistLitError
 from mnist_lit.study import halving
 from mnist_lit.study.folder import SeedFit, SeedResult, StudyFolder, TuningFit, TuningResult
 from mnist_lit.study.plan import Network, Plan

@@ -7,9 +7,9 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from mnist_lit.errors import MnistLitError
-from mnist_lit.quiet import RUN_NOTICES, quiet
+from mnist_lit.runs.errors import MnistLitError
 from mnist_lit.runs.parser import OneMessageParser
+from mnist_lit.runs.quiet import RUN_NOTICES, quiet
 from mnist_lit.tuning.search import load_search
 from mnist_lit.tuning.spec import OBJECTIVES, TuneSpec
 

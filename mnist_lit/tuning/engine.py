@@ -30,7 +30,7 @@ from optuna_integration import PyTorchLightningPruningCallback
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from mnist_lit.errors import MnistLitError, first_line
+from mnist_lit.runs.errors import MnistLitError, first_line
 from mnist_lit.runs.fit import Fit, FitCLI, ValidationCurve, fit
 from mnist_lit.runs.records import differences, make_folder
 from mnist_lit.tuning.spec import TuneSpec

@@ -15,12 +15,12 @@ import numpy as np
 from lightning.pytorch.cli import LightningArgumentParser
 from lightning.pytorch.tuner import Tuner
 
-from mnist_lit.catalog import LEARNING_RATE
-from mnist_lit.errors import MnistLitError
-from mnist_lit.figures import lr_finder_curve
+from mnist_lit.runs.catalog import LEARNING_RATE
+from mnist_lit.runs.errors import MnistLitError
+from mnist_lit.runs.figures import lr_finder_curve
 from mnist_lit.runs.lightning_cli import BATCH_SIZE_REFUSAL, MNISTLightningCLI
 from mnist_lit.runs.parser import OneMessageParser
-from mnist_lit.tracking import log_figure
+from mnist_lit.runs.tracking import log_figure
 
 HELP = "Find a learning rate: Lightning's range test on a config, with its plot."
 DESCRIPTION = (

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mnist_lit.catalog import LEARNING_RATE
-from mnist_lit.errors import MnistLitError
+from mnist_lit.runs.catalog import LEARNING_RATE
+from mnist_lit.runs.errors import MnistLitError
 
 if TYPE_CHECKING:
     import optuna

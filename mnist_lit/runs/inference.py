@@ -15,10 +15,10 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from mnist_lit.checkpointing import read_checkpoint
 from mnist_lit.data.pixels import network_input
-from mnist_lit.errors import MnistLitError, first_line
 from mnist_lit.models import MNISTClassifier
+from mnist_lit.runs.checkpointing import read_checkpoint
+from mnist_lit.runs.errors import MnistLitError, first_line
 
 
 class PixelClassifier(nn.Module):

@@ -1,5 +1,5 @@
-"""Hyperparameters: parts built in Python described as LightningCLI records them, and what
-the trackers are told of a model's and a data module's hyperparameters."""
+"""The model's parts (network, loss, optimiser, schedule) built in Python, described as
+LightningCLI records them: ``class_path`` and ``init_args``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import inspect
 from typing import Any
 
 from lightning.pytorch.core.mixins import HyperparametersMixin
-from lightning.pytorch.utilities import AttributeDict
 from torch import nn
 
 
@@ -52,16 +51,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return {k: _plain(v) for k, v in value.items()}
     raise TypeError(f"not a plain value: {type(value).__name__}")
-
-
-class TrackedHyperparameters:
-    """A LightningModule's or LightningDataModule's hyperparameters as the trackers and
-    ``hparams.yaml`` get them: those of the checkpoint without LightningCLI's
-    ``_instantiator``, its record of how to rebuild the parts, which the checkpoint keeps
-    (``load_from_checkpoint`` needs it) and a tracker has no use for."""
-
-    @property
-    def hparams_initial(self) -> AttributeDict:
-        hparams: AttributeDict = super().hparams_initial  # type: ignore[misc]
-        hparams.pop("_instantiator", None)
-        return hparams

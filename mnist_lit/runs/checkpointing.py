@@ -19,8 +19,8 @@ from jsonargparse import Namespace
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
-from mnist_lit.errors import MnistLitError, first_line
-from mnist_lit.tracking import runs_folder, version_number
+from mnist_lit.runs.errors import MnistLitError, first_line
+from mnist_lit.runs.tracking import runs_folder, version_number
 
 # As configs/defaults.yaml names the two checkpoints (checkpoint, last_checkpoint).
 LAST_FILENAME = "last"

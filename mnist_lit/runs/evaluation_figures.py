@@ -17,10 +17,10 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from mnist_lit import figures
-from mnist_lit.figures import CalibrationBins
 from mnist_lit.models import MNISTClassifier
-from mnist_lit.tracking import log_figure
+from mnist_lit.runs import figures
+from mnist_lit.runs.figures import CalibrationBins
+from mnist_lit.runs.tracking import log_figure
 
 
 class Mistakes(NamedTuple):

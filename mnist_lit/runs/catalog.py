@@ -15,11 +15,11 @@ from pathlib import Path
 
 from torch import nn
 
-from mnist_lit.errors import MnistLitError
+from mnist_lit.runs.errors import MnistLitError
 
 # The project's configs: the repository's configs/ (the package's configs/ links to it),
 # shipped inside the wheel.
-CONFIGS = (Path(__file__).parent / "configs").resolve()
+CONFIGS = (Path(__file__).parents[1] / "configs").resolve()
 # The options that name a config file, in every command.
 CONFIG_OPTIONS = ("--config", "--search")
 

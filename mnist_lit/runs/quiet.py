@@ -36,7 +36,7 @@ RUN_NOTICES = {"lightning.pytorch": logging.WARNING, "lightning.fabric": logging
 class _LightningChatter(logging.Filter):
     """Drops Lightning's tips that advertise cloud services, and its notice that it loads a
     checkpoint with ``weights_only=False``: it loads lr_find's own, or one that
-    :func:`~mnist_lit.checkpointing.read_checkpoint` has checked first."""
+    :func:`~mnist_lit.runs.checkpointing.read_checkpoint` has checked first."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith(("💡 Tip", "`weights_only` was not set"))

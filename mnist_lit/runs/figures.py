@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike, NDArray
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-from mnist_lit.diagnostics import reliability_bins
-from mnist_lit.mnist import NUM_CLASSES
+from mnist_lit.data.mnist import NUM_CLASSES
+from mnist_lit.models.diagnostics import reliability_bins
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -137,7 +137,7 @@ class CalibrationBins:
 
     @classmethod
     def from_tensor(cls, bins: Any) -> CalibrationBins:
-        """The bins of :func:`~mnist_lit.diagnostics.reliability_bins`: a ``(3, n_bins)``
+        """The bins of :func:`~mnist_lit.models.diagnostics.reliability_bins`: a ``(3, n_bins)``
         tensor of counts, confidence sums and numbers right."""
         count, confidence, correct = _array(bins).astype(float)
         return cls(count, confidence, correct)

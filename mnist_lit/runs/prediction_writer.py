@@ -15,8 +15,8 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor
 
 from mnist_lit.data import MNISTDataModule
-from mnist_lit.errors import MnistLitError
-from mnist_lit.mnist import NUM_CLASSES
+from mnist_lit.data.mnist import NUM_CLASSES
+from mnist_lit.runs.errors import MnistLitError
 
 
 class PredictionCSV(BasePredictionWriter):
