@@ -9,7 +9,7 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, DistributedSampler
 
 from mnist_lit import MNISTClassifier
-from mnist_lit.data import EpochShuffle, MNISTDataModule
+from mnist_lit.data import MNISTDataModule
 from mnist_lit.data.mnist import PIXEL_MEAN, PIXEL_STD
 
 
@@ -79,7 +79,7 @@ def test_shuffle_is_reproducible_per_epoch_and_differs_across_epochs(
     epoch0 = _all_labels(loader)
     assert torch.equal(epoch0, _all_labels(again))
     sampler = loader.sampler
-    assert isinstance(sampler, EpochShuffle)
+    assert isinstance(sampler, DistributedSampler)
     sampler.set_epoch(1)  # as Lightning does before each epoch
     epoch1 = _all_labels(loader)
     sampler.set_epoch(0)
@@ -136,11 +136,12 @@ def _fit(datamodule: MNISTDataModule, **trainer_options: Any) -> tuple[L.Trainer
     return trainer, recorder
 
 
-def test_lightning_shards_the_loaders_with_its_distributed_sampler(
+def test_under_ddp_the_order_is_the_data_modules_seed_and_lightning_shards_the_rest(
     datamodule: MNISTDataModule, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # One process of DDP: Lightning puts its DistributedSampler in place of ours, as it
-    # does for several (tests/test_ddp.py runs two).
+    # One process of DDP: Lightning keeps the training loader's DistributedSampler, seeded
+    # by the data module (not seed_everything), and puts its own on the evaluation loaders
+    # (tests/test_multinode.py runs two processes).
     for name in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "NODE_RANK",
                  "PL_GLOBAL_SEED"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
@@ -150,12 +151,14 @@ def test_lightning_shards_the_loaders_with_its_distributed_sampler(
     finally:
         torch.distributed.destroy_process_group()
     train, val = recorder.samplers[0], getattr(trainer.val_dataloaders, "sampler", None)
-    assert isinstance(train, DistributedSampler) and train.shuffle and train.seed == 5
+    assert isinstance(train, DistributedSampler) and train.shuffle
+    assert train.seed == datamodule.seed != 5
     assert isinstance(val, DistributedSampler) and not val.shuffle
     # Its order: the permutation of seed + epoch, new every epoch.
     labels = datamodule.splits["train"][1]
     for epoch, seen in enumerate(recorder.epochs):
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(5 + epoch))
+        seed = datamodule.seed + epoch
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
         assert torch.equal(torch.cat(seen), labels[order])
 
 

@@ -1,4 +1,4 @@
-from mnist_lit.data.batches import EpochShuffle, TensorPairs
+from mnist_lit.data.batches import TensorPairs
 from mnist_lit.data.datamodule import MNISTDataModule
 
-__all__ = ["EpochShuffle", "MNISTDataModule", "TensorPairs"]
+__all__ = ["MNISTDataModule", "TensorPairs"]

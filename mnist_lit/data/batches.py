@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset, RandomSampler
+from torch.utils.data import Dataset
 
 
 class TensorPairs(Dataset[tuple[Tensor, Tensor]]):
@@ -36,19 +36,3 @@ class TensorPairs(Dataset[tuple[Tensor, Tensor]]):
 def whole_batch(batch: Any) -> Any:
     """The DataLoader's ``collate_fn``: :meth:`TensorPairs.__getitems__` returns a batch."""
     return batch
-
-
-class EpochShuffle(RandomSampler):
-    """A new order every epoch, drawn from ``seed + epoch`` as ``DistributedSampler`` does:
-    the same in every run, and the same after resuming at an epoch, since Lightning calls
-    :meth:`set_epoch` before each epoch. Under DDP, Lightning puts its own
-    ``DistributedSampler`` in its place."""
-
-    def __init__(self, data_source: TensorPairs, seed: int) -> None:
-        super().__init__(data_source, generator=torch.Generator())
-        self.seed = seed
-        self.set_epoch(0)
-
-    def set_epoch(self, epoch: int) -> None:
-        assert self.generator is not None
-        self.generator.manual_seed(self.seed + epoch)

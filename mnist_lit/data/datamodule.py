@@ -10,10 +10,10 @@ from pathlib import Path
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 from torchvision.datasets import MNIST
 
-from mnist_lit.data.batches import EpochShuffle, TensorPairs, whole_batch
+from mnist_lit.data.batches import TensorPairs, whole_batch
 from mnist_lit.data.hyperparameters import TrackedHyperparameters
 from mnist_lit.data.mnist import NUM_CLASSES, RAW_FILES, TRAIN_SET_SIZE
 from mnist_lit.data.own_digits import load_digits
@@ -75,9 +75,9 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
 
     The images are held once as ``uint8`` tensors (on the GPU when training there) and
     converted to float per batch, on the device, in :meth:`on_after_batch_transfer`. The
-    loaders are plain ``DataLoader``s, so Lightning shards them under DDP (with its
-    ``DistributedSampler``, which shuffles by ``seed_everything``'s seed and pads a split
-    that does not divide evenly) and applies ``overfit_batches`` and ``limit_*_batches``.
+    loaders are plain ``DataLoader``s, so Lightning shards the evaluation splits under DDP
+    (with its ``DistributedSampler``, which pads a split that does not divide evenly) and
+    applies ``overfit_batches`` and ``limit_*_batches``.
 
     Args:
         data_dir: folder holding ``MNIST/raw/`` (downloaded there when missing).
@@ -185,13 +185,23 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            sampler=EpochShuffle(dataset, self.seed) if shuffle else None,
+            sampler=self._shuffle(dataset) if shuffle else None,
             collate_fn=whole_batch,
             num_workers=0,
             # Every iterator draws a seed for workers from this generator; from the global
             # one, which dropout draws from, a resumed run's draws would be one off.
             generator=torch.Generator(),
         )
+
+    def _shuffle(self, dataset: TensorPairs) -> DistributedSampler:
+        """A new order every epoch, drawn from ``seed + epoch``: the same in every run and
+        after resuming at an epoch (Lightning calls ``set_epoch`` before each one). Under DDP
+        each process takes its share of that one order, so two processes of 32 images a
+        step train on the batches of one process of 64; Lightning keeps a sampler that
+        is a ``DistributedSampler`` already."""
+        trainer = self.trainer
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        return DistributedSampler(dataset, replicas, rank, shuffle=True, seed=self.seed)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.splits["train"], self.batch_size, shuffle=True)
