@@ -232,3 +232,42 @@ def test_square_loss_needs_no_softmax_and_keeps_the_contract() -> None:
     assert SquareLoss.activation == "softmax"
     with pytest.raises(ValueError, match="true_class_weight must be positive"):
         SquareLoss(true_class_weight=0.0)
+
+
+# --- the contenders: squentropy and the multi-class hinge, against loops by hand ----------
+
+from mnist_lit.losses import MulticlassHinge, Squentropy  # noqa: E402
+
+
+def _rows() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(6, 10, generator=generator) * 3, torch.arange(6) % 10
+
+
+def test_squentropy_is_cross_entropy_plus_the_wrong_classes_mean_square() -> None:
+    logits, target = _rows()
+    total = 0.0
+    for z, y in zip(logits.tolist(), target.tolist(), strict=True):
+        log_sum = math.log(sum(math.exp(v) for v in z))
+        wrong = [v * v for i, v in enumerate(z) if i != y]
+        total += (log_sum - z[y]) + sum(wrong) / len(wrong)
+    assert Squentropy()(logits, target).item() == pytest.approx(total / len(logits), rel=1e-5)
+
+
+def test_multiclass_hinge_is_the_weston_watkins_margin() -> None:
+    logits, target = _rows()
+    for margin in (1.0, 2.5):
+        total = 0.0
+        for z, y in zip(logits.tolist(), target.tolist(), strict=True):
+            total += sum(max(0.0, margin - z[y] + v) for i, v in enumerate(z) if i != y) / len(z)
+        loss = MulticlassHinge(margin)(logits, target).item()
+        assert loss == pytest.approx(total / len(logits), rel=1e-5)
+    with pytest.raises(ValueError, match="margin must be positive"):
+        MulticlassHinge(0.0)
+
+
+@pytest.mark.parametrize("loss", [Squentropy(), MulticlassHinge()])
+def test_contenders_keep_the_contract(loss: torch.nn.Module) -> None:
+    with pytest.raises(ValueError, match="target must have shape"):
+        loss(torch.zeros(4, 10), torch.zeros(3, dtype=torch.long))
+    assert loss.activation == "softmax"

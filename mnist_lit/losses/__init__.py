@@ -17,16 +17,19 @@ from mnist_lit.losses.cross_entropy import (
     LabelSmoothingCrossEntropy,
     SoftmaxTwiceCrossEntropy,
 )
+from mnist_lit.losses.margin import MulticlassHinge
 from mnist_lit.losses.quadratic import Quadratic, SigmoidQuadratic
-from mnist_lit.losses.square import SquareLoss
+from mnist_lit.losses.square import SquareLoss, Squentropy
 
 __all__ = [
     "BinaryCrossEntropy",
     "CrossEntropy",
     "FocalLoss",
     "LabelSmoothingCrossEntropy",
+    "MulticlassHinge",
     "Quadratic",
     "SigmoidQuadratic",
     "SoftmaxTwiceCrossEntropy",
     "SquareLoss",
+    "Squentropy",
 ]

@@ -6,10 +6,14 @@ gradient :math:`\\partial C_x / \\partial z_k = \\tfrac{2}{K}(z_k - y_k)` carrie
 activation's derivative, so it does not vanish when an output is confidently wrong; but it
 also does not saturate when an output is confidently right, which is why large learning
 rates make it diverge.
+
+Squentropy (Hui, Belkin and Wright, ICML 2023) adds the square term of the wrong classes to
+cross-entropy.
 """
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from lightning.pytorch.core.mixins import HyperparametersMixin
 from torch import Tensor, nn
 
@@ -59,3 +63,30 @@ class SquareLoss(HyperparametersMixin, nn.Module):
         one_hot = one_hot_like(logits, target)
         weights = 1 + (self.true_class_weight - 1) * one_hot
         return (weights * (logits - self.true_class_target * one_hot).square()).mean()
+
+
+class Squentropy(nn.Module):
+    r"""Squentropy (Hui, Belkin and Wright, ICML 2023): cross-entropy plus the mean, over the
+    wrong classes, of the squared logits.
+
+    .. math:: C = \frac{1}{B} \sum_b \Bigl[-\log \operatorname{softmax}(z_b)_{y_b}
+        + \frac{1}{K - 1} \sum_{i \ne y_b} z_{b,i}^2\Bigr]
+
+    The square term pulls the wrong classes' logits to 0, which cross-entropy alone lets
+    drift to minus infinity; its authors report better calibration at cross-entropy's
+    learning rate.
+
+    Example:
+        >>> import torch
+        >>> logits = torch.tensor([[2.0, 1.0, 0.0]])
+        >>> round(Squentropy()(logits, torch.tensor([0])).item(), 4)  # 0.4076 + (1 + 0) / 2
+        0.9076
+    """
+
+    activation = "softmax"
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        check_logits_and_target(logits, target)
+        wrong = 1 - one_hot_like(logits, target)
+        square = (wrong * logits.square()).sum(dim=-1) / (logits.shape[-1] - 1)
+        return F.cross_entropy(logits, target) + square.mean()

@@ -90,6 +90,8 @@ LOSSES = {
     "bce": Entry("mnist_lit.losses.BinaryCrossEntropy", "binary cross-entropy"),
     "label_smoothing": Entry("mnist_lit.losses.LabelSmoothingCrossEntropy", "label-smoothed CE"),
     "focal": Entry("mnist_lit.losses.FocalLoss", "focal loss"),
+    "squentropy": Entry("mnist_lit.losses.Squentropy", "squentropy"),
+    "hinge": Entry("mnist_lit.losses.MulticlassHinge", "multi-class hinge"),
 }
 NETWORKS = {
     "softmax_regression": Entry(
