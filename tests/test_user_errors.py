@@ -238,6 +238,25 @@ def test_a_log_folder_that_cannot_be_made_is_named(
     assert "taken/logs" in err and "Not a directory" in err
 
 
+def test_a_second_run_without_a_logger_keeps_the_first(
+    fake_mnist_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Without a logger a run writes into the working folder itself: a second one there
+    # would write over the first's config and checkpoints.
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", "--config", TUTORIAL, "--trainer.max_epochs=1", "--trainer.logger=false",
+            *fake_data(fake_mnist_dir)]  # fmt: skip
+    main(args)
+    written = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert tmp_path / "config.yaml" in written
+    err = cli_error(args, capsys)
+    assert f"{tmp_path} holds a run already" in err and "--trainer.default_root_dir" in err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == written
+
+
 @pytest.fixture
 def fitted(fake_mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """``tmp_path``, where the tutorial's config was fitted for one epoch."""

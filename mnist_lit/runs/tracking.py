@@ -28,6 +28,8 @@ from lightning.pytorch.loggers import (
 from lightning.pytorch.utilities import rank_zero_only
 from matplotlib.figure import Figure
 
+from mnist_lit.runs.errors import MnistLitError
+
 # Loggers that write into the run folder itself: <save_dir>/<name>/version_<N>.
 _FOLDER_LOGGERS = ("CSVLogger", "TensorBoardLogger")
 # The extra of this package that brings a tracker's own package.
@@ -188,6 +190,22 @@ class ConfigToTrackers(SaveConfigCallback):
     """Saves the resolved config as ``config.yaml`` in the run folder, as LightningCLI does,
     and gives it to every tracker too; the model's and data's hyperparameters reach them
     through Lightning itself."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # Overridden: a run folder that holds a run already (the working folder itself,
+        # with --trainer.logger false) is one message, not Lightning's traceback.
+        try:
+            super().setup(trainer, pl_module, stage)
+        except RuntimeError as error:
+            if "to NOT exist" not in str(error):
+                raise
+            folder = trainer.log_dir
+            raise MnistLitError(
+                f"{folder} holds a run already ({self.config_filename}, its checkpoints), and "
+                "this run would write over it: with --trainer.logger false a run writes into "
+                "--trainer.default_root_dir itself. Give another --trainer.default_root_dir, "
+                "or keep the logger (each run its own logs/<experiment>/version_<N>/)."
+            ) from None
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         text = self.parser.dump(self.config, skip_unset=False)
