@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from mnist_lit.data.mnist import IMAGE_SIDE
-from mnist_lit.data.own_digits import Limits, mnist_style
+from mnist_lit.data.own_digits import Limits, draft, mnist_style
 
 IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG"}
 JSON_TYPE = "application/json"
@@ -47,7 +47,9 @@ def check_media_type(content_type: str | None) -> str:
 
 
 def too_large(size: int, limits: Limits) -> InputError:
-    return InputError(413, limits.too_many_bytes("the body", size) + ".")
+    return InputError(
+        413, limits.too_many_bytes("the body", size, "mnist-lit serve --max_bytes") + "."
+    )
 
 
 def prepare(body: bytes, kind: str, limits: Limits) -> Tensor:
@@ -65,7 +67,8 @@ def prepare(body: bytes, kind: str, limits: Limits) -> Tensor:
 
 def decode_image(body: bytes, kind: str, limits: Limits) -> Image.Image:
     """Decode a PNG or JPEG body, refusing one larger than ``limits.max_pixels`` before
-    its pixels are decoded (the header alone gives the size)."""
+    its pixels are decoded (the header alone gives the size); a large JPEG is decoded at
+    the fraction of its size that its preparation needs."""
     image_format = IMAGE_TYPES[kind]
     try:
         image = Image.open(io.BytesIO(body), formats=[image_format])
@@ -75,9 +78,10 @@ def decode_image(body: bytes, kind: str, limits: Limits) -> Image.Image:
         raise InputError(
             400, f"the body is not a {image_format} image, as its Content-Type {kind} says."
         ) from error
-    too_many_pixels = limits.too_many_pixels(*image.size)
+    too_many_pixels = limits.too_many_pixels(*image.size, "mnist-lit serve --max_pixels")
     if too_many_pixels:
         raise InputError(413, too_many_pixels + ".")
+    draft(image)
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as error:
