@@ -166,7 +166,7 @@ def test_a_large_image_is_prepared_about_as_fast_as_a_small_one(body: bytes) -> 
     small_s = _seconds(lambda: mnist_style(Image.open(io.BytesIO(small))))
     large_s = _seconds(lambda: mnist_style(Image.open(io.BytesIO(body))))
     # Decoding a file grows with its size; the preparation after it does not.
-    assert large_s < 5 * small_s + 0.3, (large_s, small_s)
+    assert large_s < 5 * small_s + 0.5, (large_s, small_s)
 
 
 def test_the_ink_near_the_border_is_the_border_of_a_max_filter() -> None:
