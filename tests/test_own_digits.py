@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import csv
+import io
 import struct
+import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from mnist_lit.cli import main
-from mnist_lit.data.own_digits import Limits, load_digits, mnist_style
+from mnist_lit.data.own_digits import Limits, _border, _ink_near_border, load_digits, mnist_style
 from tests.cli_helpers import TUTORIAL, fake_data, fit_one_epoch
-from tests.digit_images import draw_one, draw_zero
+from tests.digit_images import PHONE, draw_one, draw_zero, phone_photo
 
 
 def _centre_of_mass(digit: torch.Tensor) -> tuple[float, float]:
@@ -95,7 +98,7 @@ def test_unreadable_files_are_named_and_skipped(
     (tmp_path / "c_notes.txt").write_text("not an image")
     (tmp_path / "d_cut.png").write_bytes((tmp_path / "a_one.png").read_bytes()[:60])
     Image.new("L", (40, 40), 255).save(tmp_path / "e_blank.png")
-    draw_one((2100, 2100), dark_on_light=True).save(tmp_path / "f_huge.png")
+    (tmp_path / "f_huge.png").write_bytes(_png_header(8200, 8200))  # refused from its header
     (tmp_path / "g_heavy.png").write_bytes(b"\x89PNG" + bytes(Limits().max_bytes))
     _seven_to_the_edge().save(tmp_path / "h_edge.png")
     (tmp_path / "i_bomb.png").write_bytes(_png_header(20_000, 20_000))  # PIL refuses to open it
@@ -106,12 +109,75 @@ def test_unreadable_files_are_named_and_skipped(
     assert f"mnist-lit: skipped {tmp_path / 'c_notes.txt'}: not an image" in err
     assert f"mnist-lit: skipped {tmp_path / 'd_cut.png'}" in err
     assert f"mnist-lit: skipped {tmp_path / 'e_blank.png'}: no digit found" in err
-    # The limits of `mnist-lit serve`, said as it says them.
-    assert (f"mnist-lit: skipped {tmp_path / 'f_huge.png'}: the image is 2100x2100 pixels; "
-            "the limit is 4,194,304 pixels (width x height)") in err  # fmt: skip
-    assert (f"mnist-lit: skipped {tmp_path / 'g_heavy.png'}: the file holds 2,097,156 bytes "
-            "or more; the limit is 2,097,152") in err  # fmt: skip
+    # The limits of `mnist-lit serve`, said as it says them, and how to raise them.
+    assert (f"mnist-lit: skipped {tmp_path / 'f_huge.png'}: the image is 8200x8200 pixels; "
+            "the limit is 67,108,864 pixels (width x height). Scale it down, or raise the "
+            "limit with --data.max_pixels") in err  # fmt: skip
+    assert (f"mnist-lit: skipped {tmp_path / 'g_heavy.png'}: the file holds 33,554,436 bytes "
+            "or more; the limit is 33,554,432. Scale the image down or save it as JPEG, or "
+            "raise the limit with --data.max_bytes") in err  # fmt: skip
     assert f"mnist-lit: skipped {tmp_path / 'i_bomb.png'}: it cannot be prepared" in err
+
+
+def test_a_phone_photo_is_predicted_with_the_default_limits(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(phone_photo())
+    assert 2**21 < photo.stat().st_size < Limits().max_bytes  # 7 MB
+    digits, names = load_digits(photo)
+    assert names == [str(photo)]
+    # As a copy a few hundred pixels wide gives it: the photo holds far more than 20x20 needs.
+    small = Image.open(photo).convert("L").resize((504, 378), Image.Resampling.BOX)
+    difference = (digits[0].int() - mnist_style(small).int()).abs().float().mean()
+    assert difference < 5 and (digits[0] > 0).sum() > 60
+
+
+def test_a_photo_is_turned_upright_as_its_exif_orientation_says() -> None:
+    turned = Image.open(io.BytesIO(phone_photo(orientation=6)))
+    as_stored = Image.open(io.BytesIO(phone_photo()))
+    as_stored.draft("L", (504, 378))  # as it is decoded for its preparation
+    upright = as_stored.transpose(Image.Transpose.ROTATE_270)
+    assert torch.equal(mnist_style(turned), mnist_style(upright))
+    assert not torch.equal(mnist_style(turned), mnist_style(as_stored))
+
+
+def _seconds(prepare: Callable[[], object]) -> float:
+    """The fastest of three runs: the least disturbed by other work on the machine."""
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        prepare()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def _png(image: Image.Image) -> bytes:
+    body = io.BytesIO()
+    image.save(body, "PNG")
+    return body.getvalue()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [_png(draw_zero((800, 600))), _png(draw_zero((1200, 900))), phone_photo()],
+    ids=["png-800x600", "png-1200x900", f"jpeg-{PHONE[0]}x{PHONE[1]}"],
+)
+def test_a_large_image_is_prepared_about_as_fast_as_a_small_one(body: bytes) -> None:
+    small = _png(draw_zero((280, 280)))
+    small_s = _seconds(lambda: mnist_style(Image.open(io.BytesIO(small))))
+    large_s = _seconds(lambda: mnist_style(Image.open(io.BytesIO(body))))
+    # Decoding a file grows with its size; the preparation after it does not.
+    assert large_s < 5 * small_s + 0.5, (large_s, small_s)
+
+
+def test_the_ink_near_the_border_is_the_border_of_a_max_filter() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        height, width = rng.integers(3, 60, size=2)
+        ink = rng.random((height, width)) < rng.choice([0.003, 0.02, 0.1])
+        reach = max(1, max(height, width) // 8)
+        mask = Image.fromarray(ink.astype(np.uint8) * 255)
+        filtered = np.asarray(mask.filter(ImageFilter.MaxFilter(2 * reach + 1)))
+        assert np.array_equal(_ink_near_border(ink, reach), _border(filtered) > 0)
 
 
 def test_predict_a_folder_writes_a_csv(
@@ -129,16 +195,29 @@ def test_predict_a_folder_writes_a_csv(
     (digits / "broken.png").write_text("no pixels here")
     _seven_to_the_edge().save(digits / "seven_to_the_edge.png")
     (digits / "too_large.png").write_bytes(_png_header(20_000, 20_000))
+    (digits / "wide.png").write_bytes(_png_header(1100, 1000))
+    for k in range(10):
+        draw_one((60 + k, 80), dark_on_light=True).save(digits / f"strokes_{k}.png")
     main(["predict", "--config", TUTORIAL, "--ckpt_path=best", f"--data.predict_path={digits}",
-          "--predictions.path=out/predictions.csv", *fake_data(fake_mnist_dir)])  # fmt: skip
+          "--data.max_pixels=1000000", "--predictions.path=out/predictions.csv",
+          *fake_data(fake_mnist_dir)])  # fmt: skip
     captured = capsys.readouterr()
     assert f"mnist-lit: skipped {digits / 'broken.png'}: not an image" in captured.err
     assert f"mnist-lit: skipped {digits / 'too_large.png'}: it cannot be prepared" in captured.err
-    assert "Predictions for 3 images written to out/predictions.csv" in captured.out
+    assert (f"mnist-lit: skipped {digits / 'wide.png'}: the image is 1100x1000 pixels; the "
+            "limit is 1,000,000 pixels") in captured.err  # fmt: skip
+    assert "Predictions for 13 images written to out/predictions.csv" in captured.out
     with open(tmp_path / "out" / "predictions.csv") as f:
         rows = list(csv.DictReader(f))
-    predicted = [str(digits / n) for n in ("one.png", "seven_to_the_edge.png", "zero.jpg")]
+    predicted = [str(digits / n) for n in ("one.png", "seven_to_the_edge.png",
+                 *(f"strokes_{k}.png" for k in range(10)), "zero.jpg")]  # fmt: skip
     assert [row["file"] for row in rows] == predicted
+    # The first ten, each with its digit and that digit's probability, then how many more.
+    shown = [f"  {row['file']}: {row['digit']} ({float(row['p' + row['digit']]):.1%})"
+             for row in rows[:10]]  # fmt: skip
+    lines = captured.out.splitlines()
+    start = lines.index("Predictions for 13 images written to out/predictions.csv") + 1
+    assert lines[start : start + 11] == [*shown, "  ... and 3 more"]
     for row in rows:
         probs = np.array([float(row[f"p{k}"]) for k in range(10)])
         assert probs.sum() == pytest.approx(1, abs=1e-3)

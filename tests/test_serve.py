@@ -121,6 +121,42 @@ def test_concurrent_requests_each_get_the_answer_for_their_own_image(
         _check_answer(answer, image, small_checkpoints)
 
 
+def _answer_seconds(url: str, body: bytes) -> float:
+    """The fastest of three answers to ``body``, in seconds."""
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        status, answer = post(url + "predict", body, "image/png")
+        times.append(time.perf_counter() - start)
+        assert status == 200, answer
+    return min(times)
+
+
+@SERVER
+def test_an_image_at_the_limits_is_answered_about_as_fast_as_a_small_one_beside_others(
+    served_url: str, small_checkpoints: dict[str, Path]
+) -> None:
+    side = int(MAX_PIXELS**0.5)
+    largest = draw_zero((side, side))  # as many pixels as the server takes
+    body = encoded(largest)
+    assert len(body) <= MAX_BYTES
+    small_s = _answer_seconds(served_url, encoded(draw_zero((100, 100))))
+    large_s = _answer_seconds(served_url, body)
+    assert large_s < 5 * small_s + 0.5, (large_s, small_s)
+    strokes = [_slanted_stroke(k) for k in range(8)]
+    with ThreadPoolExecutor(max_workers=9) as pool:
+        answer_to_largest = pool.submit(post, served_url + "predict", body, "image/png")
+        answers = list(pool.map(
+            lambda image: post(served_url + "predict", encoded(image), "image/png"), strokes
+        ))  # fmt: skip
+        status, answer = answer_to_largest.result()
+    assert status == 200, answer
+    _check_answer(answer, largest, small_checkpoints)
+    for image, (status, answer) in zip(strokes, answers, strict=True):
+        assert status == 200, answer
+        _check_answer(answer, image, small_checkpoints)
+
+
 def _huge_png() -> bytes:
     """A few kilobytes that decode to more pixels than the server takes."""
     return encoded(Image.new("L", (1100, 1000), 255))

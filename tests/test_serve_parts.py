@@ -5,6 +5,7 @@ send."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import queue
 import threading
@@ -16,9 +17,20 @@ import pytest
 import torch
 from litserve.callbacks import CallbackRunner
 from litserve.loops import BatchedLoop, SingleLoop
+from PIL import Image
 
+from mnist_lit.data.own_digits import mnist_style
 from mnist_lit.serve.api import BlockingBatchedLoop, DigitAPI
-from mnist_lit.serve.inputs import InputError, Limits, forwarded_body, forwarded_image, prepare
+from mnist_lit.serve.inputs import (
+    InputError,
+    Limits,
+    forwarded_body,
+    forwarded_image,
+    prepare,
+    quick_to_prepare,
+)
+from tests.digit_images import PHONE, draw_one, phone_photo
+from tests.serve_helpers import encoded
 
 
 class CountingQueue(queue.Queue):
@@ -153,3 +165,24 @@ def test_json_that_python_reads_but_is_no_image_is_refused(body: bytes, message:
     with pytest.raises(InputError) as refused:
         prepare(body, "application/json", Limits())
     assert refused.value.status in (400, 422) and message in refused.value.message
+
+
+def test_a_phone_photo_is_prepared_with_the_default_limits_as_predict_prepares_it() -> None:
+    photo = phone_photo()
+    digit = prepare(photo, "image/jpeg", Limits())
+    assert torch.equal(digit, mnist_style(Image.open(io.BytesIO(photo))))
+    with pytest.raises(InputError) as refused:
+        prepare(photo, "image/jpeg", Limits(max_bytes=len(photo) - 1))
+    assert refused.value.status == 413
+    assert "Scale the image down" in refused.value.message
+    assert "raise the limit with mnist-lit serve --max_bytes" in refused.value.message
+
+
+def test_a_small_file_of_many_pixels_is_prepared_off_the_event_loop() -> None:
+    drawn = encoded(draw_one((120, 120), dark_on_light=True))
+    blank_photo = encoded(Image.new("L", PHONE, 255))
+    assert len(blank_photo) < 64 * 1024  # a few kilobytes, 12 megapixels
+    assert quick_to_prepare(drawn, "image/png")
+    assert quick_to_prepare(json.dumps([[0] * 28] * 28).encode(), "application/json")
+    assert not quick_to_prepare(blank_photo, "image/png")
+    assert not quick_to_prepare(phone_photo(), "image/jpeg")

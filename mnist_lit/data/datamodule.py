@@ -16,7 +16,7 @@ from torchvision.datasets import MNIST
 from mnist_lit.data.batches import TensorPairs, whole_batch
 from mnist_lit.data.hyperparameters import TrackedHyperparameters
 from mnist_lit.data.mnist import NUM_CLASSES, RAW_FILES, TRAIN_SET_SIZE
-from mnist_lit.data.own_digits import load_digits
+from mnist_lit.data.own_digits import Limits, load_digits
 from mnist_lit.data.pixels import network_input
 from mnist_lit.data.raw_files import extract_archives, raw_folder, read_split
 
@@ -92,6 +92,10 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
             pixels, as the tutorial's ``ToTensor()`` did.
         predict_path: an image file or a folder of them (your own digits) for
             ``mnist-lit predict``; default the test set.
+        max_bytes: the largest file of ``predict_path`` read, in bytes; a larger one is
+            skipped (``mnist-lit serve --max_bytes`` has the same default).
+        max_pixels: the largest image of ``predict_path`` read, width x height (``mnist-lit
+            serve --max_pixels`` has the same default).
         label_noise: the share of the training labels (after the split) moved to another
             class, uniformly, by the seed; validation and test labels stay clean.
     """
@@ -106,9 +110,12 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
         normalize: bool = False,
         predict_path: str | None = None,
         label_noise: float = 0.0,
+        max_bytes: int = Limits.max_bytes,
+        max_pixels: int = Limits.max_pixels,
     ) -> None:
         super().__init__()
-        for option, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+        for option, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size),
+                              ("max_bytes", max_bytes), ("max_pixels", max_pixels)):  # fmt: skip
             if value <= 0:
                 raise ValueError(f"{option} must be a positive integer, got {value}.")
         if not 0 <= val_size < TRAIN_SET_SIZE:
@@ -125,6 +132,7 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
         self.normalize = normalize
         self.predict_path = predict_path
         self.label_noise = label_noise
+        self.limits = Limits(max_bytes=max_bytes, max_pixels=max_pixels)
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
         self._own_digits: tuple[Tensor, list[str]] | None = None
 
@@ -133,7 +141,7 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
         reads them before it opens a run folder, so that a bad path leaves none behind."""
         assert self.predict_path is not None
         if self._own_digits is None:
-            self._own_digits = load_digits(self.predict_path)
+            self._own_digits = load_digits(self.predict_path, self.limits)
         return self._own_digits
 
     def prepare_data(self) -> None:

@@ -80,13 +80,30 @@ class PredictionCSV(BasePredictionWriter):
         names = datamodule.predict_names() if isinstance(datamodule, MNISTDataModule) else None
         path = Path(self.path or os.path.join(trainer.log_dir or ".", "predictions.csv"))
         path.parent.mkdir(parents=True, exist_ok=True)
+        files = [names[i] if names else str(i) for i in index[order].tolist()]
+        predicted, probabilities = digits[order].tolist(), probs[order].tolist()
         with open(path, "w", newline="") as file:
             writer = csv.writer(file)
             writer.writerow(["file", "digit", *(f"p{k}" for k in range(NUM_CLASSES))])
-            for i, digit, p in zip(index[order].tolist(), digits[order].tolist(),
-                                   probs[order].tolist(), strict=True):  # fmt: skip
-                writer.writerow([names[i] if names else i, digit, *(f"{q:.4f}" for q in p)])
-        print(f"Predictions for {len(index)} images written to {path}")
+            for name, digit, p in zip(files, predicted, probabilities, strict=True):
+                writer.writerow([name, digit, *(f"{q:.4f}" for q in p)])
+        print(f"Predictions for {len(files)} images written to {path}")
+        print(shown(files, predicted, probabilities))
+
+
+SHOWN = 10  # predictions printed after the CSV's path; the CSV holds all of them
+
+
+def shown(files: list[str], digits: list[int], probs: list[list[float]]) -> str:
+    """The first :data:`SHOWN` predictions, one line each: the file, its digit and the
+    probability of that digit; then how many more the CSV holds."""
+    lines = [
+        f"  {name}: {digit} ({max(p):.1%})"
+        for name, digit, p in zip(files[:SHOWN], digits, probs, strict=False)
+    ]
+    if len(files) > SHOWN:
+        lines.append(f"  ... and {len(files) - SHOWN} more")
+    return "\n".join(lines)
 
 
 def _gather(

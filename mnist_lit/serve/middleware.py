@@ -24,12 +24,9 @@ from mnist_lit.serve.inputs import (
     check_media_type,
     forwarded_body,
     prepare,
+    quick_to_prepare,
     too_large,
 )
-
-# Bodies this small are prepared on the event loop; larger ones in a thread, so that a big
-# image does not hold up the requests around it.
-INLINE_BYTES = 64 * 1024
 
 
 class PreparedInputs:
@@ -72,7 +69,7 @@ class PreparedInputs:
             body += chunk
             if len(body) > self.limits.max_bytes:
                 raise too_large(len(body), self.limits)
-        if len(body) <= INLINE_BYTES:
+        if quick_to_prepare(bytes(body), kind):
             digit = prepare(bytes(body), kind, self.limits)
         else:
             digit = await run_in_threadpool(prepare, bytes(body), kind, self.limits)

@@ -41,7 +41,7 @@ STARTED = (*FINISHED, TrialState.RUNNING)
 # A config whose seed is not fixed is tuned with this one, so that trials are repeatable.
 DEFAULT_SEED = 0
 # The options of a config that decide what is trained (the rest only where and how fast).
-_DATA_KEYS_IGNORED = ("data_dir", "eval_batch_size", "predict_path")
+_DATA_KEYS_IGNORED = ("data_dir", "eval_batch_size", "predict_path", "max_bytes", "max_pixels")
 _TRAINER_KEYS_KEPT = (
     "max_epochs",
     "min_epochs",
