@@ -64,7 +64,7 @@ def parse_loss(spec: str) -> Loss:
         shown = ", ".join(f"{k}={v}" for k, v in init_args)
         name = loss.name + "".join(f"_{k}={v}" for k, v in init_args)
         loss = replace(loss, name=UNSAFE.sub("_", name), label=f"{loss.label} ({shown})")
-    return replace(loss, name=label or loss.name, label=label or loss.label)
+    return replace(loss, name=label or loss.name, label=label or loss.label, given=spec)
 
 
 def _argument(spec: str, text: str) -> tuple[str, Any]:
@@ -122,8 +122,9 @@ def check_choices(plan: Plan, data_dir: str, accelerator: str) -> None:
     message for the first that fails, before any fit starts."""
     for loss in plan.losses:
         if loss.name not in LOSSES or loss.init_args:
-            _import(loss.class_path, f"--losses {loss.name}")
-            _try(plan, plan.networks[0], loss, f"--losses {loss.name}", data_dir, accelerator)
+            option = f"--losses {loss.given or loss.name}"
+            _import(loss.class_path, option)
+            _try(plan, plan.networks[0], loss, option, data_dir, accelerator)
     for network in plan.networks:
         if network.config:
             _try(plan, network, plan.losses[0], f"--networks {network.name}", data_dir, accelerator)
@@ -156,4 +157,16 @@ def _try(
         cli.model.check_net_output()
         cli.model.check_loss()
     except (MnistLitError, ValueError, TypeError) as error:
-        raise MnistLitError(f"{option}: {first_line(error)}") from None
+        raise MnistLitError(f"{option}: {_innermost(str(error))}") from None
+
+
+def _innermost(message: str) -> str:
+    """The line of a nested jsonargparse message that says what is wrong, with the
+    argument it is about: ``margin: Expected a <class 'float'>. Got value: x``, ``Option
+    'width' is not accepted``."""
+    lines = [line.strip() for line in message.strip().splitlines()]
+    lines = lines[: next((i for i, x in enumerate(lines) if x.startswith("Given value")), None)]
+    if len(lines) < 2:
+        return lines[0] if lines else message
+    key = re.fullmatch(r'Parser key "(\w+)":', lines[-2])
+    return f"{key.group(1)}: {lines[-1]}" if key else lines[-1]

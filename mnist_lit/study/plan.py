@@ -14,7 +14,7 @@ trace accuracy against rate.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,7 @@ class Loss:
     init_args: tuple[tuple[str, Any], ...] = ()
     label: str = ""
     control_of: str | None = None  # the loss this one trains again, on other seeds
+    given: str = field(default="", compare=False)  # as the user wrote it, for messages
 
     def option(self) -> str | dict[str, Any]:
         """The value of ``model.loss``."""
