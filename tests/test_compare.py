@@ -59,7 +59,7 @@ def test_compare_writes_csv_png_and_table(
     # Which loss is best on each yardstick, at the last epoch, by the means over the seeds.
     for label, column, higher in (("accuracy", "test_acc", True), ("Brier", "test_brier", False)):
         means = {
-            loss: sum(float(r[column]) for r in last if r["loss"] == loss) / 2
+            loss: sum(float(r[column]) for r in rows if (r["loss"], r["epoch"]) == (loss, "2")) / 2
             for loss in ("ce", "quadratic")
         }
         best = (max if higher else min)(means, key=means.__getitem__)
