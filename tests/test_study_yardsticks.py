@@ -125,7 +125,7 @@ def test_the_verdicts_are_said_from_the_tests(study: Any) -> None:
     assert "- No significant difference on NLL, raw; NLL, scaled; ECE, raw; ECE, scaled." in said
     assert said[-1].startswith(
         "- Negative control: cross-entropy trained again on seeds 5, 6, 7, 8, 9 at its tuned "
-        "rate (cross-entropy (control)): no significant difference on any yardstick"
+        "rate, against itself: no significant difference on any yardstick"
     )
 
 
@@ -142,7 +142,7 @@ def test_a_control_that_differs_is_read_as_a_warning() -> None:
     results = [r for p in pairs for r in p.tested.values()]
     said = verdicts(best_losses(results, comparisons, plan), comparisons, plan)
     assert said[-1].endswith(
-        "differs significantly from it on accuracy: the tests find differences between two "
-        "runs of the same loss, so read the verdicts above with care."
+        "against itself: a significant difference on accuracy: the tests find differences "
+        "between two runs of the same loss, so read the verdicts above with care."
     )
     assert "- No significant difference on " + "; ".join(y.label for y in YARDSTICKS) + "." in said

@@ -360,6 +360,8 @@ def verdicts(best: Sequence[Best], comparisons: Sequence[Comparison], plan: Plan
     lines = []
     level = []
     for b in best:
+        if not b.beaten and not b.level:  # one loss alone: nothing to compare it with
+            continue
         if not b.beaten and not b.others:
             level.append(b.yardstick.label)
             continue
@@ -376,7 +378,7 @@ def verdicts(best: Sequence[Best], comparisons: Sequence[Comparison], plan: Plan
         found = [y.label for y in YARDSTICKS if c.better(y) is not None]
         if found:
             reading = (
-                f"differs significantly from it on {'; '.join(found)}: the tests find "
+                f"a significant difference on {'; '.join(found)}: the tests find "
                 "differences between two runs of the same loss, so read the verdicts above "
                 "with care."
             )
@@ -387,7 +389,7 @@ def verdicts(best: Sequence[Best], comparisons: Sequence[Comparison], plan: Plan
             )
         lines.append(
             f"- Negative control: {c.label_a} trained again on seeds {seeds} at its tuned "
-            f"rate ({c.label_b}): {reading}"
+            f"rate, against itself: {reading}"
         )
     return lines
 
