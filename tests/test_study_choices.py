@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,11 @@ import yaml
 
 from mnist_lit.cli import main
 from mnist_lit.runs.catalog import LOSSES, NETWORKS
+from mnist_lit.runs.errors import MnistLitError
+from mnist_lit.runs.fit import FitCLI
+from mnist_lit.study.choices import parse_loss, parse_network
+from mnist_lit.study.folder import StudyFolder
+from mnist_lit.study.plan import STUDY_NETWORKS, make_plan
 from tests.cli_helpers import REPO, cli_error
 
 MY_MODULE = '''
@@ -78,40 +84,51 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_a_users_loss_and_network_go_through_the_study_from_their_folder(
-    users_folder: Path, fake_mnist_dir: Path, capsys: pytest.CaptureFixture[str]
+    users_folder: Path, fake_mnist_dir: Path
 ) -> None:
-    losses = ["ce", "my_module.MyLoss", "sharp=my_module.MyLoss:scale=2"]
-    main(_study(fake_mnist_dir, "--networks", "my_net.yaml:0.1,1", "--losses", *losses))
+    main(_study(fake_mnist_dir, "--networks", "my_net.yaml:0.1,1", "--losses", "ce",
+                "my_module.MyLoss"))  # fmt: skip
     study = users_folder / "outputs" / "study_quick"
     rows = _rows(study / "results.csv")
-    assert {(r["network"], r["loss"]) for r in rows} == {
-        ("my_net", loss) for loss in ("ce", "my_module.MyLoss", "sharp")
+    assert {(r["network"], r["loss"], r["seed"]) for r in rows} == {
+        ("my_net", loss, seed) for loss in ("ce", "my_module.MyLoss") for seed in ("0", "1")
     }
     # The same protocol: each tuned on the network's own range, then trained on the seeds.
     trials = _rows(study / "tuning_trials.csv")
     assert {(t["loss"], float(t["lr"])) for t in trials} == {
-        (loss, lr) for loss in ("ce", "my_module.MyLoss", "sharp") for lr in (0.1, 1.0)
+        (loss, lr) for loss in ("ce", "my_module.MyLoss") for lr in (0.1, 1.0)
     }
-    config = yaml.safe_load((study / "runs/my_net/sharp/seed_1/config.yaml").read_text())
-    assert config["model"]["loss"] == {
-        "class_path": "my_module.MyLoss",
-        "init_args": {"scale": 2},
-    }
+    config = yaml.safe_load((study / "runs/my_net/my_module.MyLoss/seed_1/config.yaml").read_text())
+    assert config["model"]["loss"]["class_path"] == "my_module.MyLoss"
     plan = yaml.safe_load((study / "study.yaml").read_text())
-    assert plan["loss_classes"]["sharp"] == config["model"]["loss"]
-    assert plan["loss_classes"]["ce"] == {"class_path": LOSSES["ce"].class_path, "init_args": {}}
+    assert plan["loss_classes"] == {
+        "ce": {"class_path": LOSSES["ce"].class_path, "init_args": {}},
+        "my_module.MyLoss": {"class_path": "my_module.MyLoss", "init_args": {}},
+    }
     assert plan["network_configs"] == {"my_net": str(users_folder / "my_net.yaml")}
     assert plan["search"]["my_net"]["rates"] == [0.1, 1.0]
     summary = (study / "summary.md").read_text()
     assert f"## my_net: my_net ({users_folder / 'my_net.yaml'})" in summary
-    assert "| MyLoss |" in summary and "| sharp |" in summary  # the class name, or the label
-    assert "cross-entropy vs MyLoss" in summary and "MyLoss vs sharp" in summary
-    # Another argument is another study.
-    capsys.readouterr()
-    other = ["ce", "my_module.MyLoss", "sharp=my_module.MyLoss:scale=3"]
-    args = _study(fake_mnist_dir, "--networks", "my_net.yaml:0.1,1", "--losses", *other)
-    err = cli_error(args, capsys)
-    assert "another configuration (loss_classes.sharp.init_args.scale differ)" in err, err
+    assert "| MyLoss |" in summary and "cross-entropy vs MyLoss" in summary  # its class name
+    assert "| MyLoss | 0.1 to 1 (2) |" in summary
+
+
+def test_a_losss_arguments_reach_its_fits_and_another_is_another_study(
+    users_folder: Path,
+) -> None:
+    sys.path.insert(0, str(users_folder))  # as the study does (the fixture restores the path)
+    sharp = parse_loss("sharp=my_module.MyLoss:scale=2")
+    assert (sharp.name, sharp.label) == ("sharp", "sharp")
+    assert parse_loss("my_module.MyLoss:scale=2").label == "MyLoss (scale=2)"
+    plan = make_plan(True, [parse_network("my_net.yaml")], ["ce", sharp])
+    cli = FitCLI(replace(plan.fit(plan.networks[0], sharp, "data", "cpu"), lr=0.1))
+    assert type(cli.model.loss).__name__ == "MyLoss" and cli.model.loss.scale == 2
+    assert plan.networks[0].lr_ranges == STUDY_NETWORKS["mlp"].lr_ranges  # the default range
+    StudyFolder(users_folder / "s").check_plan(plan)
+    scale_3 = parse_loss("sharp=my_module.MyLoss:scale=3")
+    again = make_plan(True, [parse_network("my_net.yaml")], ["ce", scale_3])
+    with pytest.raises(MnistLitError, match=r"\(loss_classes.sharp.init_args.scale differ\)"):
+        StudyFolder(users_folder / "s").check_plan(again)
 
 
 @pytest.mark.parametrize(
