@@ -56,6 +56,15 @@ def test_compare_writes_csv_png_and_table(
     printed = capsys.readouterr().out.strip()
     table, last = printed.rsplit("\n", 1)
     assert "| ce |" in table and "| quadratic |" in table and " ± " in table
+    # Which loss is best on each yardstick, at the last epoch, by the means over the seeds.
+    for label, column, higher in (("accuracy", "test_acc", True), ("Brier", "test_brier", False)):
+        means = {
+            loss: sum(float(r[column]) for r in rows if (r["loss"], r["epoch"]) == (loss, "2")) / 2
+            for loss in ("ce", "quadratic")
+        }
+        best = (max if higher else min)(means, key=means.__getitem__)
+        assert f"| {label} | {best} ({means[best]:.4f}) |" in table, table
+    assert "| yardstick (test, epoch 2) | best (mean over seeds) | runner-up |" in table
     assert (out / "summary.md").read_text().strip() == table[table.index("| loss") :].strip()
     assert last.startswith("wrote ") and last.endswith(str(out / "summary.md")), last
 

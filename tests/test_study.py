@@ -23,7 +23,7 @@ from mnist_lit.runs.evaluation import TEMPERATURE_RANGE, calibrate
 from mnist_lit.runs.fit import FitCLI
 from mnist_lit.study.folder import StudyFolder, epochs_to_reach
 from mnist_lit.study.halving import step_beyond
-from mnist_lit.study.plan import STUDY_NETWORKS, make_plan
+from mnist_lit.study.plan import STUDY_NETWORKS, catalogue_loss, make_plan
 from tests.cli_helpers import cli_error
 
 
@@ -53,10 +53,12 @@ def quick_study(fake_mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 def test_study_writes_results_comparisons_summary_and_pictures(quick_study: Path) -> None:
     rows = _rows(quick_study / "results.csv")
+    # The control: ce again on as many other seeds, at ce's rate.
     assert {(r["network"], r["loss"], r["seed"]) for r in rows} == {
         (n, loss, s) for n in ("softmax_regression", "cnn") for loss in ("ce", "square_logits")
         for s in ("0", "1")
-    }  # fmt: skip
+    } | {(n, "ce_control", s) for n in ("softmax_regression", "cnn")
+         for s in ("2", "3")}  # fmt: skip
     for row in rows:
         assert 0 <= float(row["test_acc"]) <= 1 and float(row["test_ce"]) >= 0
         assert float(row["lr"]) > 0
@@ -77,14 +79,30 @@ def test_study_writes_results_comparisons_summary_and_pictures(quick_study: Path
     cnn_ce = [r for r in rows if (r["network"], r["loss"]) == ("cnn", "ce")]
     assert float(cnn_ce[0]["lr"]) == best["model"]["optimizer"]["init_args"]["lr"]
     assert best["model"]["lr_scheduler"]["init_args"]["T_max"] == 1
+    for network in ("softmax_regression", "cnn"):
+        rates = {(r["loss"], r["lr"]) for r in rows if r["network"] == network}
+        assert dict(rates)["ce_control"] == dict(rates)["ce"]
+    assert not (quick_study / "tuning" / "cnn" / "ce_control").exists()  # no tuning of its own
     comparisons = _rows(quick_study / "comparisons.csv")
-    assert len(comparisons) == 2
-    assert all(c["verdict"] for c in comparisons)
+    assert [(c["loss_a"], c["loss_b"]) for c in comparisons] == [
+        ("ce", "square_logits"), ("ce", "ce_control")
+    ] * 2  # fmt: skip
+    assert all(c["verdict"] and c["test_brier_scaled_verdict"] for c in comparisons)
     summary = (quick_study / "summary.md").read_text()
     assert "| cross-entropy |" in summary and "| square loss (logits) |" in summary
     assert "cross-entropy vs square loss (logits)" in summary and "95% t-interval" in summary
     assert "over rounds of 1 epoch (" in summary and "finalists at 1 epoch |" in summary
     assert "| test cross-entropy, scaled (raw) |" in summary and "| temperature |" in summary
+    # Every yardstick, both ways, tested; the best on each; the control's reading.
+    assert summary.count("| yardstick | best (mean over seeds) |") == 2
+    for yardstick in ("accuracy", "NLL, raw", "NLL, scaled", "Brier, raw", "ECE, scaled"):
+        assert (
+            f"| {yardstick} | " in summary
+            and f"{yardstick}: A - B (Holm p)" * (yardstick != "accuracy") in summary
+        )
+    assert "| cross-entropy (control) |" in summary
+    assert summary.count("- Negative control: cross-entropy trained again on seeds 2, 3") == 2
+    assert "all 32 tests of the study: its 4 pairs" in summary
     for name in ("rate_sensitivity.png", "accuracy.png"):
         assert (quick_study / name).stat().st_size > 10_000
 
@@ -99,7 +117,8 @@ def test_the_speed_table_reads_a_finished_study(quick_study: Path, tmp_path: Pat
         check=True,
     )
     (row,) = _rows(table)
-    assert (row["tuning_fits"], row["seed_fits"]) == ("8", "8") and int(row["invocations"]) >= 1
+    # 4 of the seeds' fits are the control's.
+    assert (row["tuning_fits"], row["seed_fits"]) == ("8", "12") and int(row["invocations"]) >= 1
     assert float(row["wall_minutes"]) > 0 and row["met"] == ""  # no target for this name
     assert f"| {quick_study.name} | sgd; label noise 0%; softmax_regression, cnn;" in result.stdout
 
@@ -111,7 +130,7 @@ def test_a_rate_chosen_at_the_edge_of_its_grid_has_the_rate_beyond_tried(
     # Not --quick: the default budget may grow a grid; of two rates, either is an edge.
     main(["study", "--study-dir", str(study), "--data-dir", str(fake_mnist_dir),
           "--val-size", "100", "--n-trials", "2", "--seeds", "0", "1", "--epochs", "1",
-          "--networks", "softmax_regression", "--losses", "ce"])  # fmt: skip
+          "--networks", "softmax_regression", "--losses", "ce", "--no-control"])  # fmt: skip
     plan = make_plan(False, ["softmax_regression"], ["ce"], n_trials=2, seeds=[0, 1], epochs=1)
     grid = plan.rates(STUDY_NETWORKS["softmax_regression"])
     tried = {float(t["lr"]) for t in _rows(study / "tuning_trials.csv")}
@@ -178,13 +197,18 @@ def test_study_folder_of_another_configuration_is_one_message(
     args[args.index("--seeds") + 1 : args.index("--seeds") + 3] = ["0", "1", "2"]
     err = cli_error(args, capsys)
     assert err.count("mnist-lit: error: ") == 1
-    assert "holds a study of another configuration (budget.seeds differ)" in err, err
+    assert "holds a study of another configuration (budget.seeds, control_seeds differ)" in err, err
 
 
 def test_default_budget_and_plan() -> None:
     plan = make_plan(quick=False)
-    assert plan.networks == ("softmax_regression", "mlp", "cnn")
-    assert plan.losses == ("ce", "softmax_twice", "quadratic", "square_logits")
+    assert [n.name for n in plan.networks] == ["softmax_regression", "mlp", "cnn"]
+    assert [loss.name for loss in plan.losses] == [
+        "ce",
+        "softmax_twice",
+        "quadratic",
+        "square_logits",
+    ]
     assert len(plan.budget.seeds) >= 5 and plan.budget.n_trials == 8
     assert STUDY_NETWORKS["cnn"].schedule_ends_with_training()
     assert not STUDY_NETWORKS["mlp"].schedule_ends_with_training()
@@ -196,7 +220,7 @@ def test_default_budget_and_plan() -> None:
 def test_label_noise_reaches_every_fit_and_the_plan(tmp_path: Path) -> None:
     plan = make_plan(quick=True, label_noise=0.2)
     for network in STUDY_NETWORKS.values():
-        assert plan.fit(network, "ce", "data", "cpu").values()["data.label_noise"] == 0.2
+        assert plan.fit(network, plan.losses[0], "data", "cpu").values()["data.label_noise"] == 0.2
     StudyFolder(tmp_path).check_plan(plan)
     with pytest.raises(MnistLitError, match=r"another configuration \(label_noise differ\)"):
         StudyFolder(tmp_path).check_plan(make_plan(quick=True))
@@ -207,7 +231,8 @@ def test_a_study_with_adam_and_label_noise_fits_every_run_so(
 ) -> None:
     study = tmp_path / "adam"
     main(_study(fake_mnist_dir, study, "--networks", "softmax_regression", "--losses", "ce",
-                "quadratic", "--optimizer", "adam", "--label-noise", "0.1"))  # fmt: skip
+                "quadratic", "--optimizer", "adam", "--label-noise", "0.1",
+                "--no-control"))  # fmt: skip
     plan = yaml.safe_load((study / "study.yaml").read_text())
     assert plan["optimizer"] == "adam" and plan["label_noise"] == 0.1
     # Two trials: the ends of Adam's own range, not SGD's.
@@ -231,7 +256,7 @@ def test_the_cnns_momentum_goes_to_sgd_only(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     run = make_plan(quick=True, optimizer=optimizer).fit(
-        STUDY_NETWORKS["cnn"], "ce", str(tmp_path), "cpu"
+        STUDY_NETWORKS["cnn"], catalogue_loss("ce"), str(tmp_path), "cpu"
     )
     run = replace(run, lr=0.003)
     cli = FitCLI(run)
@@ -248,7 +273,7 @@ def test_the_quick_study_has_a_folder_of_its_own(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     args = _study(fake_mnist_dir, tmp_path, "--networks", "softmax_regression", "--losses",
-                  "ce", "quadratic")  # fmt: skip
+                  "ce", "quadratic", "--no-control")  # fmt: skip
     del args[args.index("--study-dir") : args.index("--study-dir") + 2]
     main(args)
     assert (tmp_path / "outputs" / "study_quick" / "results.csv").is_file()

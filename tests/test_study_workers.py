@@ -38,7 +38,8 @@ def _study(data: Path, study: Path, *extra: str) -> list[str]:
     return [
         "study", "--quick", "--study-dir", str(study), "--data-dir", str(data),
         "--val-size", "100", "--n-trials", "2", "--seeds", "0", "1", "--epochs", "2",
-        "--networks", "softmax_regression", "--losses", "ce", "square_logits", *extra,
+        "--networks", "softmax_regression", "--losses", "ce", "square_logits", "--no-control",
+        *extra,
     ]  # fmt: skip
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mnist_lit.compare.experiment import PRESETS, run_comparison
-from mnist_lit.compare.report import plot_curves, summary_table, write_csv
+from mnist_lit.compare.report import best_table, plot_curves, summary_table, write_csv
 from mnist_lit.runs.catalog import LOSSES
 from mnist_lit.runs.errors import MnistLitError
 from mnist_lit.runs.options import add_run_options, check_run_options
@@ -64,7 +64,7 @@ def main(argv: Sequence[str]) -> None:
     write_csv(rows, output_dir / "metrics.csv")
     title = f"{args.preset}: {preset.description}; {len(args.seeds)} seed(s)"
     plot_curves(rows, title, output_dir / "curves.png")
-    table = summary_table(rows, losses, epochs)
+    table = summary_table(rows, losses, epochs) + "\n\n" + best_table(rows, losses, epochs)
     (output_dir / "summary.md").write_text(table + "\n")
     print(f"\n{table}\n")
     written = (output_dir / name for name in ("metrics.csv", "curves.png", "summary.md"))

@@ -64,6 +64,36 @@ def summary_table(rows: Sequence[Row], losses: Sequence[str], epochs: int) -> st
     return "\n".join(lines)
 
 
+# The yardsticks of the best-loss table: test accuracy, and the probabilities' NLL (the
+# cross-entropy), Brier score and calibration error; higher is better on the first only.
+YARDSTICKS = (
+    ("accuracy", "test_acc", True),
+    ("NLL (cross-entropy)", "test_ce", False),
+    ("Brier", "test_brier", False),
+    ("ECE", "test_ece", False),
+)
+
+
+def best_table(rows: Sequence[Row], losses: Sequence[str], epochs: int) -> str:
+    """Markdown: which loss is best on each test yardstick at the last epoch, by the mean
+    over seeds, and the runner-up."""
+    lines = [
+        f"| yardstick (test, epoch {epochs}) | best (mean over seeds) | runner-up |",
+        "|---|---|---|",
+    ]
+    for label, column, higher in YARDSTICKS:
+        means = {loss: statistics.fmean(_series(rows, loss, epochs, column)) for loss in losses}
+        ranked = sorted(losses, key=lambda loss: -means[loss] if higher else means[loss])
+        cells = [f"{loss} ({means[loss]:.4f})" for loss in ranked[:2]]
+        lines.append(f"| {label} | {' | '.join(cells + ['-'] * (2 - len(cells)))} |")
+    lines.append("")
+    lines.append(
+        "By the means alone, untested: `mnist-lit study` tests each difference, with each "
+        "loss at its own tuned rate."
+    )
+    return "\n".join(lines)
+
+
 CURVES = (
     Panel("val_acc", "validation accuracy"),
     Panel("val_ce", "validation cross-entropy", "log"),

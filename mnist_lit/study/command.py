@@ -4,11 +4,13 @@ writes at the end (results and comparisons as CSV, the pictures, ``summary.md``)
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from mnist_lit.runs.catalog import OPTIMIZERS
+from mnist_lit.runs.catalog import LOSSES, OPTIMIZERS
 from mnist_lit.runs.errors import MnistLitError
 from mnist_lit.runs.options import add_run_options, check_run_options
 from mnist_lit.runs.parser import OneMessageParser
@@ -43,9 +45,28 @@ def build_parser() -> OneMessageParser:
         help="a few-minute version: 3 trials, 3 seeds, 1 short epoch",
     )
     parser.add_argument(
-        "--networks", nargs="+", choices=list(STUDY_NETWORKS), help="(default: all)"
+        "--networks",
+        nargs="+",
+        metavar="NETWORK",
+        help=f"of {', '.join(STUDY_NETWORKS)}, or a config file of your own that mnist-lit "
+        "fit --config trains, with its own rate range as nets/wide.yaml:0.001,1, else the "
+        "MLP's (default: the three)",
     )
-    parser.add_argument("--losses", nargs="+", choices=STUDY_LOSSES, help="(default: all)")
+    parser.add_argument(
+        "--losses",
+        nargs="+",
+        metavar="LOSS",
+        help=f"of {', '.join(LOSSES)}, or a class path (my_losses.Hinge, from the working "
+        "folder), each with arguments and a label as LABEL=LOSS:ARG=VALUE,... "
+        f"(margin2=my_losses.Hinge:margin=2) (default: {' '.join(STUDY_LOSSES)})",
+    )
+    parser.add_argument(
+        "--control",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="train the first loss again on as many other seeds at its tuned rate, and "
+        "compare it with itself by the same tests: a negative control (default: on)",
+    )
     parser.add_argument(
         "--n-trials", type=int, help="learning rates tried per loss, a log grid (default: 8)"
     )
@@ -119,21 +140,33 @@ def main(argv: Sequence[str]) -> None:
             f"the study needs Dask's distributed and SciPy, which are not installed ({error}): "
             "pip install 'mnist-lit[tune]'."
         ) from None
+    from mnist_lit.study.choices import check_choices, distinct, parse_loss, parse_network
     from mnist_lit.study.cluster import open_engine
     from mnist_lit.study.folder import StudyFolder
     from mnist_lit.study.runner import StudySetup, run_study
 
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        # A user's loss (my_losses.Hinge) imports from the working folder, as in `mnist-lit
+        # fit`, here and in the local workers, which start with this process's path.
+        sys.path.insert(0, os.getcwd())
+
+    networks = [parse_network(spec) for spec in args.networks or ()]
+    losses = [parse_loss(spec) for spec in args.losses or ()]
+    distinct([n.name for n in networks], "--networks")
+    distinct([loss.name for loss in losses], "--losses")
     plan = make_plan(
         args.quick,
-        networks=args.networks,
-        losses=args.losses,
+        networks=list(networks),
+        losses=list(losses),
         n_trials=args.n_trials,
         seeds=args.seeds,
         epochs=args.epochs,
         val_size=args.val_size,
         label_noise=args.label_noise,
         optimizer=args.optimizer,
+        control=args.control,
     )
+    check_choices(plan, args.data_dir, args.accelerator)
     folder = StudyFolder(Path(args.study_dir or (QUICK_STUDY_DIR if args.quick else STUDY_DIR)))
     folder.check_plan(plan)
     # Workers may run on other machines: they find MNIST at the same absolute path.
@@ -159,7 +192,8 @@ def main(argv: Sequence[str]) -> None:
         folder.record_invocation(time.monotonic() - start, slots, ended)
     from mnist_lit.study.report import write_report
 
-    write_report(folder, pairs, f"{'quick study' if args.quick else 'study'} ({plan.conditions()})")
+    kind = f"{'quick study' if args.quick else 'study'} ({plan.conditions()})"
+    write_report(folder, pairs, kind, plan)
 
 
 def capped_workers(asked: int, plan: Plan) -> int:

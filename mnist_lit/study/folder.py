@@ -33,7 +33,7 @@ import yaml
 from mnist_lit.runs.errors import MnistLitError
 from mnist_lit.runs.fit import FitResult
 from mnist_lit.runs.records import differences, make_folder
-from mnist_lit.study.plan import STUDY_NETWORKS, Plan
+from mnist_lit.study.plan import Plan
 
 MANIFEST = "study.yaml"
 RESULT = "result.json"
@@ -104,8 +104,10 @@ class SeedResult(SeedFit):
     seconds: float
 
 
-def record_of(fit: TuningFit | SeedFit, result: FitResult) -> TuningResult | SeedResult:
-    """What ``fit`` gave, as its ``result.json`` keeps it."""
+def record_of(
+    fit: TuningFit | SeedFit, result: FitResult, threshold: float
+) -> TuningResult | SeedResult:
+    """What ``fit`` gave, as its ``result.json`` keeps it (``threshold``: its network's)."""
     run = {name: getattr(result, name) for name in ("val_acc", "diverged", "seconds")}
     if isinstance(fit, TuningFit):
         if not result.val_acc and not result.diverged:
@@ -113,7 +115,6 @@ def record_of(fit: TuningFit | SeedFit, result: FitResult) -> TuningResult | See
         return TuningResult(**asdict(fit), val_ce=result.val_ce, **run)
     assert result.test is not None, "a seed's fit is tested"
     metrics: dict[str, Any] = result.test.metrics  # test_acc to temperature
-    threshold = STUDY_NETWORKS[fit.network].threshold
     return SeedResult(
         **asdict(fit),
         **metrics,

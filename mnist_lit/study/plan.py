@@ -13,7 +13,9 @@ trace accuracy against rate.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,19 +36,32 @@ CONFIG_OPTIMIZER = "sgd"
 class Network:
     """One network of the study, and how its learning rate is searched."""
 
-    name: str  # in mnist_lit.runs.catalog.NETWORKS and in the study's files
+    name: str  # in mnist_lit.runs.catalog.NETWORKS (or a user's config's stem), in the files
     # Per optimiser (by its name in mnist_lit.runs.catalog.OPTIMIZERS), the lowest and highest
     # rate tried; the others lie evenly between on the log scale.
     lr_ranges: dict[str, tuple[float, float]]
     threshold: float  # the validation accuracy whose epoch of arrival is reported
+    config: str | None = None  # a user's config file; None: the catalogue's
+    epochs: int | None = None  # a user's config's trainer.max_epochs
 
     def __post_init__(self) -> None:
         assert set(self.lr_ranges) == set(OPTIMIZERS), f"{self.name}: a range per optimiser"
 
+    def config_path(self) -> Path:
+        return Path(self.config) if self.config else NETWORKS[self.name].config_path()
+
+    @property
+    def label(self) -> str:
+        """``MLP 784-100-10 (configs/mlp.yaml)``, or a user's config's path."""
+        if self.config:
+            return f"{self.name} ({self.config})"
+        entry = NETWORKS[self.name]
+        return f"{entry.label} (configs/{entry.config})"
+
     def schedule_ends_with_training(self) -> bool:
         """Whether its config schedules the rate over the epochs (``T_max``), which then
         follows the study's number of epochs."""
-        config = yaml.safe_load(NETWORKS[self.name].config_path().read_text())
+        config = yaml.safe_load(self.config_path().read_text())
         schedule = config["model"].get("lr_scheduler") or {}
         return "T_max" in schedule.get("init_args", {})
 
@@ -59,6 +74,40 @@ STUDY_NETWORKS = {
         Network("cnn", {"sgd": (10**-3.5, 1.0), "adam": (1e-4, 0.1)}, threshold=0.98),
     )
 }
+
+
+@dataclass(frozen=True)
+class Loss:
+    """One loss of the study: its class and arguments, its name in the study's files and
+    its label in the report."""
+
+    name: str  # a catalogue name, or the class path (with its arguments)
+    class_path: str
+    init_args: tuple[tuple[str, Any], ...] = ()
+    label: str = ""
+    control_of: str | None = None  # the loss this one trains again, on other seeds
+    given: str = field(default="", compare=False)  # as the user wrote it, for messages
+
+    def option(self) -> str | dict[str, Any]:
+        """The value of ``model.loss``."""
+        if not self.init_args:
+            return self.class_path
+        return {"class_path": self.class_path, "init_args": dict(self.init_args)}
+
+    def describe(self) -> dict[str, Any]:
+        return {"class_path": self.class_path, "init_args": dict(self.init_args)}
+
+
+def catalogue_loss(name: str) -> Loss:
+    entry = LOSSES[name]
+    return Loss(name, entry.class_path, label=entry.label)
+
+
+def control_of(loss: Loss) -> Loss:
+    """``loss`` trained again on other seeds, at its tuned rate: the negative control."""
+    return replace(
+        loss, name=f"{loss.name}_control", label=f"{loss.label} (control)", control_of=loss.name
+    )
 
 
 @dataclass(frozen=True)
@@ -92,17 +141,37 @@ QUICK_BUDGET = Budget(
 @dataclass(frozen=True)
 class Plan:
     """One study: which networks and losses, on which budget, with which optimiser, data
-    split and share of wrong training labels."""
+    split and share of wrong training labels, and whether the first loss is trained again
+    on other seeds as a negative control."""
 
-    networks: tuple[str, ...]
-    losses: tuple[str, ...]
+    networks: tuple[Network, ...]
+    losses: tuple[Loss, ...]
     budget: Budget
     val_size: int = 5_000
     tuning_seed: int = 42
     label_noise: float = 0.0  # the share of training labels made wrong in every fit
     optimizer: str = CONFIG_OPTIMIZER
+    control: bool = False
 
-    def fit(self, network: Network, loss: str, data_dir: str, accelerator: str) -> Fit:
+    @property
+    def control_seeds(self) -> tuple[int, ...]:
+        """As many seeds as the study's, after its last: disjoint from them."""
+        if not self.control:
+            return ()
+        start = max(self.budget.seeds) + 1
+        return tuple(range(start, start + len(self.budget.seeds)))
+
+    def all_losses(self) -> tuple[Loss, ...]:
+        """The losses, and the control after them when there is one."""
+        return (*self.losses, *((control_of(self.losses[0]),) if self.control else ()))
+
+    def loss(self, name: str) -> Loss:
+        return next(loss for loss in self.all_losses() if loss.name == name)
+
+    def network(self, name: str) -> Network:
+        return next(network for network in self.networks if network.name == name)
+
+    def fit(self, network: Network, loss: Loss, data_dir: str, accelerator: str) -> Fit:
         """The fit of one network and loss at its full length, without its rate or seed.
 
         The optimiser's class follows the config: jsonargparse keeps the config's
@@ -111,7 +180,7 @@ class Plan:
         """
         epochs = self.budget.epochs[network.name]
         options: dict[str, Any] = {
-            "model.loss": LOSSES[loss].class_path,
+            "model.loss": loss.option(),
             "data.data_dir": data_dir,
             "data.val_size": self.val_size,
             "trainer.accelerator": accelerator,
@@ -122,7 +191,7 @@ class Plan:
         if self.budget.train_fraction < 1:
             options["trainer.limit_train_batches"] = self.budget.train_fraction
         return Fit(
-            configs=(str(NETWORKS[network.name].config),),
+            configs=(str(network.config or NETWORKS[network.name].config),),
             epochs=epochs,
             label_noise=self.label_noise,
             optimizer=OPTIMIZERS[self.optimizer].class_path,
@@ -139,7 +208,8 @@ class Plan:
     def conditions(self) -> str:
         """The optimiser and the labels, for a report's title.
 
-        >>> Plan(("mlp",), ("ce",), QUICK_BUDGET, label_noise=0.2, optimizer="adam").conditions()
+        >>> plan = Plan((), (), QUICK_BUDGET, label_noise=0.2, optimizer="adam")
+        >>> plan.conditions()
         'Adam, 20% of the training labels wrong'
         """
         labels = f"{self.label_noise:.0%} of the training labels wrong" if self.label_noise else ""
@@ -148,50 +218,62 @@ class Plan:
     def describe(self) -> dict[str, Any]:
         """The plan as plain values: what a study folder records and is checked against."""
         return {
-            "networks": list(self.networks),
-            "losses": list(self.losses),
+            "networks": [network.name for network in self.networks],
+            "losses": [loss.name for loss in self.losses],
+            # A loss by its class and arguments: another argument is another study.
+            "loss_classes": {loss.name: loss.describe() for loss in self.losses},
+            "network_configs": {n.name: n.config for n in self.networks if n.config},
+            "control_seeds": list(self.control_seeds),
             "budget": {**asdict(self.budget), "seeds": list(self.budget.seeds)},
             "val_size": self.val_size,
             "tuning_seed": self.tuning_seed,
             "label_noise": self.label_noise,
             "optimizer": self.optimizer,
             "search": {
-                name: {
+                network.name: {
                     "key": LEARNING_RATE,
-                    "rates": list(self.rates(STUDY_NETWORKS[name])),
-                    "round_epochs": list(round_epochs(self.budget.epochs[name])),
+                    "rates": list(self.rates(network)),
+                    "round_epochs": list(round_epochs(self.budget.epochs[network.name])),
                 }
-                for name in self.networks
+                for network in self.networks
             },
         }
 
 
 def make_plan(
     quick: bool,
-    networks: list[str] | None = None,
-    losses: list[str] | None = None,
+    networks: Sequence[str | Network] | None = None,
+    losses: Sequence[str | Loss] | None = None,
     n_trials: int | None = None,
     seeds: list[int] | None = None,
     epochs: int | None = None,
     val_size: int = 5_000,
     label_noise: float = 0.0,
     optimizer: str = CONFIG_OPTIMIZER,
+    control: bool = False,
 ) -> Plan:
-    """The default (or quick) plan, with the options a user gave in its place."""
+    """The default (or quick) plan, with the options a user gave in its place: networks
+    and losses by their catalogue names or as built by :mod:`mnist_lit.study.choices`."""
+    chosen = tuple(
+        STUDY_NETWORKS[n] if isinstance(n, str) else n for n in networks or STUDY_NETWORKS
+    )
     budget = QUICK_BUDGET if quick else DEFAULT_BUDGET
+    own = {n.name: 1 if quick else n.epochs or 10 for n in chosen if n.config}
+    names = [*STUDY_NETWORKS, *own]
     budget = replace(
         budget,
         n_trials=budget.n_trials if n_trials is None else n_trials,
         seeds=budget.seeds if seeds is None else tuple(seeds),
-        epochs=budget.epochs if epochs is None else dict.fromkeys(STUDY_NETWORKS, epochs),
+        epochs={**budget.epochs, **own} if epochs is None else dict.fromkeys(names, epochs),
     )
     if len(budget.seeds) < 2:
         raise MnistLitError("--seeds: give at least 2 seeds; a paired test needs them.")
     return Plan(
-        tuple(networks or STUDY_NETWORKS),
-        tuple(losses or STUDY_LOSSES),
+        chosen,
+        tuple(catalogue_loss(x) if isinstance(x, str) else x for x in losses or STUDY_LOSSES),
         budget,
         val_size=val_size,
         label_noise=label_noise,
         optimizer=optimizer,
+        control=control,
     )

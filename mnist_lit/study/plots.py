@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
 from matplotlib.figure import Figure
 
-from mnist_lit.runs.catalog import LOSSES
 from mnist_lit.runs.figures import new_figure
 from mnist_lit.study.folder import SeedResult, TuningResult
 from mnist_lit.study.stats import t_interval
@@ -15,11 +14,13 @@ from mnist_lit.study.stats import t_interval
 Result = TypeVar("Result", TuningResult, SeedResult)
 
 
-def _by_network(results: Sequence[Result]) -> dict[str, dict[str, list[Result]]]:
+def _by_network(
+    results: Sequence[Result], labels: Mapping[str, str]
+) -> dict[str, dict[str, list[Result]]]:
     """``results`` by network, then by loss (its label), in the order they come."""
     grouped: dict[str, dict[str, list[Result]]] = {}
     for r in results:
-        grouped.setdefault(r.network, {}).setdefault(LOSSES[r.loss].label, []).append(r)
+        grouped.setdefault(r.network, {}).setdefault(labels[r.loss], []).append(r)
     return grouped
 
 
@@ -29,13 +30,13 @@ def _panels(count: int, width: float = 4.6) -> tuple[Figure, list]:
     return figure, list(axes)
 
 
-def rate_sensitivity(trials: Sequence[TuningResult]) -> Figure:
+def rate_sensitivity(trials: Sequence[TuningResult], labels: Mapping[str, str]) -> Figure:
     """Validation accuracy against learning rate (log axis) per loss, a panel per network.
 
     The trials of a round that did not diverge are joined by a line in order of rate,
     dotted for the first round and solid for the last; diverged ones are crosses at 0.
     """
-    by_network = _by_network(trials)
+    by_network = _by_network(trials, labels)
     figure, axes = _panels(len(by_network))
     for ax, (network, by_loss) in zip(axes, by_network.items(), strict=True):
         last = max(t.round for mine in by_loss.values() for t in mine)
@@ -65,9 +66,9 @@ def rate_sensitivity(trials: Sequence[TuningResult]) -> Figure:
     return figure
 
 
-def accuracy_intervals(results: Sequence[SeedResult]) -> Figure:
+def accuracy_intervals(results: Sequence[SeedResult], labels: Mapping[str, str]) -> Figure:
     """Test accuracy (%) with its 95% interval per loss, a panel per network."""
-    by_network = _by_network(results)
+    by_network = _by_network(results, labels)
     figure, axes = _panels(len(by_network), width=4.0)
     for ax, (network, by_loss) in zip(axes, by_network.items(), strict=True):
         for index, runs in enumerate(by_loss.values()):

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 from mnist_lit.runs.errors import MnistLitError, first_line
 from mnist_lit.runs.fit import Fit, FitResult
 from mnist_lit.study.folder import SeedResult, StudyFolder, TuningFit, TuningResult, record_of
-from mnist_lit.study.plan import STUDY_NETWORKS, Plan
-from mnist_lit.study.schedule import NetworkAndLoss, StudyFit
+from mnist_lit.study.plan import Plan
+from mnist_lit.study.schedule import Control, NetworkAndLoss, StudyFit
 
 if TYPE_CHECKING:
     from mnist_lit.study.cluster import Engine
@@ -38,8 +38,8 @@ class StudySetup:
     accelerator: str
 
     def fit_of(self, wanted: StudyFit) -> Fit:
-        network = STUDY_NETWORKS[wanted.network]
-        base = self.plan.fit(network, wanted.loss, self.data_dir, self.accelerator)
+        network = self.plan.network(wanted.network)
+        base = self.plan.fit(network, self.plan.loss(wanted.loss), self.data_dir, self.accelerator)
         if isinstance(wanted, TuningFit):
             seed = self.plan.tuning_seed
             return dataclasses.replace(base, lr=wanted.lr, epochs=wanted.epochs, seed=seed)
@@ -104,11 +104,7 @@ def run_study(setup: StudySetup, folder: StudyFolder, engine: Engine) -> list[Ne
     """Run every fit the study still needs on ``engine``, writing each result as it
     arrives; return the pairs, all done."""
     plan = setup.plan
-    pairs = [
-        NetworkAndLoss(plan, STUDY_NETWORKS[name], loss, folder)
-        for name in plan.networks
-        for loss in plan.losses
-    ]
+    pairs = study_pairs(plan, folder)
     progress = Progress(pairs, engine.slots)
     submitted: dict[Future[FitResult], tuple[NetworkAndLoss, StudyFit]] = {}
 
@@ -125,12 +121,25 @@ def run_study(setup: StudySetup, folder: StudyFolder, engine: Engine) -> list[Ne
         for future in engine.finished(set(submitted)):
             pair, wanted = submitted.pop(future)
             result = _fit_result(future, wanted)
-            record = record_of(wanted, result)
+            record = record_of(wanted, result, plan.network(pair.network).threshold)
             folder.write(record, result)
             pair.keep(record)
             print(said(record))
-            submit(pair)
+            for same in pairs:  # the control waits for its loss's tuning
+                if same.network == pair.network:
+                    submit(same)
             progress.show(len(submitted))
+    return pairs
+
+
+def study_pairs(plan: Plan, folder: StudyFolder) -> list[NetworkAndLoss]:
+    """Every network and loss of ``plan``, each network's control after its losses."""
+    pairs: list[NetworkAndLoss] = []
+    for network in plan.networks:
+        mine = [NetworkAndLoss(plan, network, loss.name, folder) for loss in plan.losses]
+        pairs += mine
+        if plan.control:
+            pairs.append(Control(plan, network, mine[0], folder))
     return pairs
 
 

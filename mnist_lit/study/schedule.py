@@ -82,3 +82,25 @@ class NetworkAndLoss:
             *((self.round_epochs[k], False) for k in later for _ in range(sizes[k])),
             *((self.round_epochs[-1], seed in self.tested) for seed in self.seeds),
         ]
+
+
+class Control(NetworkAndLoss):
+    """The negative control: ``original``'s loss trained again on the plan's control seeds
+    (disjoint from the study's) at ``original``'s tuned rate, with no tuning of its own."""
+
+    def __init__(
+        self, plan: Plan, network: Network, original: NetworkAndLoss, folder: StudyFolder
+    ) -> None:
+        super().__init__(plan, network, plan.loss(f"{original.loss}_control").name, folder)
+        self.original = original
+        self.seeds = plan.control_seeds
+        self.tuning = {}
+
+    def tuning_fits(self) -> list[TuningFit]:
+        return []
+
+    def rate(self) -> float | None:
+        return self.original.rate()
+
+    def planned(self) -> list[tuple[int, bool]]:
+        return [(self.round_epochs[-1], seed in self.tested) for seed in self.seeds]
