@@ -68,8 +68,9 @@ def test_user_loss_from_own_module(fake_mnist_dir: Path, tmp_path: Path) -> None
         "    def forward(self, logits, target):\n"
         "        return F.multi_margin_loss(logits, target, margin=self.margin)\n"
     )
-    # The console script, run from the folder holding my_losses.py, as the README says.
-    mnist_lit(
+    # The console script, run from the folder holding my_losses.py, as the README says,
+    # its output a pipe: no progress bar is drawn into it.
+    out = mnist_lit(
         "fit",
         "--config",
         TUTORIAL,
@@ -78,10 +79,13 @@ def test_user_loss_from_own_module(fake_mnist_dir: Path, tmp_path: Path) -> None
         "--trainer.max_epochs=1",
         f"--data.data_dir={fake_mnist_dir}",
         "--data.val_size=100",
-        *FAST,
+        "--trainer.enable_model_summary=false",
         cwd=tmp_path,
     )
-    run = tmp_path / "logs" / "seed_cross_entropy" / "version_0"
+    assert "Epoch 0" not in out and "it/s" not in out, out
+    # Filed under the config's experiment and the loss that trained it, not the config's.
+    assert not (tmp_path / "logs" / "seed_cross_entropy").exists()
+    run = tmp_path / "logs" / "seed_cross_entropy-Hinge" / "version_0"
     saved = (run / "config.yaml").read_text()
     assert "class_path: my_losses.Hinge" in saved and "margin: 0.5" in saved
     assert any(row["train/loss"] for row in _metrics(run))
@@ -110,6 +114,41 @@ def test_progress_bar_redraws_every_20_steps_or_is_off(
     )
     bar = cli.trainer.progress_bar_callback
     assert (bar.refresh_rate if bar else None) == refresh_rate
+
+
+@pytest.mark.parametrize(("terminal", "refresh_rate"), [(True, 20), (False, None)])
+def test_progress_bar_only_on_a_terminal(
+    terminal: bool, refresh_rate: int | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("mnist_lit.runs.lightning_cli._terminal", lambda: terminal)
+    cli = MNISTLightningCLI(args=["--config", TUTORIAL], run=False)
+    bar = cli.trainer.progress_bar_callback
+    assert (bar.refresh_rate if bar else None) == refresh_rate
+
+
+CROSS_ENTROPY = str(REPO / "configs" / "cross_entropy.yaml")
+
+
+@pytest.mark.parametrize(
+    ("options", "experiment"),
+    [
+        ([], "cross_entropy"),
+        (["--model.loss", "mnist_lit.losses.Quadratic"], "cross_entropy-Quadratic"),
+        (["--model.loss=mnist_lit.losses.FocalLoss", "--model.loss.gamma=1"],
+         "cross_entropy-FocalLoss"),
+        (["--model.loss", "mnist_lit.losses.CrossEntropy"], "cross_entropy"),  # the config's
+        (["--model.loss", "mnist_lit.losses.Quadratic", "--experiment", "mine"], "mine"),
+    ],
+    ids=["config", "other-loss", "other-loss-with-args", "same-loss", "named"],
+)  # fmt: skip
+def test_a_loss_given_on_the_command_line_names_the_run_folder(
+    options: list[str], experiment: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    cli = MNISTLightningCLI(args=["--config", CROSS_ENTROPY, *options], run=False)
+    assert cli.config["experiment"] == experiment
+    assert [logger.name for logger in cli.trainer.loggers] == [experiment, experiment]
 
 
 def test_best_and_the_file_it_names_give_the_same_model_and_options(

@@ -31,6 +31,9 @@ STATEFUL = [
     "--model.lr_scheduler=torch.optim.lr_scheduler.StepLR",
     "--model.lr_scheduler.step_size=1",
     "--model.lr_scheduler.gamma=0.7",
+    # The config's folder, as the runs without these options (a loss given here would
+    # otherwise name it: seed_cross_entropy-CrossEntropy).
+    "--experiment=seed_cross_entropy",
 ]
 
 
@@ -240,7 +243,8 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(
                  "--data.normalize=true", "--model.optimizer=torch.optim.SGD",
                  "--model.optimizer.lr=0.1",
                  "--model.lr_scheduler=torch.optim.lr_scheduler.StepLR",
-                 "--model.lr_scheduler.step_size=1", "--model.lr_scheduler.gamma=1e30"]  # fmt: skip
+                 "--model.lr_scheduler.step_size=1", "--model.lr_scheduler.gamma=1e30",
+                 "--experiment=seed_cross_entropy"]  # fmt: skip
     old = Path.cwd()
     os.chdir(tmp_path)
     try:

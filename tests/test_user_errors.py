@@ -66,9 +66,10 @@ def _error(
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        pytest.param(["fit", "--config", "nowhere.yaml"], "File does not exist", id="no-config"),
+        pytest.param(["fit", "--config", "nowhere.yaml"], "nowhere.yaml: no such config file",
+                     id="no-config"),
         pytest.param(["fit", "--config", TUTORIAL, "--trainer.max_epochs=abc"],
-                     'Parser key "trainer.max_epochs"', id="bad-value"),
+                     "trainer.max_epochs: expected an int, got 'abc'", id="bad-value"),
         pytest.param([], 'expected "subcommand"', id="no-subcommand"),
         pytest.param(["fit", "--config", MLP, "--model.net.init_args.activation=swish"],
                      "model.net (MLP): MLP activation must be one of", id="net-init-args"),
@@ -109,7 +110,8 @@ def _error(
                      id="best-before-fit"),
         pytest.param(["predict", "--config", TUTORIAL, "--data.predict_path=nowhere"],
                      "data.predict_path nowhere: no such file or folder", id="no-images"),
-        pytest.param(["compare", "--seeds", "a"], 'Parser key "seeds"', id="compare-value"),
+        pytest.param(["compare", "--seeds", "a"], "seeds: expected an int, got 'a'",
+                     id="compare-value"),
         pytest.param(["compare", "--epochs", "0"], "--epochs must be at least 1, got 0",
                      id="compare-epochs"),
         pytest.param(["compare", "--losses", "hinge"], "invalid choice: 'hinge'",
@@ -131,12 +133,40 @@ def test_a_mistake_in_the_options_is_one_message(
     assert expected in err
 
 
+def test_a_mistyped_config_name_lists_the_projects_configs_and_the_nearest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = _error(["fit", "--config", "configs/cross_entropi.yaml"], tmp_path, capsys)
+    assert err.strip().splitlines() == [
+        "mnist-lit: error: --config configs/cross_entropi.yaml: no such config file. The "
+        "project's configs in configs/: cnn, cross_entropy, large_batch, mlp, nielsen, "
+        "nielsen_saturated, quadratic, seed_cross_entropy. Did you mean "
+        "configs/cross_entropy.yaml?"
+    ]
+    # An overlay's folder lists that folder's configs.
+    err = _error(["fit", "--config", "configs/trainer/gpo.yaml"], tmp_path, capsys)
+    assert "configs in configs/trainer/: ddp, ddp_cpu, gpu, gpu_fast. Did you mean " in err
+    assert "configs/trainer/gpu.yaml?" in err
+
+
+def test_a_value_of_the_wrong_type_is_one_line_naming_the_option_and_type(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = _error(["fit", "--config", TUTORIAL, "--model.optimizer.lr", "abc"], tmp_path, capsys)
+    (line,) = err.strip().splitlines()
+    assert line.startswith("mnist-lit: error: model.optimizer.lr: expected a float, got 'abc'. ")
+    assert line.endswith(" fit --help` lists the options."), line
+
+
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
         ("model:\n  lr: [\n", "Problems parsing config"),
         ("model:\n  lrr: 0.1\n", "does not accept option 'model.lrr'"),
-        ("model:\n  diagnostics_every: often\n", 'Parser key "model.diagnostics_every"'),
+        (
+            "model:\n  diagnostics_every: often\n",
+            "model.diagnostics_every: expected an int, got 'often'",
+        ),
     ],
     ids=["broken-yaml", "unknown-key", "wrong-type"],
 )

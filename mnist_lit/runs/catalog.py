@@ -8,6 +8,7 @@ exactly what ``mnist-lit fit --config configs/<config>`` fits, at its own learni
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,11 +55,23 @@ def config_path(name: str) -> Path:
         return path
     project = CONFIGS / name.removeprefix("configs/")
     if not project.is_file():
-        raise MnistLitError(
-            f"{name}: no such config, and the project has none of that name (its configs are "
-            f"in {CONFIGS})."
-        )
+        raise MnistLitError(missing_config(name))
     return project
+
+
+def missing_config(name: str) -> str:
+    """One line for a config file that is neither here nor the project's: the project's
+    configs of that folder (``configs/trainer/...``: the trainer overlays), and the nearest."""
+    folder = Path(name).parent.name
+    folder = folder if (CONFIGS / folder).is_dir() and folder != CONFIGS.name else ""
+    names = sorted(path.stem for path in (CONFIGS / folder).glob("*.yaml"))
+    names = [n for n in names if n != "defaults"]
+    where = f"configs/{folder}/" if folder else "configs/"
+    nearest = difflib.get_close_matches(Path(name).stem, names, n=1, cutoff=0.6)
+    hint = f" Did you mean {where}{nearest[0]}.yaml?" if nearest else ""
+    return (
+        f"{name}: no such config file. The project's configs in {where}: {', '.join(names)}.{hint}"
+    )
 
 
 def with_project_configs(argv: Sequence[str]) -> list[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import yaml
 from jsonargparse import ActionSubCommands, Namespace
 from lightning.pytorch.callbacks import (
     BatchSizeFinder,
@@ -163,9 +164,11 @@ class MNISTLightningCLI(LightningCLI):
         # Overridden: the file and its options are needed before LightningCLI reads its model.
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else self.config
+        typed = list(sys.argv[1:] if args is None else args)
+        config["experiment"] = experiment_of(config, typed)
         if not subcommand:
             return
-        config = self.config[subcommand]
         ckpt_path = config.get("ckpt_path")
         if ckpt_path in ("best", "last"):
             folders, where = checkpoint_folders(config)
@@ -201,6 +204,7 @@ class MNISTLightningCLI(LightningCLI):
         subparser.set_defaults(saved)
         super().parse_arguments(parser, args)
         config = self.config[subcommand]
+        config["experiment"] = experiment_of(config, typed)
         config["ckpt_path"] = ckpt_path
         # The model's options that a config or the command line gave.
         self._given_model = {
@@ -282,9 +286,46 @@ class MNISTLightningCLI(LightningCLI):
         if trainer.get("enable_checkpointing") is False:
             config["checkpoint"] = config["last_checkpoint"] = Callback()
         other_bar = any(isinstance(c, ProgressBar) for c in callbacks)
+        if trainer.get("enable_progress_bar") is None and not other_bar and not _terminal():
+            # Lightning's bar writes every redraw into a file or pipe: a log of bars.
+            trainer["enable_progress_bar"] = False
         if other_bar or trainer.get("enable_progress_bar") is False:
             config["progress_bar"] = Callback()
         return super().instantiate_trainer(**kwargs)
+
+
+def _terminal() -> bool:
+    """Whether the progress bar's stream (Lightning's bar writes to stdout) is a terminal."""
+    return hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
+
+
+def experiment_of(config: Namespace, typed: Sequence[str]) -> str:
+    """The experiment a run is filed under: the config's, or with a loss given on the
+    command line in place of the configs' own, ``<experiment>-<loss class>`` (a fit of
+    ``configs/cross_entropy.yaml --model.loss my_losses.Squentropy`` is not cross-entropy's).
+    An ``--experiment`` typed names it as given."""
+    experiment = str(config["experiment"])
+    options = [arg.partition("=")[0] for arg in typed]
+    loss = config.get("model.loss.class_path")
+    if "--experiment" in options or "--model.loss" not in options or not isinstance(loss, str):
+        return experiment
+    name = loss.rsplit(".", 1)[-1]
+    return experiment if name == _configured_loss(typed) else f"{experiment}-{name}"
+
+
+def _configured_loss(typed: Sequence[str]) -> str | None:
+    """The class name of the loss the last ``--config`` file that names one gives."""
+    loss = None
+    for i, arg in enumerate(typed):
+        option, equals, value = arg.partition("=")
+        path = value if equals else (typed[i + 1] if i + 1 < len(typed) else "")
+        if option != "--config" or not Path(path).is_file():
+            continue
+        with contextlib.suppress(yaml.YAMLError, AttributeError, TypeError):
+            given = (yaml.safe_load(Path(path).read_text()) or {}).get("model", {}).get("loss")
+            given = given.get("class_path") if isinstance(given, dict) else given
+            loss = str(given).rsplit(".", 1)[-1] if given else loss
+    return loss
 
 
 # The sections of the config whose classes' __init__ arguments are options.
