@@ -21,6 +21,7 @@ from torchmetrics.classification import (
     MulticlassConfusionMatrix,
 )
 
+from mnist_lit.data.batches import trained_batches
 from mnist_lit.data.hyperparameters import TrackedHyperparameters
 from mnist_lit.data.mnist import IMAGE_SIDE, NUM_CLASSES
 from mnist_lit.losses import CrossEntropy
@@ -169,6 +170,7 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
         self.register_buffer("nonfinite_step", torch.tensor(-1), persistent=False)
         self.nonfinite_step: Tensor
         self._rng_states_to_restore: dict[str, Any] | None = None
+        self._train_metric_states: dict[str, dict[str, Any]] | None = None
 
     def describe_parts(self, *parts: Any) -> None:
         """Save each part built in Python as LightningCLI records it, so that
@@ -332,9 +334,22 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
         checkpoint["rng_states"] = {"cpu": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+        # Taken mid-epoch (SLURM's requeue), the epoch's training metrics so far too: the run
+        # resumed from it logs them over the whole epoch.
+        if trained_batches(self._trainer) > 0:
+            checkpoint["train_metric_states"] = {
+                name: self._metric_state(self.metric("train", name))
+                for name in SPLIT_METRICS["train"]
+            }
+
+    @staticmethod
+    def _metric_state(metric: Metric) -> dict[str, Any]:
+        # The count of updates too: torchmetrics warns of a compute before any update.
+        return {**metric.metric_state, "_update_count": metric._update_count}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._rng_states_to_restore = checkpoint.get("rng_states")
+        self._train_metric_states = checkpoint.get("train_metric_states")
 
     def on_train_start(self) -> None:
         # Restored here, after everything that runs between loading and training.
@@ -343,6 +358,11 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
             torch.set_rng_state(states["cpu"])
             if "cuda" in states and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(states["cuda"])
+        metric_states, self._train_metric_states = self._train_metric_states, None
+        for name, values in (metric_states or {}).items():
+            for key, value in values.items():
+                moved = value.to(self.device) if isinstance(value, Tensor) else value
+                setattr(self.metric("train", name), key, moved)
 
     def on_fit_start(self) -> None:
         # A new fit starts a new best; a resumed one keeps the best from its checkpoint.
