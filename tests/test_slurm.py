@@ -220,8 +220,8 @@ def test_a_requeued_sbatch_fit_goes_on_in_its_run_as_if_it_had_not_stopped(
     env = {**slurm, "PYTHONPATH": path}
     started = time.monotonic()
     job = _sbatch(env, tmp_path, *FIT, f"--data.data_dir={fake_mnist_dir}",
-                  "--data.batch_size=64", "--trainer.callbacks+=slow.SlowSteps",
-                  options=["--ntasks-per-node=1"])  # fmt: skip
+                  "--data.batch_size=32", "--trainer.callbacks+=slow.SlowSteps",
+                  options=["--ntasks-per-node=2"])  # fmt: skip
     run = tmp_path / RUN
     deadline = time.monotonic() + 120
     while not (run / "checkpoints" / "last.ckpt").exists():  # epoch 0 done: epoch 1 runs

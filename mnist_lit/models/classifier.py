@@ -344,8 +344,11 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
 
     @staticmethod
     def _metric_state(metric: Metric) -> dict[str, Any]:
-        # The count of updates too: torchmetrics warns of a compute before any update.
-        return {**metric.metric_state, "_update_count": metric._update_count}
+        """The metric's state summed over the processes (every training metric's state is a
+        sum), and its count of updates: torchmetrics warns of a compute before any."""
+        with metric.sync_context():  # every process takes the checkpoint; the first saves it
+            state = {k: v.clone() for k, v in metric.metric_state.items() if isinstance(v, Tensor)}
+        return {**state, "_update_count": metric._update_count}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._rng_states_to_restore = checkpoint.get("rng_states")
@@ -360,9 +363,11 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
                 torch.cuda.set_rng_state_all(states["cuda"])
         metric_states, self._train_metric_states = self._train_metric_states, None
         for name, values in (metric_states or {}).items():
-            for key, value in values.items():
-                moved = value.to(self.device) if isinstance(value, Tensor) else value
-                setattr(self.metric("train", name), key, moved)
+            metric = self.metric("train", name)
+            metric._update_count = values.pop("_update_count")
+            if self.global_rank == 0:  # the sums over every process, counted once
+                for key, value in values.items():
+                    setattr(metric, key, value.to(self.device))
 
     def on_fit_start(self) -> None:
         # A new fit starts a new best; a resumed one keeps the best from its checkpoint.
