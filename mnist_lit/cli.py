@@ -118,7 +118,11 @@ class MainCLI(MNISTLightningCLI):
             line += f", best checkpoint {best}"
         print(line, flush=True)
 
-    after_fit = after_validate = after_test = after_predict = _say_where
+    def after_fit(self) -> None:
+        super().after_fit()
+        self._say_where()
+
+    after_validate = after_test = after_predict = _say_where
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)

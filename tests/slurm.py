@@ -48,7 +48,8 @@ SlurmdPort={free_port()}
 # Both daemons listen on the address the host name resolves to, not on every interface.
 CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
 AuthType=auth/munge
-AuthInfo=socket={munge_socket}
+# A requeued job waits cred_expire seconds (120 by default) before it may start again.
+AuthInfo=socket={munge_socket},cred_expire=5
 CredType=cred/munge
 SlurmUser=root
 SlurmdUser=root
@@ -68,6 +69,8 @@ SlurmctldLogFile={folder}/slurmctld.log
 SlurmdLogFile={folder}/slurmd.log
 # A requeued job may start again at once.
 MinJobAge=2
+# The scheduler looks at pending jobs every second (60 s by default).
+SchedulerParameters=sched_interval=1
 NodeName={host} NodeAddr=127.0.0.1 CPUs={CPUS} RealMemory=8000 State=UNKNOWN
 PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """

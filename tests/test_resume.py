@@ -172,6 +172,14 @@ class KillAfterValidation(Callback):  # epoch 1's metrics logged, its last.ckpt 
         if trainer.current_epoch == 1:
             os.kill(os.getpid(), signal.SIGKILL)
 
+class StopAsSlurmDoes(Callback):  # Lightning's SIGUSR1 handler on SLURM, then the requeue's kill
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.current_epoch == 1 and batch_idx == 3:
+            for logger in trainer.loggers:
+                logger.finalize("finished")
+            trainer.save_checkpoint(os.path.join(trainer.default_root_dir, "hpc_ckpt_1.ckpt"))
+            os.kill(os.getpid(), signal.SIGKILL)
+
 class TerminateMidEpoch(Callback):  # as a scheduler or `docker stop` does
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.current_epoch == 1 and batch_idx == 3:
@@ -215,6 +223,44 @@ def test_a_killed_fit_continues_its_run_as_if_it_had_never_stopped(
     _assert_same_metrics(_metrics(_run(tmp_path)), _metrics(_run(straight)))
     assert _scalars(_run(tmp_path)) == _scalars(_run(straight))
     _assert_same_weights(checkpoints / "last.ckpt", _run(straight) / "checkpoints" / "last.ckpt")
+
+
+@pytest.mark.slow
+def test_a_fit_stopped_mid_epoch_by_slurm_goes_on_from_its_hpc_checkpoint_in_its_run(
+    fake_mnist_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "killer.py").write_text(KILLER)
+    command = [str(Path(sys.executable).with_name("mnist-lit")), "fit", "--config", TUTORIAL,
+               f"--data.data_dir={fake_mnist_dir}", "--data.val_size=100", *FAST, *STATEFUL,
+               "--trainer.max_epochs=3"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+
+    def run(*args: str, cwd: Path = tmp_path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    stopped = run("--trainer.callbacks+=killer.StopAsSlurmDoes")
+    assert stopped.returncode == -signal.SIGKILL, stopped.stderr
+    hpc = tmp_path / "hpc_ckpt_1.ckpt"
+    assert torch.load(hpc, weights_only=False)["global_step"] == 12  # epoch 1, batch 3 done
+    # As the requeued job does: Lightning's --ckpt_path hpc (on SLURM, what no path means).
+    resumed = run("--ckpt_path=hpc")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "--ckpt_path hpc: hpc_ckpt_1.ckpt, saved when SLURM stopped" in resumed.stderr
+    assert "not resumable" not in resumed.stderr  # Lightning's warning for a loader without state
+    assert not _run(tmp_path, version=1).exists()
+    assert not hpc.exists()  # spent: a later fit here starts a run of its own
+
+    straight = tmp_path / "straight"
+    straight.mkdir()
+    assert run(cwd=straight).returncode == 0
+    _assert_same_metrics(_metrics(_run(tmp_path)), _metrics(_run(straight)))
+    assert _scalars(_run(tmp_path)) == _scalars(_run(straight))
+    checkpoints = _run(tmp_path) / "checkpoints"
+    _assert_same_weights(checkpoints / "last.ckpt", _run(straight) / "checkpoints" / "last.ckpt")
+    best = sorted(p.name for p in (_run(straight) / "checkpoints").glob("best-*"))
+    assert sorted(p.name for p in checkpoints.glob("best-*")) == best
 
 
 @pytest.mark.slow

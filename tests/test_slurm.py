@@ -8,7 +8,7 @@ import csv
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import psutil
@@ -87,10 +87,10 @@ def _weights(checkpoint: Path) -> dict[str, torch.Tensor]:
     return torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
 
 
-def _sbatch(env: dict[str, str], folder: Path, *args: str) -> str:
-    """``sbatch configs/slurm/fit.sbatch args`` from ``folder``; the job's id."""
+def _sbatch(env: dict[str, str], folder: Path, *args: str, options: Sequence[str] = ()) -> str:
+    """``sbatch options configs/slurm/fit.sbatch args`` from ``folder``; the job's id."""
     result = subprocess.run(
-        ["sbatch", "--parsable", str(SBATCH_SCRIPT), *args],
+        ["sbatch", "--parsable", *options, str(SBATCH_SCRIPT), *args],
         cwd=folder, env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     return result.stdout.strip().split(";")[0]
@@ -193,3 +193,60 @@ def test_a_study_with_srun_on_the_path_says_no_srun_hint(
     )  # fmt: skip
     assert fit.returncode == 0, fit.stderr
     assert fit.stderr.count(SRUN_HINT) == 1, fit.stderr
+
+
+# Steps slowed down, so that the test catches the job mid-epoch; the numbers stay the same.
+SLOW = """
+import time
+from lightning.pytorch.callbacks import Callback
+
+class SlowSteps(Callback):
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        time.sleep(0.5)
+"""
+
+
+def _all_rows(run: Path) -> list[dict[str, float]]:
+    with (run / "metrics.csv").open() as file:
+        return [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(file)]
+
+
+@pytest.mark.slurm
+def test_a_requeued_sbatch_fit_goes_on_in_its_run_as_if_it_had_not_stopped(
+    slurm: dict[str, str], fake_mnist_dir: Path, single_process: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "slow.py").write_text(SLOW)
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    env = {**slurm, "PYTHONPATH": path}
+    started = time.monotonic()
+    job = _sbatch(env, tmp_path, *FIT, f"--data.data_dir={fake_mnist_dir}",
+                  "--data.batch_size=32", "--trainer.callbacks+=slow.SlowSteps",
+                  options=["--ntasks-per-node=2"])  # fmt: skip
+    run = tmp_path / RUN
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoints" / "last.ckpt").exists():  # epoch 0 done: epoch 1 runs
+        assert time.monotonic() < deadline, (tmp_path / f"slurm-{job}.out").read_text()
+        time.sleep(0.2)
+    # What SLURM sends 90 s before the time limit (--signal=SIGUSR1@90): Lightning saves
+    # an hpc checkpoint and requeues the job.
+    subprocess.run(["scancel", "--signal=USR1", job], env=env, check=True)
+    signalled = time.monotonic()
+    _wait_until_gone(env, job)
+    after = time.monotonic() - signalled
+    print(f"signalled {signalled - started:.0f} s after sbatch, done {after:.0f} s later")
+    log = (tmp_path / f"slurm-{job}.out").read_text()
+    assert "Handling auto-requeue signal" in log, log
+    assert "DUE TO JOB REQUEUE" in log, log
+    assert "--ckpt_path hpc: hpc_ckpt_1.ckpt, saved when SLURM stopped the job" in log, log
+    assert "fit: run folder" in log, log
+    # One run folder, continued mid-epoch 1 (steps 8 to 15) from the checkpoint's step.
+    assert [p.name for p in run.parent.iterdir()] == ["version_0"], log
+    (continued,) = run.glob("config-continued-step*.yaml")
+    assert 8 < int(continued.stem.removeprefix("config-continued-step")) < 16, continued
+    assert not list(tmp_path.glob("hpc_ckpt_*.ckpt"))  # spent once the fit ended
+    _same_fit(run, single_process)
+    rows, expected = _all_rows(run), _all_rows(single_process)
+    assert [row.keys() for row in rows] == [row.keys() for row in expected]
+    for row, other in zip(rows, expected, strict=True):
+        for key, value in row.items():
+            assert value == pytest.approx(other[key], abs=1e-5), key

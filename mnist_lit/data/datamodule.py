@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -13,7 +14,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, DistributedSampler
 from torchvision.datasets import MNIST
 
-from mnist_lit.data.batches import TensorPairs, whole_batch
+from mnist_lit.data.batches import ResumableLoader, TensorPairs, trained_batches, whole_batch
 from mnist_lit.data.hyperparameters import TrackedHyperparameters
 from mnist_lit.data.mnist import NUM_CLASSES, RAW_FILES, TRAIN_SET_SIZE
 from mnist_lit.data.own_digits import Limits, load_digits
@@ -190,16 +191,21 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
         # GPU the data is there already. Every batch is kept, the last one partial: the test
         # set is whole.
         dataset = TensorPairs(*split)
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=self._shuffle(dataset) if shuffle else None,
-            collate_fn=whole_batch,
-            num_workers=0,
+        options: dict[str, Any] = {
+            "batch_size": batch_size,
+            "collate_fn": whole_batch,
+            "num_workers": 0,
             # Every iterator draws a seed for workers from this generator; from the global
             # one, which dropout draws from, a resumed run's draws would be one off.
-            generator=torch.Generator(),
-        )
+            "generator": torch.Generator(),
+        }
+        if shuffle:  # the training loader, which goes on mid-epoch where a checkpoint stopped
+            sampler = self._shuffle(dataset)
+            return ResumableLoader(dataset, sampler=sampler, trained=self._trained, **options)
+        return DataLoader(dataset, **options)
+
+    def _trained(self) -> int:
+        return trained_batches(self.trainer)
 
     def _shuffle(self, dataset: TensorPairs) -> DistributedSampler:
         """A new order every epoch, drawn from ``seed + epoch``: the same in every run and

@@ -21,6 +21,7 @@ from torchmetrics.classification import (
     MulticlassConfusionMatrix,
 )
 
+from mnist_lit.data.batches import trained_batches
 from mnist_lit.data.hyperparameters import TrackedHyperparameters
 from mnist_lit.data.mnist import IMAGE_SIDE, NUM_CLASSES
 from mnist_lit.losses import CrossEntropy
@@ -169,6 +170,7 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
         self.register_buffer("nonfinite_step", torch.tensor(-1), persistent=False)
         self.nonfinite_step: Tensor
         self._rng_states_to_restore: dict[str, Any] | None = None
+        self._train_metric_states: dict[str, dict[str, Any]] | None = None
 
     def describe_parts(self, *parts: Any) -> None:
         """Save each part built in Python as LightningCLI records it, so that
@@ -332,9 +334,25 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
         checkpoint["rng_states"] = {"cpu": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+        # Taken mid-epoch (SLURM's requeue), the epoch's training metrics so far too: the run
+        # resumed from it logs them over the whole epoch.
+        if trained_batches(self._trainer) > 0:
+            checkpoint["train_metric_states"] = {
+                name: self._metric_state(self.metric("train", name))
+                for name in SPLIT_METRICS["train"]
+            }
+
+    @staticmethod
+    def _metric_state(metric: Metric) -> dict[str, Any]:
+        """The metric's state summed over the processes (every training metric's state is a
+        sum), and its count of updates: torchmetrics warns of a compute before any."""
+        with metric.sync_context():  # every process takes the checkpoint; the first saves it
+            state = {k: v.clone() for k, v in metric.metric_state.items() if isinstance(v, Tensor)}
+        return {**state, "_update_count": metric._update_count}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._rng_states_to_restore = checkpoint.get("rng_states")
+        self._train_metric_states = checkpoint.get("train_metric_states")
 
     def on_train_start(self) -> None:
         # Restored here, after everything that runs between loading and training.
@@ -343,6 +361,13 @@ class MNISTClassifier(TrackedHyperparameters, L.LightningModule):
             torch.set_rng_state(states["cpu"])
             if "cuda" in states and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(states["cuda"])
+        metric_states, self._train_metric_states = self._train_metric_states, None
+        for name, values in (metric_states or {}).items():
+            metric = self.metric("train", name)
+            metric._update_count = values.pop("_update_count")
+            if self.global_rank == 0:  # the sums over every process, counted once
+                for key, value in values.items():
+                    setattr(metric, key, value.to(self.device))
 
     def on_fit_start(self) -> None:
         # A new fit starts a new best; a resumed one keeps the best from its checkpoint.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from mnist_lit.runs.tracking import runs_folder, version_number
 # As configs/defaults.yaml names the two checkpoints (checkpoint, last_checkpoint).
 LAST_FILENAME = "last"
 _PATTERNS = {"best": "best-*.ckpt", "last": f"{LAST_FILENAME}*.ckpt"}
+# Lightning's name for the checkpoint saved when SLURM stops a job: hpc_ckpt_<N>.ckpt.
+HPC_PREFIX = "hpc_ckpt_"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -82,18 +85,58 @@ def checkpoint_folders(config: Namespace) -> tuple[list[Path], str]:
     return run_checkpoint_folders(runs), f"{runs}/version_*/checkpoints"
 
 
-def continued_run(config: Namespace, checkpoint: Path) -> int | None:
-    """N when ``checkpoint`` is the ``last.ckpt`` of run ``version_N`` of ``config``: a fit
-    resumed from it continues that run, in its folder. (From any other checkpoint, a fit
-    starts a run of its own from those weights.)"""
-    path = checkpoint.resolve()
-    if path.name != f"{LAST_FILENAME}.ckpt" or config.get("checkpoint.dirpath"):
+def continued_run(config: Namespace, path: Path, checkpoint: dict[str, Any]) -> int | None:
+    """N when ``checkpoint`` (read from ``path``) stopped run ``version_N`` of ``config``: the
+    run's ``last.ckpt``, or the hpc checkpoint Lightning saved when SLURM stopped the run.
+    A fit resumed from it continues that run, in its folder. (From any other checkpoint, a
+    fit starts a run of its own from those weights.)"""
+    if config.get("checkpoint.dirpath"):
+        return None
+    if is_hpc_checkpoint(path):
+        folder = _checkpoints_folder(checkpoint)
+    elif path.name == f"{LAST_FILENAME}.ckpt":
+        folder = path.resolve().parent
+    else:
         return None
     folders, _ = checkpoint_folders(config)
-    if not any(path.parent == folder.resolve() for folder in folders):
+    if folder is None or not any(folder == run.resolve() for run in folders):
         return None
-    version = version_number(path.parents[1])
+    version = version_number(folder.parent)
     return version if version >= 0 else None
+
+
+def _checkpoints_folder(checkpoint: dict[str, Any]) -> Path | None:
+    """The folder the run's ModelCheckpoints wrote into, as the checkpoint's states say."""
+    for state in checkpoint.get("callbacks", {}).values():
+        if isinstance(state, dict) and state.get("dirpath"):
+            return Path(state["dirpath"]).resolve()
+    return None
+
+
+def hpc_checkpoint(config: Namespace) -> Path | None:
+    """The checkpoint Lightning resumes a fit on SLURM from, if any: the newest
+    ``hpc_ckpt_<N>.ckpt`` in ``trainer.default_root_dir``, saved there when SLURM signalled
+    the job to stop (``--signal=SIGUSR1@90``, ``scancel --signal=USR1``) before it was
+    requeued."""
+    root = Path(config.get("trainer.default_root_dir") or ".")
+    found = [path for path in root.glob(f"{HPC_PREFIX}*.ckpt") if is_hpc_checkpoint(path)]
+    return max(found, key=_hpc_number, default=None)
+
+
+def is_hpc_checkpoint(path: Path) -> bool:
+    return re.fullmatch(rf"{HPC_PREFIX}\d+\.ckpt", path.name) is not None
+
+
+def _hpc_number(path: Path) -> int:
+    return int(path.name.removeprefix(HPC_PREFIX).removesuffix(".ckpt"))
+
+
+def remove_hpc_checkpoints(resumed: Path) -> None:
+    """Remove ``resumed`` and the hpc checkpoints numbered before it in its folder: those
+    of the same job's earlier stops, once the fit they resumed has ended."""
+    for path in resumed.parent.glob(f"{HPC_PREFIX}*.ckpt"):
+        if is_hpc_checkpoint(path) and _hpc_number(path) <= _hpc_number(resumed):
+            path.unlink(missing_ok=True)
 
 
 def run_checkpoint_folders(runs_dir: Path) -> list[Path]:

@@ -17,6 +17,7 @@ from typing import Any
 import lightning as L
 import yaml
 from jsonargparse import ActionSubCommands, Namespace
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import (
     BatchSizeFinder,
     Callback,
@@ -36,7 +37,10 @@ from mnist_lit.runs.checkpointing import (
     checkpoint_folders,
     continued_run,
     find_checkpoint,
+    hpc_checkpoint,
+    is_hpc_checkpoint,
     read_checkpoint,
+    remove_hpc_checkpoints,
 )
 from mnist_lit.runs.errors import MnistLitError, first_line
 from mnist_lit.runs.evaluation_figures import EvaluationFigures
@@ -170,6 +174,9 @@ class MNISTLightningCLI(LightningCLI):
         if not subcommand:
             return
         ckpt_path = config.get("ckpt_path")
+        on_slurm = ckpt_path is None and SLURMEnvironment.detect()
+        if subcommand == "fit" and (ckpt_path == "hpc" or on_slurm):
+            ckpt_path = self._hpc_resume(config) or ckpt_path
         if ckpt_path in ("best", "last"):
             folders, where = checkpoint_folders(config)
             found = str(find_checkpoint(ckpt_path, folders, where))
@@ -213,6 +220,17 @@ class MNISTLightningCLI(LightningCLI):
             if value != subparser.get_default(f"model.{key}")
         }
 
+    @staticmethod
+    def _hpc_resume(config: Namespace) -> str | None:
+        """The hpc checkpoint where Lightning looks for one, if any: saved when SLURM
+        stopped the job before requeueing it. Lightning resumes a fit on SLURM from it
+        whenever no other checkpoint is given (or `--ckpt_path hpc`); named here, the fit
+        continues its run in the run's own folder."""
+        found = hpc_checkpoint(config)
+        if found is not None:
+            print(f"--ckpt_path hpc: {found}, saved when SLURM stopped the job", file=sys.stderr)
+        return None if found is None else str(found)
+
     def before_instantiate_classes(self) -> None:
         # Overridden: the loggers' names and version are set before they are built.
         config = self.config.get(str(self.subcommand), self.config)
@@ -229,7 +247,7 @@ class MNISTLightningCLI(LightningCLI):
         if self.subcommand != "fit" or self._checkpoint is None:
             return None
         path, checkpoint = self._checkpoint
-        version = continued_run(config, Path(path))
+        version = continued_run(config, Path(path), checkpoint)
         if version is None or "global_step" not in checkpoint:
             return None
         self._continued_from = step = int(checkpoint["global_step"])
@@ -252,6 +270,14 @@ class MNISTLightningCLI(LightningCLI):
         # Lightning's warning that the checkpoints folder is not empty: it is the run's own.
         folder = os.path.join(str(self.trainer.log_dir), "checkpoints")
         warnings.filterwarnings("ignore", f"Checkpoint directory {re.escape(folder)} exists")
+
+    def after_fit(self) -> None:
+        # Overridden: the hpc checkpoints of a requeued job are spent once its fit has ended;
+        # left there, a later fit from this folder would resume from them.
+        if self._checkpoint is not None and self.trainer.is_global_zero:
+            path = Path(self._checkpoint[0])
+            if is_hpc_checkpoint(path):
+                remove_hpc_checkpoints(path)
 
     def instantiate_classes(self) -> None:
         # Overridden: jsonargparse wraps a chosen class's failure in a message of its own.
