@@ -142,8 +142,8 @@ def test_a_losss_arguments_reach_its_fits_and_another_is_another_study(
         ("--losses", "my_module.NOT_A_CLASS", "my_module has no torch.nn.Module named NOT_A_CLASS"),
         ("--losses", "my_module.MyLoss:width=2", "--losses my_module.MyLoss:width=2: Option "
          "'width' is not accepted"),
-        ("--losses", "hinge:margin=x", "--losses hinge:margin=x: margin: Expected a <class "
-         "'float'>. Got value: x"),
+        ("--losses", "hinge:margin=x", "--losses hinge:margin=x: model.loss.margin: expected a "
+         "float, got 'x'"),
         ("--losses", "my_module.NotReduced", "--losses my_module.NotReduced: loss (NotReduced) "
          "returns shape (4,), not a scalar tensor"),
         ("--losses", "my_module.MyLoss:=2", "'=2' is not ARG=VALUE"),

@@ -114,7 +114,7 @@ def _error(
                      id="compare-value"),
         pytest.param(["compare", "--epochs", "0"], "--epochs must be at least 1, got 0",
                      id="compare-epochs"),
-        pytest.param(["compare", "--losses", "hinge"], "invalid choice: 'hinge'",
+        pytest.param(["compare", "--losses", "hinges"], "invalid choice: 'hinges'",
                      id="compare-loss"),
         pytest.param(["compare", "--accelerator", "gpu"],
                      "--accelerator gpu: this machine has no usable GPU", id="compare-no-gpu",
