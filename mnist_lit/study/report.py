@@ -13,6 +13,7 @@ seed's difference survive a new test set?). Otherwise: "no significant differenc
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,11 +24,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mnist_lit.runs.catalog import LEARNING_RATE, LOSSES, NETWORKS
-from mnist_lit.study.folder import SeedResult, StudyFolder, TuningResult
+from mnist_lit.study.folder import SeedResult, StudyFolder, TuningResult, write_atomically
 from mnist_lit.study.plots import accuracy_intervals, rate_sensitivity
 from mnist_lit.study.stats import holm, mcnemar_exact, paired_t_test, t_interval
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from mnist_lit.study.schedule import NetworkAndLoss
 
 ALPHA = 0.05
@@ -77,8 +80,8 @@ def write_report(folder: StudyFolder, pairs: Sequence[NetworkAndLoss], kind: str
     rows = [[*(getattr(c, n) for n in names), c.verdict] for c in comparisons]
     _write_csv(root / "comparisons.csv", [*names, "verdict"], rows)
     _write_csv(root / "tuning_trials.csv", TUNING_COLUMNS, _tuning_rows(trials))
-    rate_sensitivity(trials).savefig(root / "rate_sensitivity.png", dpi=80)
-    accuracy_intervals(results).savefig(root / "accuracy.png", dpi=80)
+    _write_png(root / "rate_sensitivity.png", rate_sensitivity(trials))
+    _write_png(root / "accuracy.png", accuracy_intervals(results))
     recorded = sum(r.seconds for r in results) + sum(t.seconds for t in trials)
     title = f"The loss {kind}: tuned learning rates, {len({r.seed for r in results})} seeds"
     text = summary_markdown(results, comparisons, title, trials)
@@ -86,7 +89,7 @@ def write_report(folder: StudyFolder, pairs: Sequence[NetworkAndLoss], kind: str
         f"\n\nTraining time recorded: {recorded / 60:.1f} min (tuning and seeds); wall time: "
         f"{folder.wall_time()}.\n"
     )
-    (root / "summary.md").write_text(text)
+    write_atomically(root / "summary.md", text.encode())
     print("\n" + text)
     print(
         f"wrote {root}/results.csv, comparisons.csv, tuning_trials.csv, summary.md, "
@@ -95,10 +98,17 @@ def write_report(folder: StudyFolder, pairs: Sequence[NetworkAndLoss], kind: str
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    with path.open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(header)
-        writer.writerows(rows)
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_atomically(path, text.getvalue().encode())
+
+
+def _write_png(path: Path, figure: Figure) -> None:
+    picture = io.BytesIO()
+    figure.savefig(picture, format="png", dpi=80)
+    write_atomically(path, picture.getvalue())
 
 
 def compare_losses(
