@@ -240,33 +240,30 @@ def test_a_scheduler_without_workers_is_said_to_be_waited_for(
     ]
 
 
-def _interrupted(args: list[str], cwd: Path, results: int) -> subprocess.CompletedProcess[str]:
-    """The console script, sent Ctrl-C (SIGINT to its process group, as a terminal does)
-    once ``results`` fits are written into the study folder of ``args``."""
-    study = Path(args[args.index("--study-dir") + 1])
-    process = subprocess.Popen(
-        [CONSOLE_SCRIPT, *args],
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    wait_for_results(study, process, results)
-    time.sleep(0.3)  # into the next fit
-    os.killpg(process.pid, signal.SIGINT)
-    err = process.communicate(timeout=60)[1]
-    return subprocess.CompletedProcess(process.args, process.returncode, "", err)
-
-
 @pytest.mark.slow
-def test_ctrl_c_with_one_worker_is_exit_130_and_one_line(
+def test_ctrl_c_with_one_worker_mid_fit_is_exit_130_and_one_line(
     fake_mnist_dir: Path, tmp_path: Path
 ) -> None:
     study = tmp_path / "stopped"
-    stopped = _interrupted(study_args(fake_mnist_dir, study), tmp_path, results=2)
-    assert stopped.returncode == 130, stopped.stderr
-    assert stopped.stderr.strip().splitlines() == [INTERRUPTED], stopped.stderr
+    # One pair whose last round trains 30 epochs: Ctrl-C lands inside Lightning's fit.
+    args = study_args(fake_mnist_dir, study)
+    args[args.index("--epochs") + 1] = "30"
+    del args[args.index("square_logits")]
+    process = subprocess.Popen(
+        [CONSOLE_SCRIPT, *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a terminal of its own: Ctrl-C reaches the whole group
+    )
+    wait_for_results(study, process, 4)  # rounds 0 and 1; the last round's first fit runs
+    time.sleep(1.5)
+    os.killpg(process.pid, signal.SIGINT)
+    err = process.communicate(timeout=60)[1]
+    assert process.returncode == 130, err
+    assert err.strip().splitlines() == [INTERRUPTED], err
+    assert len(written_results(study)) == 4  # stopped mid-fit, that fit not recorded
     (invocation,) = _rows(study / INVOCATIONS)
     assert invocation["ended"] == "False"
 

@@ -173,7 +173,7 @@ def _worker_running_a_fit(address: str, study: Path) -> int:
 
 
 @pytest.mark.slow
-def test_a_cluster_that_loses_a_worker_mid_fit_ends_with_the_samenumbers(
+def test_a_cluster_that_loses_a_worker_mid_fit_ends_with_the_same_numbers(
     one_worker: tuple[Path, str], fake_mnist_dir: Path, tmp_path: Path
 ) -> None:
     study = tmp_path / "cluster"
