@@ -8,13 +8,16 @@ and turns a user's mistake into one message and exit status 2.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import torch
@@ -138,7 +141,7 @@ def main(args: Sequence[str] | None = None) -> None:
         # The console script, like `python -m`, imports a user's own module (a loss in
         # my_losses.py: --model.loss my_losses.Hinge) from the working folder.
         sys.path.insert(0, os.getcwd())
-    with quiet():
+    with quiet(), _ctrl_c_noted() as ctrl_c:
         try:
             command = COMMANDS.get(argv[0]) if argv else None
             with options_named():
@@ -162,6 +165,13 @@ def main(args: Sequence[str] | None = None) -> None:
         except KeyboardInterrupt:  # Ctrl-C: one line, not the stack it stopped in
             print(INTERRUPTED, file=sys.stderr)
             raise SystemExit(130) from None
+        except SystemExit as error:
+            # Lightning stops a fit on Ctrl-C with sys.exit(1), its own line quieted in a
+            # study: said as any Ctrl-C is.
+            if not (ctrl_c and error.code == 1):
+                raise
+            print(INTERRUPTED, file=sys.stderr)
+            raise SystemExit(130) from None
         except BrokenPipeError:  # the reader stopped reading (`| head`): nothing to report
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise SystemExit(1) from None
@@ -180,6 +190,31 @@ def main(args: Sequence[str] | None = None) -> None:
             )
         finally:
             _leave_process_group()
+
+
+@contextlib.contextmanager
+def _ctrl_c_noted() -> Iterator[list[int]]:
+    """Within the block, a Ctrl-C (SIGINT) raises KeyboardInterrupt as Python's own handler
+    does, and is noted in the list given: Lightning turns it into ``sys.exit(1)``. Left
+    alone where SIGINT is not Python's default (ignored, as in a study's worker), or off
+    the main thread."""
+    pressed: list[int] = []
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        pressed.append(signum)
+        signal.default_int_handler(signum, frame)
+
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield pressed
+        return
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield pressed
+    finally:  # Lightning leaves Ctrl-C ignored after its shutdown
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _leave_process_group() -> None:

@@ -58,6 +58,15 @@ def fake_mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_fake_mnist(tmp_path_factory.mktemp("fake_mnist"))
 
 
+@pytest.fixture(scope="session")
+def one_worker(fake_mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The tiny study of tests.study_helpers with one worker (in this process), and what it
+    printed: the numbers every other way of running it must give."""
+    from tests.study_helpers import run_one_worker
+
+    return run_one_worker(fake_mnist_dir, tmp_path_factory.mktemp("one") / "out")
+
+
 def _real_mnist_source() -> Path | None:
     candidates = [
         os.environ.get("MNIST_LIT_DATA_DIR"),

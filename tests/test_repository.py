@@ -4,6 +4,7 @@ running what ``.ci/run`` runs, and the package's type hints shipped."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 from pathlib import Path
@@ -107,3 +108,28 @@ def test_one_environment_variable_names_the_data_folder() -> None:
             text = (REPO / path).read_text(errors="ignore")
             names |= set(re.findall(r"\bMNIST\w*DATA_DIR\b", text))
     assert names == {"MNIST_LIT_DATA_DIR"}, names
+
+
+def test_every_extra_asked_of_a_dependency_is_one_it_provides() -> None:
+    """pip warns of an extra a package does not provide (and installs nothing for it); the
+    name is compared as the package's metadata spells it."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = [
+        *project["dependencies"],
+        *itertools.chain(*project["optional-dependencies"].values()),
+    ]
+    checked = 0
+    for requirement in map(Requirement, wanted):
+        if not requirement.extras or requirement.name == project["name"]:
+            continue
+        try:
+            provided = metadata.metadata(requirement.name).get_all("Provides-Extra") or []
+        except metadata.PackageNotFoundError:
+            continue
+        assert requirement.extras <= set(provided), (str(requirement), provided)
+        checked += 1
+    assert checked >= 2  # jsonargparse[signatures] and optuna-integration[pytorch-lightning]

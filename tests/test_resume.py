@@ -14,7 +14,7 @@ import torch
 from lightning.pytorch.loggers import CSVLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mnist_lit.cli import TERMINATED, main
+from mnist_lit.cli import INTERRUPTED, TERMINATED, main
 from mnist_lit.runs.tracking import keep_rows_before
 from tests.cli_helpers import FAST, REPO, TUTORIAL
 
@@ -184,6 +184,11 @@ class TerminateMidEpoch(Callback):  # as a scheduler or `docker stop` does
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.current_epoch == 1 and batch_idx == 3:
             os.kill(os.getpid(), signal.SIGTERM)
+
+class InterruptMidEpoch(Callback):  # as Ctrl-C in a terminal does
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.current_epoch == 1 and batch_idx == 3:
+            os.kill(os.getpid(), signal.SIGINT)
 """
 
 
@@ -264,19 +269,26 @@ def test_a_fit_stopped_mid_epoch_by_slurm_goes_on_from_its_hpc_checkpoint_in_its
 
 
 @pytest.mark.slow
-def test_a_fit_stopped_by_sigterm_fails_in_one_line_and_keeps_its_checkpoints(
-    fake_mnist_dir: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("stopper", "status", "line"),
+    [
+        ("TerminateMidEpoch", 128 + signal.SIGTERM, TERMINATED),
+        ("InterruptMidEpoch", 130, INTERRUPTED),  # Ctrl-C, which Lightning turns into exit 1
+    ],
+)
+def test_a_fit_stopped_by_sigterm_or_ctrl_c_fails_in_one_line_and_keeps_its_checkpoints(
+    stopper: str, status: int, line: str, fake_mnist_dir: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "killer.py").write_text(KILLER)
     stopped = subprocess.run(
         [str(Path(sys.executable).with_name("mnist-lit")), "fit", "--config", TUTORIAL,
          f"--data.data_dir={fake_mnist_dir}", "--data.val_size=100", *FAST,
-         "--trainer.max_epochs=3", "--trainer.callbacks+=killer.TerminateMidEpoch"],
+         "--trainer.max_epochs=3", f"--trainer.callbacks+=killer.{stopper}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])},
     )  # fmt: skip
-    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
-    assert stopped.stderr.strip().splitlines()[-1] == TERMINATED, stopped.stderr
+    assert stopped.returncode == status, stopped.stderr
+    assert stopped.stderr.strip().splitlines()[-1] == line, stopped.stderr
     assert "Traceback" not in stopped.stderr
     assert _checkpoint_epoch(_run(tmp_path) / "checkpoints" / "last.ckpt") == 0
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import json
 import os
 import signal
@@ -15,71 +14,27 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
 import torch
 
-from mnist_lit.cli import INTERRUPTED, main
+from mnist_lit.cli import INTERRUPTED
 from mnist_lit.data import raw_files
 from mnist_lit.data.datamodule import MNISTDataModule
 from mnist_lit.data.raw_files import keep_in_memory, read_split
 from tests.cli_helpers import CONSOLE_SCRIPT, cli_error, console, free_port
 from tests.fake_mnist import write_fake_mnist
+from tests.study_helpers import (
+    TOTAL,
+    fit_lines,
+    numbers,
+    study_args,
+    wait_for_results,
+    written_results,
+)
 
-PAIRS = [("softmax_regression", "ce"), ("softmax_regression", "square_logits")]
-# Two rates for one epoch, then both for two epochs, then two seeds, for each pair.
-TOTAL = len(PAIRS) * (2 + 2 + 2)
 DASK = str(Path(CONSOLE_SCRIPT).with_name("dask"))
-
-
-def _study(data: Path, study: Path, *extra: str) -> list[str]:
-    return [
-        "study", "--quick", "--study-dir", str(study), "--data-dir", str(data),
-        "--val-size", "100", "--n-trials", "2", "--seeds", "0", "1", "--epochs", "2",
-        "--networks", "softmax_regression", "--losses", "ce", "square_logits", "--no-control",
-        *extra,
-    ]  # fmt: skip
-
-
-def _numbers(study: Path) -> dict[tuple[str, ...], dict[str, str]]:
-    """results.csv and tuning_trials.csv by fit, without the seconds each took."""
-    rows: dict[tuple[str, ...], dict[str, str]] = {}
-    with (study / "results.csv").open() as file:
-        for row in csv.DictReader(file):
-            rows[(row["network"], row["loss"], row.pop("seed"))] = row
-            row.pop("seconds")
-    with (study / "tuning_trials.csv").open() as file:
-        for row in csv.DictReader(file):
-            for column in ("seconds", "number"):
-                row.pop(column)
-            rows[(row["network"], row["loss"], "lr " + row["lr"], row["round"])] = row
-    return rows
-
-
-def _fit_lines(out: str) -> list[str]:
-    """The line each fit's result gave, as the study printed them."""
-    return [line for line in out.splitlines() if ": val acc " in line or ": test acc " in line]
-
-
-def _results(study: Path) -> dict[Path, float]:
-    """Each fit's result.json written so far, with its time of writing."""
-    paths = [
-        *study.glob("tuning/*/*/round_*/lr_*/result.json"),
-        *study.glob("runs/*/*/*/result.json"),
-    ]
-    return {p: p.stat().st_mtime_ns for p in paths}
-
-
-@pytest.fixture(scope="module")
-def one_worker(fake_mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """The study with one worker (in this process), and what it printed."""
-    study = tmp_path_factory.mktemp("one") / "out"
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        main(_study(fake_mnist_dir, study))
-    return study, out.getvalue()
 
 
 def test_one_worker_prints_a_progress_line_per_finished_fit(one_worker: tuple[Path, str]) -> None:
@@ -90,8 +45,8 @@ def test_one_worker_prints_a_progress_line_per_finished_fit(one_worker: tuple[Pa
     assert all("elapsed, about " in line and line.endswith(" left") for line in lines[1:-1])
     assert "softmax_regression, ce, seed 1: test acc" in out
     assert "successive halving over rounds of 1, 2 epochs" in out
-    fits = _fit_lines(out)
-    assert len(fits) == len(set(fits)) == len(_results(study)) == TOTAL
+    fits = fit_lines(out)
+    assert len(fits) == len(set(fits)) == len(written_results(study)) == TOTAL
 
 
 def test_an_unreachable_scheduler_is_one_message_within_seconds(
@@ -99,7 +54,7 @@ def test_an_unreachable_scheduler_is_one_message_within_seconds(
 ) -> None:
     address = f"tcp://127.0.0.1:{free_port()}"
     start = time.monotonic()
-    err = cli_error(_study(fake_mnist_dir, tmp_path / "s", "--scheduler", address), capsys)
+    err = cli_error(study_args(fake_mnist_dir, tmp_path / "s", "--scheduler", address), capsys)
     assert time.monotonic() - start < 30
     assert err.count("mnist-lit: error: ") == 1
     assert f"--scheduler {address}: no Dask scheduler answered" in err
@@ -131,7 +86,7 @@ def test_a_fit_that_fails_stops_the_study_with_one_message_naming_it(
 ) -> None:
     empty = tmp_path / "no_data"
     empty.mkdir()
-    err = cli_error(_study(empty, tmp_path / "s"), capsys)
+    err = cli_error(study_args(empty, tmp_path / "s"), capsys)
     assert err.count("mnist-lit: error: ") == 1
     assert "softmax_regression, ce, lr " in err and "Every result written before is kept" in err
 
@@ -141,11 +96,11 @@ def test_two_workers_give_the_numbers_of_one(
     one_worker: tuple[Path, str], fake_mnist_dir: Path, tmp_path: Path
 ) -> None:
     study = tmp_path / "two"
-    result = console(*_study(fake_mnist_dir, study, "--workers", "2"), cwd=tmp_path)
+    result = console(*study_args(fake_mnist_dir, study, "--workers", "2"), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"runs {TOTAL}/{TOTAL} finished, 0 running" in result.stdout
-    assert _numbers(study) == _numbers(one_worker[0])
-    assert len(set(_fit_lines(result.stdout))) == len(_fit_lines(result.stdout)) == TOTAL
+    assert numbers(study) == numbers(one_worker[0])
+    assert len(set(fit_lines(result.stdout))) == len(fit_lines(result.stdout)) == TOTAL
     assert "Traceback" not in result.stderr, result.stderr
 
 
@@ -211,7 +166,7 @@ def _worker_running_a_fit(address: str, study: Path) -> int:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             busy = [w for w, keys in client.processing().items() if keys]
-            if _results(study) and busy:
+            if written_results(study) and busy:
                 return int(client.run(os.getpid, workers=busy[:1])[busy[0]])
             time.sleep(0.1)
     raise AssertionError("no worker was caught running a fit")
@@ -224,7 +179,7 @@ def test_a_cluster_that_loses_a_worker_mid_fit_ends_with_the_same_numbers(
     study = tmp_path / "cluster"
     with _dask_cluster(tmp_path, workers=2) as (address, workers):
         client_process = subprocess.Popen(
-            [CONSOLE_SCRIPT, *_study(fake_mnist_dir, study, "--scheduler", address)],
+            [CONSOLE_SCRIPT, *study_args(fake_mnist_dir, study, "--scheduler", address)],
             cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -236,18 +191,9 @@ def test_a_cluster_that_loses_a_worker_mid_fit_ends_with_the_same_numbers(
         out, err = client_process.communicate(timeout=300)
     assert client_process.returncode == 0, out + err
     assert victim.wait() == -signal.SIGKILL
-    assert _numbers(study) == _numbers(one_worker[0])
-    fits = _fit_lines(out)  # each fit recorded once
-    assert len(fits) == len(set(fits)) == len(_results(study)) == TOTAL
-
-
-def _wait_for_results(study: Path, process: subprocess.Popen[Any], count: int) -> None:
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and process.poll() is None:
-        if len(_results(study)) >= count:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"no {count} results while it ran (exit status {process.poll()})")
+    assert numbers(study) == numbers(one_worker[0])
+    fits = fit_lines(out)  # each fit recorded once
+    assert len(fits) == len(set(fits)) == len(written_results(study)) == TOTAL
 
 
 def _alive(pid: int) -> bool:
@@ -271,26 +217,33 @@ def test_a_killed_study_run_again_redoes_only_the_fits_not_recorded(
     one_worker: tuple[Path, str], fake_mnist_dir: Path, tmp_path: Path
 ) -> None:
     study = tmp_path / "killed"
-    args = _study(fake_mnist_dir, study, "--workers", "2")
+    args = study_args(fake_mnist_dir, study, "--workers", "2")
     parent = subprocess.Popen(
         [CONSOLE_SCRIPT, *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        _wait_for_results(study, parent, 3)
+        wait_for_results(study, parent, 3)
         workers = [p.pid for p in psutil.Process(parent.pid).children(recursive=True)]
         parent.send_signal(signal.SIGKILL)
     finally:
         parent.wait()
     assert workers and _gone(workers, 30), workers  # its worker processes end with it
-    recorded = _results(study)
+    recorded = written_results(study)
     assert 3 <= len(recorded) < TOTAL
 
     result = console(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert {p: t for p, t in _results(study).items() if p in recorded} == recorded
-    fits = _fit_lines(result.stdout)
+    assert {p: t for p, t in written_results(study).items() if p in recorded} == recorded
+    fits = fit_lines(result.stdout)
     assert len(fits) == len(set(fits)) == TOTAL - len(recorded)
-    assert _numbers(study) == _numbers(one_worker[0])
+    assert numbers(study) == numbers(one_worker[0])
+    # The killed invocation counts in the wall time, up to its last result, and is named.
+    with (study / "invocations.csv").open() as file:
+        killed, rerun = csv.DictReader(file)
+    assert (killed["ended"], rerun["ended"]) == ("False", "True")
+    assert float(killed["seconds"]) > 0
+    summary = (study / "summary.md").read_text()
+    assert f"not run to their end (stopped or killed): {killed['started']} on " in summary
 
 
 @pytest.mark.slow
@@ -299,21 +252,21 @@ def test_ctrl_c_stops_the_study_in_one_line_and_its_workers_with_it(
 ) -> None:
     study = tmp_path / "stopped"
     process = subprocess.Popen(
-        [CONSOLE_SCRIPT, *_study(fake_mnist_dir, study, "--workers", "2")],
+        [CONSOLE_SCRIPT, *study_args(fake_mnist_dir, study, "--workers", "2")],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # a terminal of its own: Ctrl-C reaches the whole group
     )
-    _wait_for_results(study, process, 2)
+    wait_for_results(study, process, 2)
     workers = [p.pid for p in psutil.Process(process.pid).children(recursive=True)]
     os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C does: the study and its workers
     err = process.communicate(timeout=60)[1]
     assert process.returncode == 130, err
     assert err.strip().splitlines() == [INTERRUPTED], err
     assert _gone(workers, 30)
-    assert len(_results(study)) >= 2  # kept
+    assert len(written_results(study)) >= 2  # kept
 
 
 def test_mnist_kept_in_memory_is_read_once_and_split_by_each_run(

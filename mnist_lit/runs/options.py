@@ -27,12 +27,15 @@ def add_run_options(parser: OneMessageParser, seeds: str, epochs: str) -> None:
 
 def check_run_options(parser: OneMessageParser, args: argparse.Namespace, *counts: str) -> None:
     """Fail with one message unless ``epochs``, ``val_size`` and the ``counts`` named are at
-    least 1, the seeds distinct, and a GPU asked for is there."""
+    least 1, the seeds (and losses and networks, where a command takes them) distinct, and a
+    GPU asked for is there."""
     for option in ("epochs", "val_size", *counts):
         value = getattr(args, option)
         if value is not None and value < 1:
             parser.error(f"--{option.replace('_', '-')} must be at least 1, got {value}")
-    if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
-        parser.error(f"--seeds must be distinct, got {args.seeds}")
+    for option in ("seeds", "losses", "networks"):  # the lists a command has of these
+        values = getattr(args, option, None)
+        if values is not None and len(set(values)) != len(values):
+            parser.error(f"--{option} must be distinct, got {' '.join(map(str, values))}")
     if args.accelerator == "gpu" and not torch.cuda.is_available():
         raise MnistLitError("--accelerator gpu: this machine has no usable GPU; use cpu or auto.")

@@ -126,6 +126,13 @@ def open_engine(
                 "leave out --scheduler to run on this machine (see docs/distributed.md)."
             ) from None
         with client:
+            if not client.nthreads():  # else the study would wait, saying nothing
+                print(
+                    f"--scheduler {scheduler} has no workers yet: waiting for them (start "
+                    f"them with `dask worker {scheduler}`; Ctrl-C stops the wait).",
+                    flush=True,
+                )
+                client.wait_for_workers(1)
             yield OnDask(client, max(1, sum(client.nthreads().values())))
         return
     # Every HTTP server (the dashboards, or Dask's health and metrics pages without Bokeh)

@@ -4,10 +4,11 @@ writes at the end (results and comparisons as CSV, the pictures, ``summary.md``)
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
 import sys
-import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from mnist_lit.runs.catalog import LOSSES, OPTIMIZERS
@@ -25,6 +26,9 @@ HELP = (
 
 STUDY_DIR = "outputs/study"
 QUICK_STUDY_DIR = "outputs/study_quick"
+# The fewest rates a tuning can choose between: with two, a rate chosen at the grid's edge
+# has the rate beyond it tried too (mnist_lit.study.halving); one rate has no grid to step on.
+MIN_TRIALS = 2
 
 
 def build_parser() -> OneMessageParser:
@@ -68,7 +72,9 @@ def build_parser() -> OneMessageParser:
         "compare it with itself by the same tests: a negative control (default: on)",
     )
     parser.add_argument(
-        "--n-trials", type=int, help="learning rates tried per loss, a log grid (default: 8)"
+        "--n-trials",
+        type=int,
+        help=f"learning rates tried per loss, a log grid, at least {MIN_TRIALS} (default: 8)",
     )
     parser.add_argument(
         "--optimizer",
@@ -125,7 +131,12 @@ def main(argv: Sequence[str]) -> None:
     """Run ``mnist-lit study``; a user's mistake ends in a :class:`MnistLitError`."""
     parser = build_parser()
     args = parser.parse_args(list(argv))
-    check_run_options(parser, args, "n_trials", "workers")
+    check_run_options(parser, args, "workers")
+    if args.n_trials is not None and args.n_trials < MIN_TRIALS:
+        parser.error(
+            f"--n-trials must be at least {MIN_TRIALS}, got {args.n_trials}: one rate leaves "
+            "nothing to tune"
+        )
     from mnist_lit.data.datamodule import check_label_noise
 
     try:
@@ -143,6 +154,7 @@ def main(argv: Sequence[str]) -> None:
     from mnist_lit.study.choices import check_choices, distinct, parse_loss, parse_network
     from mnist_lit.study.cluster import open_engine
     from mnist_lit.study.folder import StudyFolder
+    from mnist_lit.study.report import write_report
     from mnist_lit.study.runner import StudySetup, run_study
 
     if "" not in sys.path and os.getcwd() not in sys.path:
@@ -167,33 +179,56 @@ def main(argv: Sequence[str]) -> None:
         control=args.control,
     )
     check_choices(plan, args.data_dir, args.accelerator)
-    folder = StudyFolder(Path(args.study_dir or (QUICK_STUDY_DIR if args.quick else STUDY_DIR)))
-    folder.check_plan(plan)
-    # Workers may run on other machines: they find MNIST at the same absolute path.
-    setup = StudySetup(plan, str(Path(args.data_dir).resolve()), args.accelerator)
     if args.slurm_jobs and args.scheduler is not None:
         raise MnistLitError("--slurm-jobs starts its own Dask cluster: leave out --scheduler.")
     if args.slurm_jobs < 0:
         raise MnistLitError(f"--slurm-jobs must be a positive number, got {args.slurm_jobs}.")
-    workers = capped_workers(args.workers, plan) if args.scheduler is None else 0
-    start, ended, slots = time.monotonic(), False, workers
-    try:
-        # Lightning's notices would repeat for every fit run in this process.
-        with (
-            quiet(RUN_NOTICES),
-            open_engine(workers, args.scheduler, args.slurm_jobs, args.slurm_interface) as engine,
-        ):
-            slots = engine.slots
-            if engine.dashboard:
-                print(engine.dashboard, flush=True)
-            pairs = run_study(setup, folder, engine)
-        ended = True
-    finally:
-        folder.record_invocation(time.monotonic() - start, slots, ended)
-    from mnist_lit.study.report import write_report
+    folder = StudyFolder(Path(args.study_dir or (QUICK_STUDY_DIR if args.quick else STUDY_DIR)))
+    with folder.locked(), _disk_full_said(folder.root):
+        folder.check_plan(plan)
+        # Workers may run on other machines: they find MNIST at the same absolute path.
+        setup = StudySetup(plan, str(Path(args.data_dir).resolve()), args.accelerator)
+        workers = capped_workers(args.workers, plan) if args.scheduler is None else 0
+        folder.begin_invocation(workers)
+        ended = False
+        try:
+            # Lightning's notices would repeat for every fit run in this process.
+            with (
+                quiet(RUN_NOTICES),
+                open_engine(
+                    workers, args.scheduler, args.slurm_jobs, args.slurm_interface
+                ) as engine,
+            ):
+                folder.workers = engine.slots
+                if engine.dashboard:
+                    print(engine.dashboard, flush=True)
+                pairs = run_study(setup, folder, engine)
+            ended = True
+        finally:
+            # Stopped by an error: that error is the one to say, not a second on the way.
+            with contextlib.suppress(*(() if ended else (OSError,))):
+                folder.end_invocation(ended)
+        kind = f"{'quick study' if args.quick else 'study'} ({plan.conditions()})"
+        write_report(folder, pairs, kind, plan)
 
-    kind = f"{'quick study' if args.quick else 'study'} ({plan.conditions()})"
-    write_report(folder, pairs, kind, plan)
+
+@contextlib.contextmanager
+def _disk_full_said(root: Path) -> Iterator[None]:
+    """A full disk (or quota) while the study writes, said in one line: every file is
+    written atomically, so what was written before is whole, and a rerun continues."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f"--study-dir {root}"
+        if error.filename and not Path(error.filename).resolve().is_relative_to(root.resolve()):
+            where = str(error.filename)  # not the study's own folder: a fit's scratch space
+        raise MnistLitError(
+            f"{where}: no space left on the disk ({error.strerror}). Free space there, or "
+            "move the folder to a disk with room, then run the same command again: every "
+            "result written before is kept."
+        ) from None
 
 
 def capped_workers(asked: int, plan: Plan) -> int:

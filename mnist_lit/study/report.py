@@ -21,6 +21,7 @@ negative control's included, on every yardstick. Otherwise: "no significant diff
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import math
 import statistics
@@ -32,12 +33,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mnist_lit.runs.catalog import LEARNING_RATE
-from mnist_lit.study.folder import SeedResult, StudyFolder, TuningResult
+from mnist_lit.study.folder import SeedResult, StudyFolder, TuningResult, write_atomically
 from mnist_lit.study.plan import Plan
 from mnist_lit.study.plots import accuracy_intervals, rate_sensitivity
 from mnist_lit.study.stats import holm, mcnemar_exact, paired_t_test, t_interval
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from mnist_lit.study.schedule import NetworkAndLoss
 
 ALPHA = 0.05
@@ -166,8 +169,8 @@ def write_report(
     _write_csv(root / "comparisons.csv", _comparison_header(), rows)
     _write_csv(root / "tuning_trials.csv", TUNING_COLUMNS, _tuning_rows(trials))
     names = {loss.name: loss.label for loss in plan.all_losses()}
-    rate_sensitivity(trials, names).savefig(root / "rate_sensitivity.png", dpi=80)
-    accuracy_intervals(results, names).savefig(root / "accuracy.png", dpi=80)
+    _write_png(root / "rate_sensitivity.png", rate_sensitivity(trials, names))
+    _write_png(root / "accuracy.png", accuracy_intervals(results, names))
     recorded = sum(r.seconds for r in results) + sum(t.seconds for t in trials)
     title = f"The loss {kind}: tuned learning rates, {len(plan.budget.seeds)} seeds"
     text = summary_markdown(results, comparisons, title, trials, plan)
@@ -175,7 +178,7 @@ def write_report(
         f"\n\nTraining time recorded: {recorded / 60:.1f} min (tuning and seeds); wall time: "
         f"{folder.wall_time()}.\n"
     )
-    (root / "summary.md").write_text(text)
+    write_atomically(root / "summary.md", text.encode())
     print("\n" + text)
     print(
         f"wrote {root}/results.csv, comparisons.csv, tuning_trials.csv, summary.md, "
@@ -184,10 +187,17 @@ def write_report(
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    with path.open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(header)
-        writer.writerows(rows)
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_atomically(path, text.getvalue().encode())
+
+
+def _write_png(path: Path, figure: Figure) -> None:
+    picture = io.BytesIO()
+    figure.savefig(picture, format="png", dpi=80)
+    write_atomically(path, picture.getvalue())
 
 
 def compare_losses(
