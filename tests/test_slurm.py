@@ -18,7 +18,8 @@ import torch
 from mnist_lit.cli import main
 from tests.cli_helpers import CONSOLE_SCRIPT, REPO, console
 from tests.slurm import slurm_cluster, squeue
-from tests.test_study_workers import _numbers, _study
+from tests.study_helpers import numbers as _numbers
+from tests.study_helpers import study_args as _study
 
 SBATCH_SCRIPT = REPO / "configs" / "slurm" / "fit.sbatch"
 SRUN_HINT = "The `srun` command is available on your system but is not used"

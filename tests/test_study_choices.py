@@ -147,8 +147,8 @@ def test_a_losss_arguments_reach_its_fits_and_another_is_another_study(
         ("--losses", "my_module.NotReduced", "--losses my_module.NotReduced: loss (NotReduced) "
          "returns shape (4,), not a scalar tensor"),
         ("--losses", "my_module.MyLoss:=2", "'=2' is not ARG=VALUE"),
+        ("--losses", "a=ce a=quadratic", "--losses: a given twice (or named alike)"),
         ("--losses", "nonsense", "nonsense is neither a loss of the catalogue"),
-        ("--losses", "ce ce", "--losses: ce given twice"),
         ("--networks", "five.yaml", "--networks five: net (FiveOutputs) must output 10 "
          "logits per image, got (2, 5)"),
         ("--networks", "missing.yaml", "--networks missing.yaml: neither a network of the "
