@@ -245,9 +245,9 @@ def test_ctrl_c_with_one_worker_mid_fit_is_exit_130_and_one_line(
     fake_mnist_dir: Path, tmp_path: Path
 ) -> None:
     study = tmp_path / "stopped"
-    # One pair whose last round trains 30 epochs: Ctrl-C lands inside Lightning's fit.
+    # One pair whose last round trains 120 epochs: Ctrl-C lands inside Lightning's fit.
     args = study_args(fake_mnist_dir, study)
-    args[args.index("--epochs") + 1] = "30"
+    args[args.index("--epochs") + 1] = "120"
     del args[args.index("square_logits")]
     process = subprocess.Popen(
         [CONSOLE_SCRIPT, *args],
