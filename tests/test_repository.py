@@ -133,3 +133,32 @@ def test_every_extra_asked_of_a_dependency_is_one_it_provides() -> None:
         assert requirement.extras <= set(provided), (str(requirement), provided)
         checked += 1
     assert checked >= 2  # jsonargparse[signatures] and optuna-integration[pytorch-lightning]
+
+
+def _marked_answer(text: str) -> list[str]:
+    """The table between the README's answer markers."""
+    block = text.split("<!-- the answer:")[1].split("<!-- end of the answer -->")[0]
+    return [line for line in block.splitlines() if line.startswith("|")]
+
+
+def test_the_readmes_answer_is_the_committed_studys_report() -> None:
+    """The README quotes the table the report wrote, not a reading of it by hand."""
+    readme = (REPO / "README.md").read_text()
+    summary = (REPO / "docs" / "study" / "default" / "summary.md").read_text().splitlines()
+    table = list(itertools.takewhile(lambda line: line.startswith("|"), summary[2:]))
+    assert len(table) >= 9, "the report starts with no answer table"
+    assert _marked_answer(readme) == table
+
+
+def test_the_loss_studys_page_quotes_each_published_report() -> None:
+    """docs/loss_study.md carries each published study's summary.md as the report wrote it:
+    the answer table, and the per-network sections (their headings two levels down)."""
+    page = (REPO / "docs" / "loss_study.md").read_text()
+    for name in ("default", "contenders"):
+        summary = (REPO / "docs" / "study" / name / "summary.md").read_text()
+        body = summary[summary.index("\n## ") + 1 : summary.index("\n\nTraining time recorded")]
+        marker = f"<!-- docs/study/{name}/summary.md -->\n"
+        quoted = page.split(marker)[1].split(f"\n<!-- end of docs/study/{name}/summary.md -->")[0]
+        assert quoted == body.replace("## ", "#### "), name
+        table = list(itertools.takewhile(lambda line: line.startswith("|"), summary.splitlines()[2:]))
+        assert "\n".join(table) in page, name

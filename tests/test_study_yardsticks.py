@@ -15,6 +15,7 @@ from mnist_lit.study.report import (
     ACCURACY,
     PROBABILITY,
     YARDSTICKS,
+    answer_table,
     best_losses,
     best_table,
     compare_losses,
@@ -115,18 +116,32 @@ def test_the_verdicts_are_said_from_the_tests(study: Any) -> None:
     results = [r for p in pairs for r in p.tested.values()]
     said = verdicts(best_losses(results, comparisons, plan), comparisons, plan)
     assert said[0] == (
-        "- cross-entropy is best on accuracy (significant vs quadratic (softmax)); also "
+        "- cross-entropy is best on accuracy (significantly better than quadratic (softmax)); "
+        "also "
         "square loss (logits) better than quadratic (softmax)."
     )
     assert (
-        "- quadratic (softmax) is best on Brier, raw (significant vs cross-entropy, square "
-        "loss (logits))." in said
+        "- quadratic (softmax) is best on Brier, raw (significantly better than "
+        "cross-entropy, square loss (logits))." in said
     )
     assert "- No significant difference on NLL, raw; NLL, scaled; ECE, raw; ECE, scaled." in said
     assert said[-1].startswith(
         "- Negative control: cross-entropy trained again on seeds 5, 6, 7, 8, 9 at its tuned "
         "rate, against itself: no significant difference on any yardstick"
     )
+
+
+def test_the_answer_table_gives_each_yardsticks_best_and_the_controls_reading(
+    study: Any,
+) -> None:
+    plan, pairs, comparisons = study
+    results = [r for p in pairs for r in p.tested.values()]
+    table = answer_table(results, comparisons, plan)
+    assert table[0].startswith("| yardstick (best mean; significantly better than) | mlp |")
+    assert len(table) == 2 + len(YARDSTICKS) + 1
+    assert table[2] == "| accuracy | cross-entropy, 95.08% (better than quadratic (softmax)) |"
+    assert "| NLL, raw | " in table[3] and "(level with all)" in table[3]
+    assert table[-1] == "| negative control | no significant difference |"
 
 
 def test_a_control_that_differs_is_read_as_a_warning() -> None:
@@ -146,3 +161,5 @@ def test_a_control_that_differs_is_read_as_a_warning() -> None:
         "between two runs of the same loss, so read the verdicts above with care."
     )
     assert "- No significant difference on " + "; ".join(y.label for y in YARDSTICKS) + "." in said
+    table = answer_table(results, comparisons, plan)
+    assert table[-1] == "| negative control | differs on accuracy |"

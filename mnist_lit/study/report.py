@@ -290,7 +290,7 @@ def summary_markdown(
     table of the losses, two of their pairs, and one of how each loss's rate was chosen
     (from the tuning's fits)."""
     labels = {loss.name: loss.label for loss in plan.all_losses()}
-    lines = [f"# {title}", ""]
+    lines = [f"# {title}", "", *answer_table(results, comparisons, plan), ""]
     for network in plan.networks:
         mine = [r for r in results if r.network == network.name]
         if not mine:
@@ -354,6 +354,43 @@ def best_losses(
     return found
 
 
+def answer_table(
+    results: Sequence[SeedResult], comparisons: Sequence[Comparison], plan: Plan
+) -> list[str]:
+    """The study's answer at a glance: per yardstick and network, the loss of the best mean
+    and whom it beats significantly, and the negative control's reading."""
+    labels = {loss.name: loss.label for loss in plan.all_losses()}
+    networks = [n for n in plan.networks if any(r.network == n.name for r in results)]
+    columns: list[list[str]] = []
+    controls: list[str] = []
+    for network in networks:
+        versus = [c for c in comparisons if c.network == network.name]
+        mine = [r for r in results if r.network == network.name]
+        columns.append(
+            [
+                f"{labels[b.loss]}, {_value(b.yardstick, b.mean)} "
+                f"({'better than ' + _names(b.beaten, labels) if b.beaten else 'level with all'})"
+                for b in best_losses(mine, versus, plan)
+            ]
+        )
+        control = [c for c in versus if plan.loss(c.loss_b).control_of is not None]
+        found = [y.label for c in control for y in YARDSTICKS if c.better(y) is not None]
+        controls.append(
+            ("differs on " + ", ".join(found)) if found else "no significant difference"
+        )
+    lines = [
+        "| yardstick (best mean; significantly better than) | "
+        + " | ".join(n.name for n in networks)
+        + " |",
+        "|---" * (len(networks) + 1) + "|",
+    ]
+    for i, yardstick in enumerate(YARDSTICKS):
+        lines.append(f"| {yardstick.label} | " + " | ".join(c[i] for c in columns) + " |")
+    if plan.control_seeds:
+        lines.append("| negative control | " + " | ".join(controls) + " |")
+    return lines
+
+
 def _names(losses: Iterable[str], labels: Mapping[str, str]) -> str:
     return ", ".join(labels[loss] for loss in losses)
 
@@ -375,10 +412,18 @@ def verdicts(best: Sequence[Best], comparisons: Sequence[Comparison], plan: Plan
         if not b.beaten and not b.others:
             level.append(b.yardstick.label)
             continue
-        against = f"significant vs {_names(b.beaten, labels) if b.beaten else 'none'}"
-        also = "; ".join(f"{labels[x]} better than {labels[y]}" for x, y in b.others)
-        also = f"; also {also}" if also else ""
-        lines.append(f"- {labels[b.loss]} is best on {b.yardstick.label} ({against}){also}.")
+        others = "; ".join(f"{labels[x]} better than {labels[y]}" for x, y in b.others)
+        if b.beaten:
+            also = f"; also {others}" if others else ""
+            lines.append(
+                f"- {labels[b.loss]} is best on {b.yardstick.label} (significantly better "
+                f"than {_names(b.beaten, labels)}){also}."
+            )
+        else:  # the best mean, level with the others; differences only among them
+            lines.append(
+                f"- {labels[b.loss]} has the best mean on {b.yardstick.label}, significantly "
+                f"better than none of the others; {others}."
+            )
     if level:
         lines.append(f"- No significant difference on {'; '.join(level)}.")
     for c in comparisons:
