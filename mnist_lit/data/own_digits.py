@@ -242,7 +242,8 @@ class OwnDigitsDataModule(MNISTDataModule):
             skipped (``mnist-lit serve --max_bytes`` has the same default).
         max_pixels: the largest image of ``predict_path`` read, width x height (``mnist-lit
             serve --max_pixels`` has the same default).
-        **options: those of ``MNISTDataModule``.
+
+    The other arguments are ``MNISTDataModule``'s.
     """
 
     def __init__(
