@@ -27,7 +27,7 @@ from lightning.pytorch.cli import LightningArgumentParser
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from mnist_lit.compare import command as compare
-from mnist_lit.data.datamodule import MNISTDataModule
+from mnist_lit.data.own_digits import OwnDigitsDataModule
 from mnist_lit.export import command as export
 from mnist_lit.models.divergence import Diverged
 from mnist_lit.runs.catalog import LEARNING_RATE, with_project_configs
@@ -105,7 +105,7 @@ class MainCLI(MNISTLightningCLI):
         # Your own images are read before the trainer opens a run folder: a path without
         # one readable image fails with nothing written.
         datamodule = self.datamodule
-        if isinstance(datamodule, MNISTDataModule) and datamodule.predict_path is not None:
+        if isinstance(datamodule, OwnDigitsDataModule) and datamodule.predict_path is not None:
             datamodule.own_digits()
 
     def _say_where(self) -> None:

@@ -160,5 +160,6 @@ def test_the_loss_studys_page_quotes_each_published_report() -> None:
         marker = f"<!-- docs/study/{name}/summary.md -->\n"
         quoted = page.split(marker)[1].split(f"\n<!-- end of docs/study/{name}/summary.md -->")[0]
         assert quoted == body.replace("## ", "#### "), name
-        table = list(itertools.takewhile(lambda line: line.startswith("|"), summary.splitlines()[2:]))
+        lines = summary.splitlines()[2:]
+        table = list(itertools.takewhile(lambda line: line.startswith("|"), lines))
         assert "\n".join(table) in page, name

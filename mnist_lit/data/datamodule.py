@@ -17,7 +17,6 @@ from torchvision.datasets import MNIST
 from mnist_lit.data.batches import ResumableLoader, TensorPairs, trained_batches, whole_batch
 from mnist_lit.data.hyperparameters import TrackedHyperparameters
 from mnist_lit.data.mnist import NUM_CLASSES, RAW_FILES, TRAIN_SET_SIZE
-from mnist_lit.data.own_digits import Limits, load_digits
 from mnist_lit.data.pixels import network_input
 from mnist_lit.data.raw_files import extract_archives, raw_folder, read_split
 
@@ -29,6 +28,13 @@ def check_label_noise(share: float, option: str = "label_noise") -> None:
             f"{option} is the share of training labels made wrong, from 0 up to but not "
             f"including 1; got {share}."
         )
+
+
+def check_positive(**options: int) -> None:
+    """Fail with a ValueError naming the first option that is not a positive integer."""
+    for option, value in options.items():
+        if value <= 0:
+            raise ValueError(f"{option} must be a positive integer, got {value}.")
 
 
 def flip_labels(labels: Tensor, share: float, generator: torch.Generator) -> Tensor:
@@ -78,7 +84,9 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
     converted to float per batch, on the device, in :meth:`on_after_batch_transfer`. The
     loaders are plain ``DataLoader``s, so Lightning shards the evaluation splits under DDP
     (with its ``DistributedSampler``, which pads a split that does not divide evenly) and
-    applies ``overfit_batches`` and ``limit_*_batches``.
+    applies ``overfit_batches`` and ``limit_*_batches``. It predicts the test set; the
+    command line's data module, :class:`~mnist_lit.data.own_digits.OwnDigitsDataModule`,
+    predicts your own digit images too.
 
     Args:
         data_dir: folder holding ``MNIST/raw/`` (downloaded there when missing).
@@ -91,12 +99,6 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
             every epoch.
         normalize: standardise pixels with MNIST's mean and std; off gives ``[0, 1]``
             pixels, as the tutorial's ``ToTensor()`` did.
-        predict_path: an image file or a folder of them (your own digits) for
-            ``mnist-lit predict``; default the test set.
-        max_bytes: the largest file of ``predict_path`` read, in bytes; a larger one is
-            skipped (``mnist-lit serve --max_bytes`` has the same default).
-        max_pixels: the largest image of ``predict_path`` read, width x height (``mnist-lit
-            serve --max_pixels`` has the same default).
         label_noise: the share of the training labels (after the split) moved to another
             class, uniformly, by the seed; validation and test labels stay clean.
     """
@@ -109,16 +111,10 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
         val_size: int = 5_000,
         seed: int = 42,
         normalize: bool = False,
-        predict_path: str | None = None,
         label_noise: float = 0.0,
-        max_bytes: int = Limits.max_bytes,
-        max_pixels: int = Limits.max_pixels,
     ) -> None:
         super().__init__()
-        for option, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size),
-                              ("max_bytes", max_bytes), ("max_pixels", max_pixels)):  # fmt: skip
-            if value <= 0:
-                raise ValueError(f"{option} must be a positive integer, got {value}.")
+        check_positive(batch_size=batch_size, eval_batch_size=eval_batch_size)
         if not 0 <= val_size < TRAIN_SET_SIZE:
             raise ValueError(
                 f"val_size must be between 0 and {TRAIN_SET_SIZE - 1}, got {val_size}."
@@ -131,32 +127,15 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
         self.val_size = val_size
         self.seed = seed
         self.normalize = normalize
-        self.predict_path = predict_path
         self.label_noise = label_noise
-        self.limits = Limits(max_bytes=max_bytes, max_pixels=max_pixels)
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
-        self._own_digits: tuple[Tensor, list[str]] | None = None
-
-    def own_digits(self) -> tuple[Tensor, list[str]]:
-        """The images of ``predict_path`` and their names, read once: ``mnist-lit predict``
-        reads them before it opens a run folder, so that a bad path leaves none behind."""
-        assert self.predict_path is not None
-        if self._own_digits is None:
-            self._own_digits = load_digits(self.predict_path, self.limits)
-        return self._own_digits
 
     def prepare_data(self) -> None:
         # Lightning calls this on one process per node, before setup.
-        if not self._predicts_own_digits():
-            download_mnist(self.data_dir)
-
-    def _predicts_own_digits(self) -> bool:
-        """Predicting images from ``predict_path``: MNIST itself is not needed."""
-        predicting = self.trainer is not None and self.trainer.predicting
-        return predicting and self.predict_path is not None
+        download_mnist(self.data_dir)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.splits or self._predicts_own_digits():
+        if self.splits:
             return
         train_images, train_labels = read_split(self.data_dir, train=True)
         if self.val_size >= len(train_labels):
@@ -227,19 +206,19 @@ class MNISTDataModule(TrackedHyperparameters, L.LightningDataModule):
         return self._loader(self.splits["test"], self.eval_batch_size)
 
     def predict_dataloader(self) -> DataLoader:
-        """Batches of ``(images, index)``: your own digits, or else the test set; each
-        image's name is ``predict_names()[index]``."""
-        images = self.splits["test"][0] if self.predict_path is None else self.own_digits()[0]
+        """Batches of ``(images, index)`` of the test set; each image's name is
+        ``predict_names()[index]``."""
+        return self._indexed(self.splits["test"][0])
+
+    def _indexed(self, images: Tensor) -> DataLoader:
+        """Batches of ``(images, index)``: the index names the image."""
         return self._loader(
             (images, torch.arange(len(images), device=images.device)), self.eval_batch_size
         )
 
     def predict_names(self) -> list[str]:
-        """The name of each image :meth:`predict_dataloader` gives: its file, or
-        ``test:<i>`` for the test set."""
-        if self.predict_path is None:
-            return [f"test:{i}" for i in range(len(self.splits["test"][1]))]
-        return self.own_digits()[1]
+        """The name of each image :meth:`predict_dataloader` gives: ``test:<i>``."""
+        return [f"test:{i}" for i in range(len(self.splits["test"][1]))]
 
     def preprocess(self, images: Tensor) -> Tensor:
         """``(B, 28, 28)`` uint8 -> ``(B, 1, 28, 28)`` float, scaled and maybe normalised."""

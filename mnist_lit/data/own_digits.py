@@ -14,7 +14,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
+from torch.utils.data import DataLoader
 
+from mnist_lit.data.datamodule import MNISTDataModule, check_positive
 from mnist_lit.data.mnist import IMAGE_SIDE
 
 
@@ -224,3 +226,79 @@ def _reason(error: Exception) -> str:
     if isinstance(error, (ValueError, OSError)):
         return str(error)
     return f"it cannot be prepared ({type(error).__name__}: {error})"
+
+
+class OwnDigitsDataModule(MNISTDataModule):
+    """MNIST: 55,000 train / 5,000 validation images by a seeded split, and the official
+    10,000 test images, whole; and your own digit images to predict, those of
+    ``predict_path``, prepared as MNIST's were. The data module of ``mnist-lit``'s commands:
+    :class:`~mnist_lit.data.datamodule.MNISTDataModule` with ``predict_path``. When it
+    predicts your own digits, MNIST itself is not read.
+
+    Args:
+        predict_path: an image file or a folder of them (your own digits) for
+            ``mnist-lit predict``; default the test set.
+        max_bytes: the largest file of ``predict_path`` read, in bytes; a larger one is
+            skipped (``mnist-lit serve --max_bytes`` has the same default).
+        max_pixels: the largest image of ``predict_path`` read, width x height (``mnist-lit
+            serve --max_pixels`` has the same default).
+
+    The other arguments are ``MNISTDataModule``'s.
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        batch_size: int = 64,
+        eval_batch_size: int = 1_000,
+        val_size: int = 5_000,
+        seed: int = 42,
+        normalize: bool = False,
+        predict_path: str | None = None,
+        label_noise: float = 0.0,
+        max_bytes: int = Limits.max_bytes,
+        max_pixels: int = Limits.max_pixels,
+    ) -> None:
+        check_positive(batch_size=batch_size, eval_batch_size=eval_batch_size,
+                       max_bytes=max_bytes, max_pixels=max_pixels)  # fmt: skip
+        super().__init__(
+            data_dir, batch_size, eval_batch_size, val_size, seed, normalize, label_noise
+        )
+        self.predict_path = predict_path
+        self.limits = Limits(max_bytes=max_bytes, max_pixels=max_pixels)
+        self._own_digits: tuple[Tensor, list[str]] | None = None
+
+    def own_digits(self) -> tuple[Tensor, list[str]]:
+        """The images of ``predict_path`` and their names, read once: ``mnist-lit predict``
+        reads them before it opens a run folder, so that a bad path leaves none behind."""
+        assert self.predict_path is not None
+        if self._own_digits is None:
+            self._own_digits = load_digits(self.predict_path, self.limits)
+        return self._own_digits
+
+    def _predicts_own_digits(self) -> bool:
+        """Predicting images from ``predict_path``: MNIST itself is not needed."""
+        predicting = self.trainer is not None and self.trainer.predicting
+        return predicting and self.predict_path is not None
+
+    def prepare_data(self) -> None:
+        if not self._predicts_own_digits():
+            super().prepare_data()
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self._predicts_own_digits():
+            super().setup(stage)
+
+    def predict_dataloader(self) -> DataLoader:
+        """Batches of ``(images, index)``: your own digits, or else the test set; each
+        image's name is ``predict_names()[index]``."""
+        if self.predict_path is None:
+            return super().predict_dataloader()
+        return self._indexed(self.own_digits()[0])
+
+    def predict_names(self) -> list[str]:
+        """The name of each image :meth:`predict_dataloader` gives: its file, or
+        ``test:<i>`` for the test set."""
+        if self.predict_path is None:
+            return super().predict_names()
+        return self.own_digits()[1]

@@ -29,7 +29,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from mnist_lit.data import MNISTDataModule
+from mnist_lit.data.own_digits import OwnDigitsDataModule
 from mnist_lit.models import MNISTClassifier
 from mnist_lit.runs.catalog import CONFIGS
 from mnist_lit.runs.checkpointing import (
@@ -123,7 +123,7 @@ class MNISTLightningCLI(LightningCLI):
         try:
             super().__init__(
                 MNISTClassifier,
-                MNISTDataModule,
+                OwnDigitsDataModule,
                 save_config_callback=ConfigToTrackers,
                 parser_class=MNISTArgumentParser,
                 # The optimiser and its schedule are the model's (model.optimizer, ...): one
@@ -355,7 +355,7 @@ def _configured_loss(typed: Sequence[str]) -> str | None:
 
 
 # The sections of the config whose classes' __init__ arguments are options.
-SECTIONS = {"model": MNISTClassifier, "data": MNISTDataModule}
+SECTIONS = {"model": MNISTClassifier, "data": OwnDigitsDataModule}
 # Where an argument has other spellings on the command lines, they are named too.
 SPELLINGS = {
     "data_dir": " It is --data.data_dir, --data-dir for compare, study and tune, "
