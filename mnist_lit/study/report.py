@@ -373,8 +373,7 @@ def answer_table(
                 for b in best_losses(mine, versus, plan)
             ]
         )
-        control = [c for c in versus if plan.loss(c.loss_b).control_of is not None]
-        found = [y.label for c in control for y in YARDSTICKS if c.better(y) is not None]
+        found = [y for c in versus if _is_control(c, plan) for y in _differences(c)]
         controls.append(
             ("differs on " + ", ".join(found)) if found else "no significant difference"
         )
@@ -389,6 +388,16 @@ def answer_table(
     if plan.control_seeds:
         lines.append("| negative control | " + " | ".join(controls) + " |")
     return lines
+
+
+def _is_control(comparison: Comparison, plan: Plan) -> bool:
+    """Whether ``comparison`` is the negative control's: the first loss against itself."""
+    return plan.loss(comparison.loss_b).control_of is not None
+
+
+def _differences(comparison: Comparison) -> list[str]:
+    """The yardsticks on which ``comparison`` finds a significant difference."""
+    return [y.label for y in YARDSTICKS if comparison.better(y) is not None]
 
 
 def _names(losses: Iterable[str], labels: Mapping[str, str]) -> str:
@@ -427,10 +436,10 @@ def verdicts(best: Sequence[Best], comparisons: Sequence[Comparison], plan: Plan
     if level:
         lines.append(f"- No significant difference on {'; '.join(level)}.")
     for c in comparisons:
-        if plan.loss(c.loss_b).control_of is None:
+        if not _is_control(c, plan):
             continue
         seeds = ", ".join(map(str, plan.control_seeds))
-        found = [y.label for y in YARDSTICKS if c.better(y) is not None]
+        found = _differences(c)
         if found:
             reading = (
                 f"a significant difference on {'; '.join(found)}: the tests find "
